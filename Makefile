@@ -1,0 +1,40 @@
+# Herald: the two commands of the README, and the developer helpers.
+#   make run    install what is missing, build, start a broker and an edge
+#   make test   install what is missing, build with ASan+UBSan, run every test
+BUILD      ?= build
+TEST_BUILD ?= build-test
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common broker edge tools tests bench -name '*.[ch]')
+
+.PHONY: all deps test-deps build run test format lint clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh build
+
+test-deps:
+	@tools/install-deps.sh test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@tools/run.sh $(BUILD)
+
+test: test-deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON >/dev/null
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+format:
+	clang-format -i $(SOURCES)
+
+lint:
+	clang-format --dry-run -Werror $(SOURCES)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --std=c11 -I. common broker edge tools
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)
