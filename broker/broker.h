@@ -1,0 +1,150 @@
+#ifndef HERALD_BROKER_BROKER_H
+#define HERALD_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "common/topic.h"
+
+struct evbuffer;
+struct event_base;
+struct event;
+struct trie;
+struct link_server;
+struct resp_server;
+struct http_api;
+struct seq_map;
+
+/* The broker's configuration; the directive table lives in broker_conf.c. */
+struct broker_conf {
+    char *bind;
+    int64_t link_port;
+    int64_t resp_port;
+    int64_t http_port;
+    char *requirepass;
+    size_t max_payload;
+    size_t client_output_limit;
+    int64_t max_topic_length;
+    int64_t max_topic_tokens;
+    int64_t max_subscriptions;
+    int64_t max_clients;
+    int64_t shutdown_timeout;
+    char *node_id;
+    enum log_level log_level;
+};
+
+extern const struct conf_directive broker_conf_table[];
+
+enum broker_endpoint {
+    EP_LINK,
+    EP_RESP,
+    EP_HTTP,
+    EP_COUNT,
+};
+
+enum broker_drop {
+    DROP_SLOW_CONSUMER, /* output over client-output-limit: disconnected */
+    DROP_PROTOCOL,      /* malformed input: ERR / -ERR then closed */
+    DROP_OVERSIZE,      /* frame, payload or request over a limit */
+    DROP_AUTH,          /* wrong or missing secret */
+    DROP_MAX_CLIENTS,   /* refused at accept: over max-clients */
+    DROP_COUNT,
+};
+
+/* Counters shown by /metrics, INFO and `herald stats`. Owned by the loop thread. */
+struct broker_stats {
+    uint64_t conns_current[EP_COUNT];
+    uint64_t conns_total[EP_COUNT];
+    uint64_t published; /* events accepted, all endpoints */
+    uint64_t delivered; /* copies queued to subscribers (one per link, per RESP match) */
+    uint64_t bytes_in;  /* bytes read from link and RESP connections */
+    uint64_t bytes_out; /* bytes queued to link and RESP connections */
+    uint64_t drops[DROP_COUNT];
+    uint64_t http_requests;
+};
+
+/*
+ * A trie subscriber is a pointer to one of these, embedded as the first
+ * member of whatever subscribes (a link, a RESP client's channel handle or
+ * pattern handle), so the router can tell them apart.
+ */
+enum sub_kind {
+    SUB_LINK,         /* struct link_conn: one MSG per event */
+    SUB_RESP_CHANNEL, /* RESP SUBSCRIBE: one `message` per event */
+    SUB_RESP_PATTERN, /* RESP PSUBSCRIBE: one `pmessage` per matching pattern */
+};
+
+struct sub_target {
+    uint8_t kind; /* enum sub_kind */
+    bool closed;  /* closed; freed at the next close-list sweep: skip it */
+};
+
+/* A connection queued for freeing after the current callback chain. */
+struct close_entry {
+    struct close_entry *next;
+    void (*free_fn)(struct close_entry *e);
+};
+
+struct broker {
+    struct event_base *base;
+    const struct broker_conf *conf;
+    struct topic_limits limits;
+    struct trie *link_trie; /* subscribers: struct link_conn (SUB_LINK) */
+    struct trie *resp_trie; /* subscribers: RESP channel/pattern handles */
+    struct seq_map *seqs;   /* topic -> last sequence */
+    uint64_t epoch;         /* start time in ms: the {epoch, seq} position's epoch */
+    uint64_t started_ms;
+    struct broker_stats stats;
+    struct link_server *link;
+    struct resp_server *resp;
+    struct http_api *http;
+    struct close_entry *close_list;
+    struct event *close_ev; /* frees close_list on the next loop pass */
+    struct event *shutdown_ev;
+    bool stopping;
+};
+
+/*
+ * Creates the broker on base and starts every enabled endpoint. Borrows
+ * conf and base for the broker's lifetime. Returns NULL with *err on failure
+ * (e.g. a port in use), having logged it.
+ */
+struct broker *broker_new(struct event_base *base, const struct broker_conf *conf,
+                          const char **err);
+
+/*
+ * Graceful stop: stops accepting, asks every endpoint to flush and close,
+ * and breaks the loop when all connections are gone or shutdown-timeout
+ * passes.
+ */
+void broker_shutdown(struct broker *b);
+
+/* Frees everything; call after the loop has exited. NULL is fine. */
+void broker_free(struct broker *b);
+
+/*
+ * Queues e to be freed on the next loop pass ("close now, free later"):
+ * callers have already detached the connection from tries and sockets.
+ */
+void broker_defer_free(struct broker *b, struct close_entry *e);
+
+/* Called by endpoints when a connection count drops, so shutdown can finish. */
+void broker_conn_closed(struct broker *b, enum broker_endpoint ep);
+
+/* Total open connections over all endpoints. */
+uint64_t broker_conn_count(const struct broker *b);
+
+/* Checks a secret against requirepass in constant time; true when none is set. */
+bool broker_auth_ok(const struct broker *b, const char *secret, size_t len);
+
+/* Writes the Prometheus text of every broker metric into out. */
+void broker_metrics(struct broker *b, struct evbuffer *out);
+
+/* Name of an endpoint ("link", "resp", "http") / drop reason ("slow_consumer", ...). */
+const char *broker_endpoint_name(enum broker_endpoint ep);
+const char *broker_drop_name(enum broker_drop d);
+
+#endif

@@ -1,0 +1,36 @@
+#ifndef HERALD_BROKER_LINK_H
+#define HERALD_BROKER_LINK_H
+
+#include "broker/broker.h"
+
+struct frame;
+struct link_conn;
+
+/*
+ * The link endpoint (msgpack over TCP): edges, the herald CLI and C
+ * publishers. One bufferevent per link (links are few: one per edge worker
+ * or tool). Protocol: the first frame must be HELLO (with the secret when
+ * requirepass is set) -> WELCOME; then SUB/UNSUB (pattern), PUB (-> PUBACK
+ * when a req_id is given), PING (-> PONG), STATS (-> STATS reply). Framing
+ * errors, unknown types, oversize frames, a missing HELLO or a bad secret:
+ * ERR, then close after the ERR is flushed. A bad topic or pattern in an
+ * otherwise well-formed frame: ERR with code "bad_topic", the link stays.
+ */
+
+/* Binds and starts accepting when conf->link_port != 0. Returns 0, or -1 with *err. */
+int link_server_start(struct broker *b, const char **err);
+
+/* Stops accepting; existing links flush their output and close. */
+void link_server_shutdown(struct broker *b);
+
+/* Frees the server (after every link is closed and freed). NULL-safe. */
+void link_server_free(struct broker *b);
+
+/*
+ * Adds a reference to f (an encoded MSG frame) to l's output. If the
+ * output then exceeds client-output-limit, l is closed as a slow consumer
+ * and -1 is returned (l is marked closed, freed later). Returns 0 otherwise.
+ */
+int link_deliver(struct link_conn *l, struct frame *f);
+
+#endif

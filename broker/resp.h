@@ -1,0 +1,33 @@
+#ifndef HERALD_BROKER_RESP_H
+#define HERALD_BROKER_RESP_H
+
+#include "broker/broker.h"
+
+struct frame;
+struct sub_target;
+
+/*
+ * The RESP endpoint: redis-cli, redis-benchmark and Redis client libraries.
+ * Commands: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PING,
+ * ECHO, AUTH, INFO, QUIT, HELLO, COMMAND, CONFIG GET, SELECT, CLIENT
+ * (SETNAME/SETINFO), pipelined, inline or multibulk.
+ */
+
+/* Binds and starts accepting when conf->resp_port != 0. Returns 0, or -1 with *err. */
+int resp_server_start(struct broker *b, const char **err);
+
+/* Stops accepting; clients flush their output and close. */
+void resp_server_shutdown(struct broker *b);
+
+/* Frees the server (after every client is closed and freed). NULL-safe. */
+void resp_server_free(struct broker *b);
+
+/*
+ * Adds a reference to f (an encoded `message` or `pmessage` reply) to the
+ * output of the client owning handle t (kind SUB_RESP_CHANNEL or
+ * SUB_RESP_PATTERN). Closes the client as a slow consumer past its output
+ * limit and returns -1; 0 otherwise.
+ */
+int resp_deliver(struct sub_target *t, struct frame *f);
+
+#endif

@@ -1,0 +1,29 @@
+#ifndef HERALD_BROKER_ROUTER_H
+#define HERALD_BROKER_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+
+struct router_result {
+    uint64_t receivers; /* links (once each) + RESP deliveries (one per matching channel/pattern) */
+    uint64_t seq;       /* this event's per-topic sequence, from 1 */
+};
+
+/*
+ * Routes one event. The caller has validated topic (topic_valid) and payload
+ * size (max-payload). Assigns the topic's next sequence, matches both tries,
+ * encodes each wire form once into a refcounted frame (one link MSG, one
+ * RESP `message`, one RESP `pmessage` per matching pattern), and adds a
+ * reference to every matching subscriber's output. Subscribers past their
+ * output limit are closed as slow consumers (deferred free, so the walk is
+ * safe). Borrows topic and payload.
+ */
+void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
+                    size_t plen, struct router_result *out);
+
+/* Frees the router's scratch space (at exit, after the loop). */
+void router_cleanup(void);
+
+#endif
