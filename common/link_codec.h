@@ -1,0 +1,124 @@
+#ifndef HERALD_COMMON_LINK_CODEC_H
+#define HERALD_COMMON_LINK_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+/*
+ * The link protocol (broker <-> edge/CLI): a stream of msgpack arrays whose
+ * first element is the frame type. Wire layout, one line per type:
+ *
+ *   HELLO   [1, version:uint, role:str, node:str, secret:str|nil]
+ *   WELCOME [2, version:uint, node:str, epoch:uint]
+ *   SUB     [3, pattern:str]
+ *   UNSUB   [4, pattern:str]
+ *   PUB     [5, topic:str, payload:bin|str, req_id:uint|nil]
+ *   PUBACK  [6, req_id:uint, receivers:uint, seq:uint]
+ *   MSG     [7, topic:str, seq:uint, payload:bin|str]
+ *   PING    [8, token:uint]
+ *   PONG    [9, token:uint]
+ *   ERR     [10, code:str, text:str]
+ *   STATS   [11]                      (request; the broker answers STATSR)
+ *   STATSR  [12, text:str]            ("name value\n" lines, like INFO)
+ *
+ * Element counts are exact; a wrong count, type or value, an unknown frame
+ * type, a non-array top-level object, or a frame over the configured
+ * maximum is malformed. Encoders never fail (msgpack_sbuffer grows through
+ * mem.c semantics of msgpack); pure code, no sockets.
+ */
+
+#define LINK_VERSION 1
+
+enum link_type {
+    LINK_HELLO = 1,
+    LINK_WELCOME = 2,
+    LINK_SUB = 3,
+    LINK_UNSUB = 4,
+    LINK_PUB = 5,
+    LINK_PUBACK = 6,
+    LINK_MSG = 7,
+    LINK_PING = 8,
+    LINK_PONG = 9,
+    LINK_ERR = 10,
+    LINK_STATS = 11,
+    LINK_STATSR = 12,
+};
+
+/* A borrowed view into the decoder's memory. */
+struct link_str {
+    const char *ptr;
+    size_t len;
+};
+
+/*
+ * One decoded frame. Every link_str is a view borrowed until the next
+ * link_decoder_next()/link_decoder_feed() call or link_decoder_free().
+ * Fields not carried by the frame's type are zero.
+ */
+struct link_frame {
+    enum link_type type;
+    uint64_t version;   /* HELLO, WELCOME */
+    struct link_str role;   /* HELLO */
+    struct link_str node;   /* HELLO, WELCOME */
+    struct link_str secret; /* HELLO; has_secret false when nil */
+    bool has_secret;
+    uint64_t epoch;         /* WELCOME */
+    struct link_str topic;  /* SUB/UNSUB: the pattern; PUB, MSG: the topic */
+    struct link_str payload; /* PUB, MSG */
+    uint64_t req_id;        /* PUB (has_req_id false when nil), PUBACK */
+    bool has_req_id;
+    uint64_t receivers;     /* PUBACK */
+    uint64_t seq;           /* PUBACK, MSG */
+    uint64_t token;         /* PING, PONG */
+    struct link_str code;   /* ERR */
+    struct link_str text;   /* ERR, STATSR */
+};
+
+struct link_decoder;
+
+/* Returns a new decoder that rejects any frame larger than max_frame bytes. */
+struct link_decoder *link_decoder_new(size_t max_frame);
+
+/* Frees d (NULL is fine). */
+void link_decoder_free(struct link_decoder *d);
+
+/*
+ * Copies len bytes into the decoder. Returns 0, or -1 with *err when the
+ * buffered, still incomplete frame would exceed max_frame (the connection
+ * must then be closed; the decoder is unusable).
+ */
+int link_decoder_feed(struct link_decoder *d, const void *data, size_t len, const char **err);
+
+/*
+ * Decodes the next complete frame into *out. Returns 1 with a frame, 0 when
+ * more bytes are needed, -1 with *err (static string) when the stream is
+ * malformed (the decoder is then unusable: send ERR and close).
+ */
+int link_decoder_next(struct link_decoder *d, struct link_frame *out, const char **err);
+
+/* Bytes buffered and not yet returned as frames. */
+size_t link_decoder_pending(const struct link_decoder *d);
+
+/* Encoders: each appends one frame to sb. */
+void link_encode_hello(msgpack_sbuffer *sb, const char *role, const char *node, const char *secret);
+void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch);
+void link_encode_sub(msgpack_sbuffer *sb, const char *pattern, size_t len);
+void link_encode_unsub(msgpack_sbuffer *sb, const char *pattern, size_t len);
+/* has_req_id false encodes nil. */
+void link_encode_pub(msgpack_sbuffer *sb, const char *topic, size_t tlen, const void *payload,
+                     size_t plen, bool has_req_id, uint64_t req_id);
+void link_encode_puback(msgpack_sbuffer *sb, uint64_t req_id, uint64_t receivers, uint64_t seq);
+void link_encode_msg(msgpack_sbuffer *sb, const char *topic, size_t tlen, uint64_t seq,
+                     const void *payload, size_t plen);
+void link_encode_ping(msgpack_sbuffer *sb, uint64_t token);
+void link_encode_pong(msgpack_sbuffer *sb, uint64_t token);
+void link_encode_err(msgpack_sbuffer *sb, const char *code, const char *text);
+void link_encode_stats(msgpack_sbuffer *sb);
+void link_encode_statsr(msgpack_sbuffer *sb, const char *text, size_t len);
+
+/* Name of a frame type for logs ("HELLO"), or "UNKNOWN". */
+const char *link_type_name(int type);
+
+#endif
