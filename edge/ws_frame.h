@@ -1,0 +1,76 @@
+#ifndef HERALD_EDGE_WS_FRAME_H
+#define HERALD_EDGE_WS_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * RFC 6455 framing, pure code. The server side: parse client frames
+ * (which must be masked) and encode server frames (never masked).
+ */
+
+enum ws_opcode {
+    WS_OP_CONT = 0x0,
+    WS_OP_TEXT = 0x1,
+    WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8,
+    WS_OP_PING = 0x9,
+    WS_OP_PONG = 0xA,
+};
+
+/* Close codes used by the edge. */
+#define WS_CLOSE_NORMAL       1000
+#define WS_CLOSE_GOING_AWAY   1001
+#define WS_CLOSE_PROTOCOL     1002
+#define WS_CLOSE_UNSUPPORTED  1003
+#define WS_CLOSE_NO_STATUS    1005
+#define WS_CLOSE_INVALID_DATA 1007
+#define WS_CLOSE_POLICY       1008
+#define WS_CLOSE_TOO_BIG      1009
+#define WS_CLOSE_INTERNAL     1011
+
+#define WS_MAX_HEADER 14 /* 2 + 8 (64-bit length) + 4 (mask) */
+
+struct ws_frame_header {
+    bool fin;
+    uint8_t opcode;     /* enum ws_opcode */
+    bool masked;
+    uint8_t mask[4];
+    uint64_t payload_len;
+    size_t header_len;  /* bytes of header, payload starts there */
+};
+
+/*
+ * Parses one client frame header from buf[0..len). Returns the header
+ * length (> 0) and fills *h; -2 when more bytes are needed; -1 with
+ * *close_code and *err (static) on a protocol violation:
+ *   1002: RSV bits set (no extension negotiated), reserved opcode,
+ *         unmasked frame, control frame with payload > 125 or FIN clear,
+ *         64-bit length with the top bit set, non-minimal length encoding
+ *         is allowed (RFC does not forbid reading it)
+ *   1009: payload_len > max_payload
+ */
+ssize_t ws_frame_parse_header(const uint8_t *buf, size_t len, uint64_t max_payload,
+                              struct ws_frame_header *h, uint16_t *close_code, const char **err);
+
+/*
+ * XORs data[0..len) in place with mask, where data starts at byte `offset`
+ * of the frame's payload (so a payload can be unmasked in pieces).
+ */
+void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
+
+/* Writes an unmasked server frame header into out; returns its length (2, 4 or 10). */
+size_t ws_frame_header_encode(uint8_t out[WS_MAX_HEADER], uint8_t opcode, bool fin,
+                              uint64_t payload_len);
+
+/*
+ * Validates a received close payload: empty is fine (*code = 1005), one
+ * byte is not, the code must be one a peer may send (1000-1003, 1007-1011,
+ * 3000-4999; not 1004-1006, 1015), the reason must be UTF-8. Returns true
+ * when valid.
+ */
+bool ws_close_payload_valid(const uint8_t *p, size_t len, uint16_t *code);
+
+#endif

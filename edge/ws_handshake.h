@@ -1,0 +1,63 @@
+#ifndef HERALD_EDGE_WS_HANDSHAKE_H
+#define HERALD_EDGE_WS_HANDSHAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * The HTTP/1.1 side of the edge port, pure code over libhttp-parser
+ * (Debian's libhttp-parser-dev): parse one request head, classify it
+ * (WebSocket upgrade, /healthz, /metrics, other), validate the upgrade and
+ * compute Sec-WebSocket-Accept (OpenSSL SHA-1 + base64).
+ */
+
+enum ws_request_kind {
+    WS_REQ_UPGRADE,  /* valid GET /ws upgrade: answer 101 */
+    WS_REQ_HEALTHZ,  /* GET /healthz */
+    WS_REQ_METRICS,  /* GET /metrics */
+    WS_REQ_ERROR,    /* answer with status/err (400, 403, 404, 405, 426, 431) */
+};
+
+#define WS_HS_MAX_TOPICS 64
+
+struct ws_request {
+    enum ws_request_kind kind;
+    int status;            /* for WS_REQ_ERROR: 400 bad request, 403 origin, 404, 405, 426, 431 */
+    const char *err;       /* static reason for WS_REQ_ERROR */
+    char accept[29];       /* Sec-WebSocket-Accept, NUL-terminated, for WS_REQ_UPGRADE */
+    bool subprotocol;      /* client offered herald.v1: echo it */
+    bool raw;              /* ?format=raw */
+    /* ?topic= values, percent-decoded, NUL-terminated, copied into topic_buf */
+    size_t ntopics;
+    const char *topics[WS_HS_MAX_TOPICS];
+    size_t topic_lens[WS_HS_MAX_TOPICS];
+    char topic_buf[4096];
+    bool too_many_topics;  /* more ?topic= than WS_HS_MAX_TOPICS or topic_buf holds */
+};
+
+/*
+ * Parses the request head in buf[0..len). Returns:
+ *   > 0  the head is complete (its length through the blank line) and
+ *        *req is filled: kind UPGRADE/HEALTHZ/METRICS, or ERROR with a
+ *        status (400 missing/bad key or headers, 403 origin not allowed,
+ *        404 other path, 405 not GET, 426 Sec-WebSocket-Version not 13);
+ *   -2   incomplete, and len <= max_header: read more;
+ *   -1   req->status and req->err set: 431 when more than max_header bytes
+ *        hold no complete head, 400 when the bytes are not HTTP/1.x.
+ * allowed_origins is NULL/"" (any origin) or a comma-separated list of
+ * exact Origin values. The 101 answer is the caller's (ws_handshake_response).
+ */
+ssize_t ws_handshake_parse(const char *buf, size_t len, size_t max_header,
+                           const char *allowed_origins, struct ws_request *req);
+
+/*
+ * Writes the complete 101 Switching Protocols response for req into out
+ * (at least 256 bytes); returns its length.
+ */
+size_t ws_handshake_response(const struct ws_request *req, char *out, size_t outlen);
+
+/* Computes base64(SHA-1(key + GUID)) into out (29 bytes with NUL). */
+void ws_handshake_accept(const char *key, size_t key_len, char out[29]);
+
+#endif
