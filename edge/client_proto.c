@@ -1,0 +1,454 @@
+/*
+ * client_proto.c - the browser-facing JSON protocol: ops in, replies and
+ * event frames out.
+ *
+ * Ops are parsed with jansson (json_loadb): the message must be
+ * an object with "op" sub/unsub/ping, a string "topic" for sub/unsub, and
+ * an optional integer or string "id". The id is kept as its compact JSON
+ * text so replies echo it byte for byte without knowing its type. Topic
+ * syntax is not checked here: the subscribe path does that with its limits.
+ *
+ * Events are encoded once per event into one complete, unmasked WebSocket
+ * frame shared by every subscriber (DESIGN.md memory rule 2). The envelope
+ *   {"op":"msg","topic":"<topic>","seq":<seq>,"data":<data>}
+ * is measured first, then written straight into the frame after the header:
+ * one allocation, no intermediate buffer. data is the ORIGINAL payload bytes
+ * (trimmed of JSON whitespace) when jansson accepts them as any JSON value
+ * (jansson also rejects invalid UTF-8, so the text frame stays valid), else
+ * the payload as a JSON string with invalid UTF-8 replaced by U+FFFD.
+ *
+ * All output goes through struct out, a writer that counts every byte but
+ * stores only what fits: the same code measures (cap 0) and writes, so the
+ * two passes cannot disagree, and replies get snprintf semantics.
+ *
+ * Rejected: re-serialising the parsed payload with json_dumps (it
+ * reformats numbers, spacing and escapes, so clients would not get what the
+ * publisher sent, and it allocates again); building the envelope as a
+ * jansson object (one more copy of the payload per event).
+ */
+#include "edge/client_proto.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/frame.h"
+#include "edge/utf8.h"
+#include "edge/ws_frame.h"
+
+#define BAD_REQUEST "bad_request"
+
+/* ------------------------------------------------------------ writer */
+
+struct out {
+    char *buf;
+    size_t cap; /* bytes that may be stored */
+    size_t len; /* bytes produced so far, stored or not */
+};
+
+static void put(struct out *o, const void *s, size_t n)
+{
+    if (o->len < o->cap) {
+        size_t room = o->cap - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void put_str(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/*
+ * Length of the invalid bytes at s[0..n) to replace with one U+FFFD: the
+ * maximal prefix of a well-formed sequence (at least one byte), as the
+ * Unicode standard recommends. Returns 0 when s starts a valid character,
+ * with *valid set to its length.
+ */
+static size_t utf8_bad_prefix(const uint8_t *s, size_t n, size_t *valid)
+{
+    uint32_t state = UTF8_ACCEPT;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!utf8_feed(&state, s + i, 1))
+            return i > 0 ? i : 1;
+        if (state == UTF8_ACCEPT) {
+            *valid = i + 1;
+            return 0;
+        }
+    }
+    return n; /* truncated at the end of the input */
+}
+
+/* Writes one ASCII byte that needs escaping: the short forms, else \u00XX. */
+static void put_escaped_ascii(struct out *o, uint8_t c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+
+    switch (c) {
+    case '"':
+        put_str(o, "\\\"");
+        return;
+    case '\\':
+        put_str(o, "\\\\");
+        return;
+    case '\b':
+        put_str(o, "\\b");
+        return;
+    case '\f':
+        put_str(o, "\\f");
+        return;
+    case '\n':
+        put_str(o, "\\n");
+        return;
+    case '\r':
+        put_str(o, "\\r");
+        return;
+    case '\t':
+        put_str(o, "\\t");
+        return;
+    default:
+        put(o, u, sizeof(u));
+        return;
+    }
+}
+
+static bool needs_no_escape(uint8_t c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* Writes s[0..n) escaped for the inside of a JSON string (RFC 8259). */
+static void put_escaped(struct out *o, const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t run = i;
+        size_t valid = 0;
+        size_t bad;
+
+        /* Copy the run of bytes that need no escaping in one go. */
+        while (run < n && needs_no_escape(s[run]))
+            run++;
+        if (run > i) {
+            put(o, s + i, run - i);
+            i = run;
+        } else if (s[i] < 0x80) {
+            put_escaped_ascii(o, s[i]);
+            i++;
+        } else {
+            bad = utf8_bad_prefix(s + i, n - i, &valid);
+            if (bad > 0)
+                put_str(o, "\\ufffd");
+            else
+                put(o, s + i, valid);
+            i += bad > 0 ? bad : valid;
+        }
+    }
+}
+
+static void put_json_string(struct out *o, const void *s, size_t n)
+{
+    put(o, "\"", 1);
+    put_escaped(o, s, n);
+    put(o, "\"", 1);
+}
+
+/* --------------------------------------------------------------- ops */
+
+/* Fills op->id_text / id from the optional "id"; -1 with *err when unusable. */
+static int read_id(json_t *root, struct client_op *op, const char **err)
+{
+    json_t *id = json_object_get(root, "id");
+    size_t n;
+
+    if (id == NULL)
+        return 0;
+    if (!json_is_integer(id) && !json_is_string(id)) {
+        *err = "id must be an integer or a string";
+        return -1;
+    }
+    n = json_dumpb(id, op->id_text, sizeof(op->id_text) - 1, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (n == 0 || n >= sizeof(op->id_text)) {
+        op->id_text[0] = '\0';
+        *err = "id too long";
+        return -1;
+    }
+    op->id_text[n] = '\0';
+    op->has_id = true;
+    if (json_is_integer(id))
+        op->id = (int64_t)json_integer_value(id);
+    return 0;
+}
+
+/* Sets op->kind from "op"; -1 with *err when missing or unknown. */
+static int read_kind(json_t *root, struct client_op *op, const char **err)
+{
+    static const struct {
+        const char *name;
+        enum client_op_kind kind;
+    } kinds[] = {
+        {"sub", CLIENT_OP_SUB},
+        {"unsub", CLIENT_OP_UNSUB},
+        {"ping", CLIENT_OP_PING},
+    };
+
+    json_t *value = json_object_get(root, "op");
+    const char *name = json_string_value(value);
+
+    if (value == NULL) {
+        *err = "missing op";
+        return -1;
+    }
+    if (name == NULL) {
+        *err = "unknown op";
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (strcmp(name, kinds[i].name) == 0) {
+            op->kind = kinds[i].kind;
+            return 0;
+        }
+    }
+    *err = "unknown op";
+    return -1;
+}
+
+static int read_topic(json_t *root, struct client_op *op, const char **err)
+{
+    json_t *topic = json_object_get(root, "topic");
+
+    if (topic == NULL) {
+        *err = "missing topic";
+        return -1;
+    }
+    if (!json_is_string(topic)) {
+        *err = "topic must be a string";
+        return -1;
+    }
+    /* Without JSON_ALLOW_NUL jansson refuses \u0000, so strlen agrees. */
+    op->topic = json_string_value(topic);
+    op->topic_len = json_string_length(topic);
+    return 0;
+}
+
+int client_op_parse(const char *msg, size_t len, struct client_op *op, const char **code,
+                    const char **err)
+{
+    json_error_t jerr;
+    json_t *root;
+
+    memset(op, 0, sizeof(*op));
+    *code = BAD_REQUEST;
+    /* JSON_DECODE_ANY so a scalar gets "not an object" rather than "malformed". */
+    root = json_loadb(msg, len, JSON_DECODE_ANY, &jerr);
+    if (root == NULL) {
+        *err = "malformed JSON";
+        return -1;
+    }
+    op->json = root;
+    if (!json_is_object(root)) {
+        *err = "message must be a JSON object";
+        return -1;
+    }
+    if (read_id(root, op, err) < 0 || read_kind(root, op, err) < 0)
+        return -1;
+    if (op->kind != CLIENT_OP_PING && read_topic(root, op, err) < 0)
+        return -1;
+    *code = NULL;
+    *err = NULL;
+    return 0;
+}
+
+void client_op_release(struct client_op *op)
+{
+    json_decref(op->json);
+    op->json = NULL;
+    op->topic = NULL;
+    op->topic_len = 0;
+}
+
+/* ----------------------------------------------------------- replies */
+
+/* Starts {"op":"<op>" plus ,"id":<id> when there is one. */
+static void put_reply_head(struct out *o, const char *op, const char *id_text)
+{
+    put_str(o, "{\"op\":\"");
+    put_str(o, op);
+    put_str(o, "\"");
+    if (id_text != NULL && id_text[0] != '\0') {
+        put_str(o, ",\"id\":");
+        put_str(o, id_text);
+    }
+}
+
+/* NUL-terminates a reply writer; returns the full length (snprintf-like). */
+static size_t reply_end(struct out *o, char *buf, size_t cap)
+{
+    if (cap > 0)
+        buf[o->len < cap ? o->len : cap - 1] = '\0';
+    return o->len;
+}
+
+size_t client_reply_ok(char *out, size_t cap, const char *id_text)
+{
+    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+
+    put_reply_head(&o, "ok", id_text);
+    put(&o, "}", 1);
+    return reply_end(&o, out, cap);
+}
+
+size_t client_reply_pong(char *out, size_t cap, const char *id_text)
+{
+    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+
+    put_reply_head(&o, "pong", id_text);
+    put(&o, "}", 1);
+    return reply_end(&o, out, cap);
+}
+
+size_t client_reply_error(char *out, size_t cap, const char *id_text, const char *code,
+                          const char *message)
+{
+    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+
+    put_reply_head(&o, "error", id_text);
+    put_str(&o, ",\"code\":");
+    put_json_string(&o, code, strlen(code));
+    put_str(&o, ",\"message\":");
+    put_json_string(&o, message, strlen(message));
+    put(&o, "}", 1);
+    return reply_end(&o, out, cap);
+}
+
+/* ------------------------------------------------------------ frames */
+
+/*
+ * Returns a new frame of one unmasked, final frame with room for plen
+ * payload bytes; *payload points at them.
+ */
+static struct frame *frame_with_header(uint8_t opcode, size_t plen, char **payload)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hlen = ws_frame_header_encode(hdr, opcode, true, plen);
+    struct frame *f = frame_new(hlen + plen);
+
+    memcpy(f->data, hdr, hlen);
+    *payload = f->data + hlen;
+    return f;
+}
+
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* One event envelope; data is trimmed JSON text when as_json, else any bytes. */
+struct envelope {
+    const char *topic;
+    size_t tlen;
+    uint64_t seq;
+    const char *data;
+    size_t dlen;
+    bool as_json;
+};
+
+static void put_envelope(struct out *o, const struct envelope *e)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, e->seq);
+
+    put_str(o, "{\"op\":\"msg\",\"topic\":");
+    put_json_string(o, e->topic, e->tlen);
+    put_str(o, ",\"seq\":");
+    put(o, num, (size_t)n);
+    put_str(o, ",\"data\":");
+    if (e->as_json)
+        put(o, e->data, e->dlen);
+    else
+        put_json_string(o, e->data, e->dlen);
+    put(o, "}", 1);
+}
+
+static bool payload_is_json(const char *p, size_t plen)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(p, plen, JSON_DECODE_ANY, &jerr);
+
+    if (v == NULL)
+        return false;
+    json_decref(v);
+    return true;
+}
+
+struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, const void *payload,
+                                  size_t plen)
+{
+    struct envelope e = {topic, tlen, seq, payload, plen, false};
+    struct out measure = {NULL, 0, 0};
+    struct out o;
+    struct frame *f;
+    char *json;
+
+    e.as_json = plen > 0 && payload_is_json(payload, plen);
+    if (e.as_json) {
+        while (e.dlen > 0 && is_json_space(e.data[0])) {
+            e.data++;
+            e.dlen--;
+        }
+        while (e.dlen > 0 && is_json_space(e.data[e.dlen - 1]))
+            e.dlen--;
+    }
+    put_envelope(&measure, &e);
+    f = frame_with_header(WS_OP_TEXT, measure.len, &json);
+    o = (struct out){json, measure.len, 0};
+    put_envelope(&o, &e);
+    return f;
+}
+
+struct frame *client_encode_raw(const void *payload, size_t plen)
+{
+    uint8_t opcode = utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY;
+    char *dst;
+    struct frame *f = frame_with_header(opcode, plen, &dst);
+
+    if (plen > 0)
+        memcpy(dst, payload, plen);
+    return f;
+}
+
+struct frame *client_encode_text(const char *s, size_t len)
+{
+    char *dst;
+    struct frame *f = frame_with_header(WS_OP_TEXT, len, &dst);
+
+    if (len > 0)
+        memcpy(dst, s, len);
+    return f;
+}
+
+struct frame *client_encode_close(uint16_t code, const char *reason)
+{
+    /* A control frame's payload is at most 125 bytes: 2 for the code. */
+    size_t rlen = reason != NULL ? strnlen(reason, 124) : 0;
+    char *dst;
+    struct frame *f;
+
+    if (rlen > 123)
+        rlen = 123;
+    /* Do not cut inside a UTF-8 character: the reason must stay valid. */
+    while (rlen > 0 && reason[rlen] != '\0' && ((uint8_t)reason[rlen] & 0xC0) == 0x80)
+        rlen--;
+    f = frame_with_header(WS_OP_CLOSE, 2 + rlen, &dst);
+    dst[0] = (char)(code >> 8);
+    dst[1] = (char)(code & 0xff);
+    if (rlen > 0)
+        memcpy(dst + 2, reason, rlen);
+    return f;
+}
