@@ -14,7 +14,8 @@ tools/install-deps.sh test >/dev/null
 command -v redis-server >/dev/null || { echo "redis-server missing" >&2; exit 1; }
 [ -x "$BUILD/herald-broker" ] || make build >/dev/null
 
-REDIS_PORT=16379 HERALD_PORT=16380
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port) HERALD_PORT=$(free_port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -28,6 +29,12 @@ pids+=($!)
 for p in $REDIS_PORT $HERALD_PORT; do
     for _ in $(seq 50); do redis-cli -p $p PING >/dev/null 2>&1 && break; sleep 0.1; done
 done
+# Make sure the ports answer with the servers this script started.
+for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "a server failed to start" >&2; exit 1; }
+done
+redis-cli -p $HERALD_PORT INFO server | grep -q herald_version ||
+    { echo "port $HERALD_PORT is not our herald-broker" >&2; exit 1; }
 
 # One redis-benchmark run; prints ops/s.
 rate() {

@@ -48,6 +48,7 @@
 
 #include "broker/router.h"
 #include "common/frame.h"
+#include "common/outbuf.h"
 #include "common/link_codec.h"
 #include "common/mem.h"
 #include "common/net.h"
@@ -516,6 +517,9 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
         mem_free(l);
         return NULL;
     }
+    /* libevent writes at most 16 KiB per pass by default; a subscriber
+     * behind a busy topic needs whole socket buffers per write. */
+    bufferevent_set_max_single_write(l->bev, 1 << 20);
     l->dec = link_decoder_new(b->conf->max_payload + LINK_FRAME_SLACK);
     bufferevent_setcb(l->bev, link_on_read, link_on_write, link_on_event, l);
     if (bufferevent_enable(l->bev, EV_READ | EV_WRITE) < 0) {
@@ -647,9 +651,7 @@ int link_deliver(struct link_conn *l, struct frame *f)
     if (l->target.closed || l->state == LINK_STATE_CLOSING)
         return 0;
     out = bufferevent_get_output(l->bev);
-    frame_ref(f);
-    if (evbuffer_add_reference(out, f->data, f->len, frame_cleanup, f) < 0) {
-        frame_unref(&f);
+    if (outbuf_add_frame(out, f) < 0) {
         link_close(l, "error");
         return -1;
     }

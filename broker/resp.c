@@ -63,6 +63,7 @@
 #include "broker/resp_parse.h"
 #include "broker/router.h"
 #include "common/frame.h"
+#include "common/outbuf.h"
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/trie.h"
@@ -1013,6 +1014,9 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
         mem_free(c);
         return NULL;
     }
+    /* libevent writes at most 16 KiB per pass by default; a subscriber
+     * behind a busy topic needs whole socket buffers per write. */
+    bufferevent_set_max_single_write(c->bev, 1 << 20);
     bufferevent_setcb(c->bev, resp_on_read, resp_on_write, resp_on_event, c);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
         bufferevent_free(c->bev);
@@ -1164,9 +1168,7 @@ int resp_deliver(struct sub_target *t, struct frame *f)
     /* Keep order with replies of c's own batch, should it be running. */
     flush_replies(c);
     out = bufferevent_get_output(c->bev);
-    frame_ref(f);
-    if (evbuffer_add_reference(out, f->data, f->len, frame_cleanup, f) < 0) {
-        frame_unref(&f);
+    if (outbuf_add_frame(out, f) < 0) {
         client_close(c, "error");
         return -1;
     }
