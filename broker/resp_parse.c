@@ -94,7 +94,7 @@ static ssize_t parse_number_line(const char *p, size_t avail, bool *neg, uint64_
     for (; i < avail && p[i] >= '0' && p[i] <= '9'; i++) {
         unsigned d = (unsigned)(p[i] - '0');
 
-        if (p[first] == '0' && (i > first || first == 1))
+        if ((i > first || first == 1) && p[first] == '0')
             return -1;
         if (v > (UINT64_MAX - d) / 10)
             return -1;

@@ -59,21 +59,21 @@ struct link_str {
  */
 struct link_frame {
     enum link_type type;
-    uint64_t version;   /* HELLO, WELCOME */
+    uint64_t version;       /* HELLO, WELCOME */
     struct link_str role;   /* HELLO */
     struct link_str node;   /* HELLO, WELCOME */
     struct link_str secret; /* HELLO; has_secret false when nil */
     bool has_secret;
-    uint64_t epoch;         /* WELCOME */
-    struct link_str topic;  /* SUB/UNSUB: the pattern; PUB, MSG: the topic */
+    uint64_t epoch;          /* WELCOME */
+    struct link_str topic;   /* SUB/UNSUB: the pattern; PUB, MSG: the topic */
     struct link_str payload; /* PUB, MSG */
-    uint64_t req_id;        /* PUB (has_req_id false when nil), PUBACK */
+    uint64_t req_id;         /* PUB (has_req_id false when nil), PUBACK */
     bool has_req_id;
-    uint64_t receivers;     /* PUBACK */
-    uint64_t seq;           /* PUBACK, MSG */
-    uint64_t token;         /* PING, PONG */
-    struct link_str code;   /* ERR */
-    struct link_str text;   /* ERR, STATSR */
+    uint64_t receivers;   /* PUBACK */
+    uint64_t seq;         /* PUBACK, MSG */
+    uint64_t token;       /* PING, PONG */
+    struct link_str code; /* ERR */
+    struct link_str text; /* ERR, STATSR */
 };
 
 struct link_decoder;

@@ -63,8 +63,7 @@ size_t trie_match(struct trie *t, const char *topic, size_t len, trie_match_fn *
  * Calls fn once per matching (subscriber, pattern) pair: Redis pmessage
  * semantics. Returns the number of calls. Same no-modification rule.
  */
-size_t trie_match_each(struct trie *t, const char *topic, size_t len, trie_match_fn *fn,
-                       void *arg);
+size_t trie_match_each(struct trie *t, const char *topic, size_t len, trie_match_fn *fn, void *arg);
 
 /* Number of distinct patterns (nodes with subscribers) and of (pattern, sub) pairs. */
 size_t trie_pattern_count(const struct trie *t);

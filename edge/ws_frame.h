@@ -35,11 +35,11 @@ enum ws_opcode {
 
 struct ws_frame_header {
     bool fin;
-    uint8_t opcode;     /* enum ws_opcode */
+    uint8_t opcode; /* enum ws_opcode */
     bool masked;
     uint8_t mask[4];
     uint64_t payload_len;
-    size_t header_len;  /* bytes of header, payload starts there */
+    size_t header_len; /* bytes of header, payload starts there */
 };
 
 /*

@@ -13,27 +13,27 @@
  */
 
 enum ws_request_kind {
-    WS_REQ_UPGRADE,  /* valid GET /ws upgrade: answer 101 */
-    WS_REQ_HEALTHZ,  /* GET /healthz */
-    WS_REQ_METRICS,  /* GET /metrics */
-    WS_REQ_ERROR,    /* answer with status/err (400, 403, 404, 405, 426, 431) */
+    WS_REQ_UPGRADE, /* valid GET /ws upgrade: answer 101 */
+    WS_REQ_HEALTHZ, /* GET /healthz */
+    WS_REQ_METRICS, /* GET /metrics */
+    WS_REQ_ERROR,   /* answer with status/err (400, 403, 404, 405, 426, 431) */
 };
 
 #define WS_HS_MAX_TOPICS 64
 
 struct ws_request {
     enum ws_request_kind kind;
-    int status;            /* for WS_REQ_ERROR: 400 bad request, 403 origin, 404, 405, 426, 431 */
-    const char *err;       /* static reason for WS_REQ_ERROR */
-    char accept[29];       /* Sec-WebSocket-Accept, NUL-terminated, for WS_REQ_UPGRADE */
-    bool subprotocol;      /* client offered herald.v1: echo it */
-    bool raw;              /* ?format=raw */
+    int status;       /* for WS_REQ_ERROR: 400 bad request, 403 origin, 404, 405, 426, 431 */
+    const char *err;  /* static reason for WS_REQ_ERROR */
+    char accept[29];  /* Sec-WebSocket-Accept, NUL-terminated, for WS_REQ_UPGRADE */
+    bool subprotocol; /* client offered herald.v1: echo it */
+    bool raw;         /* ?format=raw */
     /* ?topic= values, percent-decoded, NUL-terminated, copied into topic_buf */
     size_t ntopics;
     const char *topics[WS_HS_MAX_TOPICS];
     size_t topic_lens[WS_HS_MAX_TOPICS];
     char topic_buf[4096];
-    bool too_many_topics;  /* more ?topic= than WS_HS_MAX_TOPICS or topic_buf holds */
+    bool too_many_topics; /* more ?topic= than WS_HS_MAX_TOPICS or topic_buf holds */
 };
 
 /*
