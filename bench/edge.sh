@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# Herald edge benchmark: one herald-edge worker against N WebSocket
+# subscribers, 64-byte payloads, format=raw.
+#
+#   bench/edge.sh                   N=15000 by default; environment knobs below
+#   N=2000 bench/edge.sh            a quick validation run
+#   PHASES=unicast bench/edge.sh    one phase only (broadcast, unicast)
+#   BUILD=dir bench/edge.sh         binaries from another build tree (default build/)
+#
+# Reports, as a Markdown table (also written to bench/results/edge-<date>.md):
+#   (1) edge RSS bytes per idle subscribed connection, minus the empty
+#       process (VmRSS before connecting, and after all N are open and
+#       subscribed and 2 s idle); once with one topic for all, once with a
+#       topic per connection;
+#   (2) broadcast: one topic, all N subscribed, publishing at increasing
+#       rates: deliveries/s and publish-to-receive latency p50/p99/p999; and
+#       1 event/s to N subscribers, p99 against a kernel floor measured in the
+#       same run (bench/send_floor.c: one small send() on each of N idle
+#       loopback sockets, probed just before each of ONE_RUNS 1 event/s
+#       runs; medians reported);
+#   (3) unicast: connection i on user.<i>, events to random users at fixed
+#       rates for UNICAST_S seconds: delivered rate and latency.
+# Pinning: edge on CPU 0; broker, publisher and load generators on CPU 1, so
+# the broker shares the load core. Load generators: ceil(N / PER_PROC)
+# herald-loadgen processes, each bound to its own source IP 127.0.0.<2+j>.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-15000}
+PER_PROC=${PER_PROC:-5000}            # sockets per load generator process (<= 18000)
+BUILD=${BUILD:-build}
+RATES=${RATES:-"5 10 20 40 80"}       # broadcast events/s, each to all N
+STEP_S=${STEP_S:-4}                   # seconds per broadcast rate
+ONE_S=${ONE_S:-10}                    # seconds of each 1 event/s run
+ONE_RUNS=${ONE_RUNS:-3}               # 1 event/s runs; the median p99 is reported
+UNICAST_RATES=${UNICAST_RATES:-"20000 80000"}
+UNICAST_S=${UNICAST_S:-10}
+PHASES=${PHASES:-"broadcast unicast"} # either or both
+DRAIN_MAX_S=${DRAIN_MAX_S:-30}        # longest wait for deliveries after a publisher ends
+EDGE_PORT=${EDGE_PORT:-28080}
+LINK_PORT=${LINK_PORT:-27400}
+RESP_PORT=${RESP_PORT:-26380}
+HTTP_PORT=${HTTP_PORT:-28400}
+
+[ "$PER_PROC" -le 18000 ] || { echo "PER_PROC must be <= 18000" >&2; exit 2; }
+[ "$N" -le 18000 ] || { echo "N must be <= 18000 (one edge process, fd limit $(ulimit -n))" >&2; exit 2; }
+command -v redis-cli >/dev/null || { echo "redis-cli missing" >&2; exit 1; }
+for b in herald-broker herald-edge herald-loadgen; do
+    [ -x "$BUILD/$b" ] || { make build BUILD="$BUILD" >/dev/null; break; }
+done
+LG=$BUILD/herald-loadgen
+
+TMP=$(mktemp -d /tmp/herald-edge-bench.XXXXXX)
+NOTES=""
+pids=() lg_pids=() broker_pid="" edge_pid=""
+cleanup() {
+    trap - EXIT INT TERM
+    for p in "${lg_pids[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "edge.sh: $*" >&2; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+rss_of() { cat "/proc/$1/status" 2>/dev/null | awk '/^VmRSS/ { print $2 * 1024 }'; }
+cpu_ticks() { cat "/proc/$1/stat" 2>/dev/null | awk '{ print $14 + $15 }'; }
+field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; } # field NAME < lines: the values
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+
+# ------------------------------------------------------------ servers
+
+start_broker() {
+    taskset -c 1 "$BUILD/herald-broker" --bind 127.0.0.1 --link-port "$LINK_PORT" \
+        --resp-port "$RESP_PORT" --http-port "$HTTP_PORT" --log-level warn 2>"$TMP/broker.err" &
+    broker_pid=$!
+    pids+=("$broker_pid")
+    for _ in $(seq 50); do redis-cli -p "$RESP_PORT" PING >/dev/null 2>&1 && return 0; sleep 0.1; done
+    log "broker did not start"; cat "$TMP/broker.err" >&2; exit 1
+}
+
+start_edge() {
+    taskset -c 0 "$BUILD/herald-edge" --bind 127.0.0.1 --port "$EDGE_PORT" \
+        --broker "127.0.0.1:$LINK_PORT" --workers 1 --log-level warn 2>>"$TMP/edge.err" &
+    edge_pid=$!
+    pids+=("$edge_pid")
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$EDGE_PORT/metrics" 2>/dev/null |
+            grep -q '^herald_edge_broker_links_up 1' && return 0
+        sleep 0.1
+    done
+    log "edge did not start or link to the broker"; cat "$TMP/edge.err" >&2; exit 1
+}
+
+stop_edge() {
+    kill "$edge_pid" 2>/dev/null || true
+    wait "$edge_pid" 2>/dev/null || log "edge exited with status $? (see below)"
+}
+
+edge_metric() {
+    curl -sf "http://127.0.0.1:$EDGE_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+
+# ---------------------------------------------------- load generators
+
+# start_subs MODE: ceil(N / PER_PROC) processes; waits until all print ready.
+start_subs() {
+    local mode=$1 j=0 off=0 cnt
+    lg_pids=()
+    while [ "$off" -lt "$N" ]; do
+        cnt=$((N - off < PER_PROC ? N - off : PER_PROC))
+        taskset -c 1 "$LG" sub --url "ws://127.0.0.1:$EDGE_PORT/ws" --connections "$cnt" \
+            --offset "$off" --topic-mode "$mode" --topic bench.all --users "$N" --raw --kernel-ts \
+            --source-ips "127.0.0.$((2 + j))" --rate 5000 --progress-ms 500 \
+            --hist-out "$TMP/hist.$j" --duration 3600 >"$TMP/lg.$j.out" 2>"$TMP/lg.$j.err" &
+        lg_pids+=($!)
+        j=$((j + 1)) off=$((off + cnt))
+    done
+    WIN=0
+    for _ in $(seq 600); do
+        if [ "$(cat "$TMP"/lg.*.out 2>/dev/null | grep -c '^ready')" -eq "${#lg_pids[@]}" ]; then
+            break
+        fi
+        sleep 0.2
+    done
+    CONNECTED=$({ grep -h '^ready' "$TMP"/lg.*.out || true; } | field connected | sum)
+    FAILED=$({ grep -h '^ready' "$TMP"/lg.*.out || true; } | field failed | sum)
+    log "$mode: $CONNECTED connected, $FAILED failed, ${#lg_pids[@]} load generator processes"
+}
+
+stop_subs() {
+    for p in "${lg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${lg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    lg_pids=()
+    rm -f "$TMP"/lg.* "$TMP"/hist.*
+}
+
+# Waits until a probe PUBLISH reaches the edge (its SUB for the topic is in place).
+wait_routed() {
+    for _ in $(seq 100); do
+        if [ "$(redis-cli -p "$RESP_PORT" PUBLISH "$1" probe 2>/dev/null)" = 1 ]; then
+            sleep 1 # let the probes' deliveries land in the window measure() discards
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "topic $1 never routed to the edge"; exit 1
+}
+
+# Ends the current window in every load generator; waits for their summary lines.
+end_window() {
+    local w=$WIN
+    for p in "${lg_pids[@]}"; do kill -USR1 "$p"; done
+    for _ in $(seq 200); do
+        if [ "$(cat "$TMP"/lg.*.out | grep -c "^window=$w ")" -eq "${#lg_pids[@]}" ]; then
+            break
+        fi
+        sleep 0.05
+    done
+    WIN=$((w + 1))
+}
+
+window_lines() { grep -h "^window=$1 " "$TMP"/lg.*.out || true; }
+window_sum() { window_lines "$1" | field "$2" | sum; }
+
+# Progress-line sum of deliveries in the open window (500 ms old at most).
+window_received_now() {
+    local s=0 f v
+    for f in "$TMP"/lg.*.err; do
+        v=$(grep 'window_received=' "$f" | tail -n 1 | field window_received || true)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+
+# Waits until `expected` deliveries arrived, or nothing arrived for 2 s.
+drain() {
+    local expected=$1 last=-1 still=0 now
+    for _ in $(seq $((DRAIN_MAX_S * 4))); do
+        now=$(window_received_now)
+        if [ "$now" -ge "$expected" ]; then
+            sleep 0.6 # one more progress period: late duplicates would show as extra
+            return
+        fi
+        if [ "$now" -eq "$last" ]; then still=$((still + 1)); else still=0; fi
+        if [ "$still" -ge 8 ]; then return; fi
+        last=$now
+        sleep 0.25
+    done
+}
+
+# Merged percentiles (µs) of the latest histograms: prints "p50 p99 p999 max".
+merged_percentiles() {
+    cat "$TMP"/hist.* 2>/dev/null | { grep -v '^#' || true; } | awk '{ c[$1] += $2 } END { for (v in c) print v, c[v] }' |
+        sort -n | awk '{ v[NR] = $1; c[NR] = $2; n += $2 }
+        END {
+            if (n == 0) { print "- - - -"; exit }
+            split("0.5 0.99 0.999", q, " ")
+            for (k = 1; k <= 3; k++) {
+                want = q[k] * n; s = 0
+                for (i = 1; i <= NR; i++) { s += c[i]; if (s >= want) { out = out v[i] " "; break } }
+            }
+            print out v[NR]
+        }'
+}
+
+# measure EXPECTED PUBLISHER-ARGS...: one window around one publisher run.
+# Sets R_* variables for the caller's row.
+measure() {
+    local expected=$1 e0 b0 t0 t1 first last span cpu0 cpu1
+    shift
+    end_window
+    cpu0=$(window_sum $((WIN - 1)) cpu_s)
+    e0=$(cpu_ticks "$edge_pid") b0=$(cpu_ticks "$broker_pid") t0=$(date +%s.%N)
+    taskset -c 1 "$LG" publish --resp "127.0.0.1:$RESP_PORT" "$@" >"$TMP/pub.out" 2>"$TMP/pub.err" ||
+        log "publisher: $(cat "$TMP/pub.out" "$TMP/pub.err")"
+    drain "$expected"
+    R_EDGE_CPU=$(awk -v a="$e0" -v b="$(cpu_ticks "$edge_pid")" -v t0="$t0" -v t1="$(date +%s.%N)" \
+        'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')
+    R_BROKER_CPU=$(awk -v a="$b0" -v b="$(cpu_ticks "$broker_pid")" -v t0="$t0" -v t1="$(date +%s.%N)" \
+        'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')
+    t1=$(date +%s.%N)
+    if ! kill -0 "$edge_pid" 2>/dev/null; then
+        log "the edge exited during: publish $*"
+        NOTES+="The edge process exited during the run \`publish $*\`. "
+    fi
+    end_window
+    local w=$((WIN - 1))
+    cpu1=$(window_sum "$w" cpu_s)
+    R_LG_CPU=$(awk -v a="$cpu0" -v b="$cpu1" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.0f", 100 * (b - a) / (t1 - t0) }')
+    R_RECEIVED=$(window_sum "$w" received)
+    R_EXPECTED=$expected
+    R_SHORT=$(window_sum "$w" short)
+    R_EXTRA=$(window_sum "$w" extra)
+    R_APP_P99=$(window_lines "$w" | field app_lat_p99_us | sort -n | tail -n 1)
+    R_MISROUTED=$(window_sum "$w" misrouted)
+    R_CLOSED=$(window_sum "$w" closed)
+    R_PUB_RATE=$(field rate_per_s <"$TMP/pub.out")
+    first=$(window_lines "$w" | field first_us | { grep -v '^0$' || true; } | sort -n | head -n 1)
+    last=$(window_lines "$w" | field last_us | sort -n | tail -n 1)
+    span=$(( ${last:-0} - ${first:-0} ))
+    R_RATE=$(awk -v n="$R_RECEIVED" -v s="$span" 'BEGIN { printf "%.0f", (s > 0 ? n * 1e6 / s : 0) }')
+    read -r R_P50 R_P99 R_P999 R_MAX < <(merged_percentiles)
+}
+
+# ------------------------------------------------------------- phases
+
+OUT=$TMP/report.md
+emit() { echo "$*" >>"$OUT"; }
+
+memory_row() {
+    local label=$1 base=$2 rss
+    sleep 2
+    rss=$(rss_of "$edge_pid")
+    emit "| (1) RSS per idle subscribed connection, $label | $(( (rss - base) / (CONNECTED > 0 ? CONNECTED : 1) )) B | ≤ 1,024 B | baseline $base B, with $CONNECTED connections $rss B |"
+}
+
+# floor_probe drain|idle: µs for one 66-byte send() on each of N idle loopback sockets
+# (median of 20 rounds), sender on CPU 0, receiving process on CPU 1.
+floor_probe() {
+    if [ ! -x "$TMP/bin/send_floor" ]; then
+        mkdir -p "$TMP/bin"
+        cc -O2 -o "$TMP/bin/send_floor" bench/send_floor.c
+    fi
+    taskset -c 0 "$TMP/bin/send_floor" "$N" 20 66 1 "$1" | field round_us_p50
+}
+
+broadcast_phase() {
+    local base r
+    start_edge
+    sleep 1
+    base=$(rss_of "$edge_pid")
+    start_subs broadcast
+    memory_row "one topic for all" "$base"
+    wait_routed bench.all
+    BROADCAST_ROWS=""
+    BEST_RATE=0
+    for r in $RATES; do
+        measure $((r * STEP_S * CONNECTED)) --rate "$r" --count $((r * STEP_S)) --topic bench.all
+        BROADCAST_ROWS+="| $r | $((r * CONNECTED)) | $R_RATE | $R_RECEIVED / $R_EXPECTED | $R_SHORT / $R_EXTRA | $R_CLOSED | $R_P50 | $R_P99 | $R_P999 | $R_MAX | $R_APP_P99 | $R_EDGE_CPU% | $R_BROKER_CPU% | $R_LG_CPU% |"$'\n'
+        if [ "$R_RATE" -gt "$BEST_RATE" ]; then BEST_RATE=$R_RATE; fi
+    done
+    local p99s="" floors="" i f
+    RATIOS=""
+    ONE_ROW=""
+    # each run right after its own floor probe: other load on the machine varies
+    for i in $(seq "$ONE_RUNS"); do
+        f=$(floor_probe drain)
+        measure $((ONE_S * CONNECTED)) --rate 1 --count "$ONE_S" --topic bench.all
+        p99s+="$R_P99 " floors+="$f "
+        RATIOS+="$(awk -v p="$R_P99" -v f="$f" 'BEGIN { printf "%.2f", (f > 0 ? p / f : 0) }') "
+        ONE_ROW+="run $i: floor $f, p50 $R_P50, p99 $R_P99, p999 $R_P999, app-level p99 $R_APP_P99 µs, $R_RECEIVED / $R_EXPECTED received, short $R_SHORT; "
+    done
+    ONE_P99=$(echo "$p99s" | tr ' ' '\n' | { grep . || true; } | median)
+    FLOOR=$(echo "$floors" | tr ' ' '\n' | { grep . || true; } | median)
+    RATIO=$(echo "$RATIOS" | tr ' ' '\n' | { grep . || true; } | median)
+    SLOW_B=$(edge_metric herald_edge_slow_consumers_total)
+    stop_subs
+    stop_edge
+}
+
+unicast_phase() {
+    local base r
+    start_edge
+    sleep 1
+    base=$(rss_of "$edge_pid")
+    start_subs unicast
+    memory_row "own topic each (user.<i>)" "$base"
+    wait_routed "user.$((N - 1))"
+    UNICAST_ROWS=""
+    for r in $UNICAST_RATES; do
+        measure $((r * UNICAST_S)) --rate "$r" --count $((r * UNICAST_S)) --topic-mode unicast \
+            --users "$N" --seed "$RANDOM"
+        UNICAST_ROWS+="| $r | $R_PUB_RATE | $R_RATE | $R_RECEIVED / $R_EXPECTED | $R_SHORT / $R_EXTRA | $R_MISROUTED | $R_P50 | $R_P99 | $R_P999 | $R_MAX | $R_APP_P99 | $R_EDGE_CPU% | $R_BROKER_CPU% | $R_LG_CPU% |"$'\n'
+    done
+    SLOW_U=$(edge_metric herald_edge_slow_consumers_total)
+    stop_subs
+    stop_edge
+}
+
+main() {
+    local date mem
+    date=$(date -u +%Y-%m-%dT%H%M%SZ)
+    mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+    log "kernel floor without a waiting reader: N=$N sends"
+    FLOOR_IDLE=$(floor_probe idle)
+    start_broker
+    : >"$OUT"
+    BROADCAST_ROWS="" UNICAST_ROWS="" BEST_RATE=- ONE_P99=- ONE_ROW="" FLOOR=- RATIO=- RATIOS=""
+    if [[ " $PHASES " == *" broadcast "* ]]; then
+        log "phase 1+2: broadcast"
+        broadcast_phase
+    fi
+    if [[ " $PHASES " == *" unicast "* ]]; then
+        log "phase 1+3: unicast"
+        unicast_phase
+    fi
+    {
+        echo "# Herald edge benchmark, $date"
+        echo
+        echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $mem, $(uname -r)."
+        echo "herald-edge --workers 1 pinned to CPU 0; herald-broker, the publisher and the load"
+        echo "generators pinned to CPU 1 (**the broker shares the load core**). N=$N connections over"
+        echo "$(( (N + PER_PROC - 1) / PER_PROC )) herald-loadgen processes, $CONNECTED connected;"
+        echo "64-byte payloads, format=raw. Latency: publisher's realtime stamp to the kernel's receive"
+        echo "stamp on the subscriber socket (SO_TIMESTAMPNS: on loopback, when the edge's send queued"
+        echo "the frame); \"app p99\" (highest over the processes) is to when the load generator read it (adds the shared load"
+        echo "core's scheduling delay). Per-process results merged from log-linear histograms (~3%)."
+        echo "Load average before / after: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (other work on"
+        echo "the machine shares both pinned cores and makes latencies noisier)."
+        echo
+        echo "| measure | result | target | notes |"
+        echo "|---|---|---|---|"
+        cat "$OUT"
+        echo "| (2) broadcast deliveries/s at saturation | $BEST_RATE | ≥ 600,000 | best of the rates below |"
+        echo "| (2) 1 event/s to N, p99 (median of $ONE_RUNS runs of $ONE_S events) | $ONE_P99 µs | | $ONE_ROW |"
+        echo "| (2) kernel floor: N × one small send | $FLOOR µs | | bench/send_floor.c, 66 B, median of 20 rounds, run before each 1 event/s run (median of those); reader process epoll-waiting on CPU 1 as the load generators are. Without a waiting reader (no wake-ups): $FLOOR_IDLE µs |"
+        echo "| (2) p99 / (N × one small send) | $RATIO | ≤ 1.3 | median of the per-run ratios: $RATIOS |"
+        echo "| (3) unicast, see below | | ≥ 80,000 events/s delivered, p99 ≤ 10 ms | |"
+        echo
+        echo "Broadcast, one topic, $STEP_S s per rate. Latencies in µs; edge, broker, loadgens: the"
+        echo "processes' CPU time (/proc/PID/stat) as % of one core over the run."
+        echo
+        echo "| events/s | offered deliveries/s | delivered/s | received / expected | short / extra conns | closed | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        printf "%s" "$BROADCAST_ROWS"
+        echo
+        echo "Unicast, user.<i> per connection, random users, $UNICAST_S s per rate (same columns):"
+        echo
+        echo "| target events/s | published/s | delivered/s | received / expected | short / extra conns | misrouted | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        printf "%s" "$UNICAST_ROWS"
+        echo
+        echo "Slow consumers closed by the edge: broadcast ${SLOW_B:-?}, unicast ${SLOW_U:-?}. $NOTES"
+        if [ -s "$TMP/edge.err" ]; then
+            echo
+            echo "Edge log lines at warn and above (first 5):"
+            echo
+            sed -n '1,5s/^/    /p' "$TMP/edge.err"
+        fi
+        if [ -s "$TMP/broker.err" ]; then
+            echo
+            echo "Broker log lines at warn and above (first 5):"
+            echo
+            sed -n '1,5s/^/    /p' "$TMP/broker.err"
+        fi
+    } | tee "$TMP/final.md"
+    mkdir -p bench/results
+    cp "$TMP/final.md" "bench/results/edge-$date.md"
+    log "written bench/results/edge-$date.md"
+}
+
+main
