@@ -27,6 +27,7 @@ struct broker_conf {
     char *requirepass;
     size_t max_payload;
     size_t client_output_limit;
+    size_t edge_output_limit;
     int64_t max_topic_length;
     int64_t max_topic_tokens;
     int64_t max_subscriptions;

@@ -26,6 +26,8 @@ const struct conf_directive broker_conf_table[] = {
      "largest event payload accepted"},
     {"client-output-limit", CONF_SIZE, F(client_output_limit), "8mb", 4096, (int64_t)1 << 34, NULL,
      "output queued to one subscriber before it is cut off as a slow consumer"},
+    {"edge-output-limit", CONF_SIZE, F(edge_output_limit), "256mb", 4096, (int64_t)1 << 34, NULL,
+     "output queued to one edge link (HELLO role \"edge\") before it is cut off"},
     {"max-topic-length", CONF_INT, F(max_topic_length), "256", 1, 4096, NULL,
      "longest topic or pattern, in bytes"},
     {"max-topic-tokens", CONF_INT, F(max_topic_tokens), "16", 1, 256, NULL,

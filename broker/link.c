@@ -80,6 +80,7 @@ struct link_conn {
     enum link_state state;
     bool paused; /* reading stopped: replies over the high mark */
     const char *close_reason;
+    size_t output_limit; /* edge-output-limit for edges, else client-output-limit */
     uint32_t id;
     char peer[64];
     char role[16];
@@ -228,6 +229,11 @@ static int on_hello(struct link_conn *l, const struct link_frame *f)
         return fail(l, "auth", f->has_secret ? "invalid secret" : "secret required", DROP_AUTH);
     copy_name(l->role, sizeof(l->role), &f->role);
     copy_name(l->node, sizeof(l->node), &f->node);
+    /* An edge carries the events of thousands of browsers: it gets its own,
+     * larger bound, so a burst it is still draining is not mistaken for a
+     * dead subscriber. */
+    if (strcmp(l->role, "edge") == 0)
+        l->output_limit = b->conf->edge_output_limit;
     l->state = LINK_STATE_READY;
     log_info("link_hello", "conn=%u peer=%s role=%s node=%s", l->id, l->peer, l->role, l->node);
     link_encode_welcome(scratch(l), node, b->epoch);
@@ -506,6 +512,7 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     int one = 1;
 
     l->target.kind = SUB_LINK;
+    l->output_limit = b->conf->client_output_limit;
     l->b = b;
     l->srv = srv;
     l->id = ++srv->next_id;
@@ -657,8 +664,9 @@ int link_deliver(struct link_conn *l, struct frame *f)
     }
     l->b->stats.bytes_out += f->len;
     queued = evbuffer_get_length(out);
-    if (queued > l->b->conf->client_output_limit) {
-        log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", l->id, l->peer, queued);
+    if (queued > l->output_limit) {
+        log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
+                 queued);
         l->b->stats.drops[DROP_SLOW_CONSUMER]++;
         link_close(l, "slow_consumer");
         return -1;

@@ -171,6 +171,34 @@ class SlowConsumer(unittest.TestCase):
             b.check_clean_exit(self)
 
 
+    def test_edge_links_get_edge_output_limit(self):
+        """An edge link (role "edge") is bounded by edge-output-limit, a CLI
+        link by client-output-limit: the same backlog cuts only the latter."""
+        b = Broker("--client-output-limit", "256kb", "--edge-output-limit", "64mb")
+        try:
+            edge = LinkClient(b.link_port, role="edge", rcvbuf=4096)
+            edge.sub("burst.>")
+            edge.sync()
+            cli = LinkClient(b.link_port, role="cli", rcvbuf=4096)
+            cli.sub("burst.>")
+            cli.sync()
+            pub = LinkClient(b.link_port)
+            for i in range(200):  # ~3 MiB: over 256kb plus socket buffers, far under 64mb
+                pub.publish("burst.x", b"p" * 16384, req_id=i)
+            st, _, body = http(b.http_port, "GET", "/metrics")
+            self.assertEqual(metric(body.decode(), "herald_slow_consumers_total"), 1)
+            self.assertTrue(cli.closed_by_server(5))
+            got = 0
+            while got < 200:
+                f = edge.frame()
+                self.assertEqual(f[0], MSG)
+                got += 1
+            pub.close()
+            edge.close()
+        finally:
+            b.check_clean_exit(self)
+
+
 class Auth(unittest.TestCase):
     def test_requirepass_on_every_endpoint(self):
         b = Broker("--requirepass", "s3cret")

@@ -344,11 +344,17 @@ HELLO, WELCOME, SUB, UNSUB, PUB, PUBACK, MSG, PING, PONG, ERR = range(1, 11)
 class LinkClient:
     """Speaks the link protocol like an edge or the CLI would."""
 
-    def __init__(self, port, secret=None, hello=True, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, secret=None, hello=True, timeout=10, role="test", rcvbuf=None):
+        if rcvbuf:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         if hello:
-            self.send([HELLO, 1, "test", "pytest-%d" % os.getpid(), secret])
+            self.send([HELLO, 1, role, "pytest-%d" % os.getpid(), secret])
             w = self.frame()
             assert w[0] == WELCOME, w
 
