@@ -1,0 +1,931 @@
+/*
+ * client.c - one WebSocket connection on the edge port.
+ *
+ * Owns: struct client, the connection's read path (request head, then
+ * RFC 6455 frames and the JSON ops), its output queue and its close.
+ *
+ * Memory rule 1 without a bufferevent. DESIGN.md describes borrowing a
+ * bufferevent from the pool; we keep the same property with less: the
+ * connection embeds its one `struct event` for the fd (EV_READ|EV_PERSIST,
+ * EV_WRITE added only while output waits) and borrows from the worker's
+ * pool only a chunk (an incomplete frame or head, c->in; a fragmented
+ * message, c->msg) and an output evbuffer (c->out). Nothing is
+ * re-registered with the kernel when a buffer is borrowed or returned, and
+ * an idle connection is this struct plus its subscription array: no chunk,
+ * no evbuffer, no pending frame once a callback returns.
+ *
+ * Read path. Bytes are read into the worker's scratch (after any held
+ * c->in, which goes back to the pool), every complete unit is parsed in
+ * place (masks removed in place), and only an incomplete tail is copied
+ * into a borrowed chunk. The scratch is max-message-size + 14 bytes or
+ * more, so any frame the limits allow fits. Fragments of a text message
+ * are appended to c->msg; UTF-8 is validated incrementally across them
+ * (c->utf8), so a bad byte closes with 1007 as soon as it arrives.
+ *
+ * Output. Deliveries and replies are refcounted frames (memory rule 2).
+ * The first frame queued goes into c->pending (one reference, no
+ * allocation); a second one, or the part of a frame the kernel refused,
+ * moves everything into a borrowed evbuffer: by reference
+ * (evbuffer_add_reference + frame_cleanup) for frames of COPY_MAX bytes
+ * or more, by copy below that. Departure from memory rule 2, measured:
+ * libevent 2.1 gives each reference its own 1 KiB chain, so referencing a
+ * 60-byte event costs 17x its size while a copy shares chains densely. A flush writes the pending
+ * frame with one send() or the evbuffer with evbuffer_write, arms EV_WRITE
+ * for the rest, and returns the evbuffer once it drains. A delivery that
+ * would push the queue past send-queue-limit closes the client as a slow
+ * consumer (1008).
+ *
+ * Closing. client_close() unsubscribes at once (no further deliveries),
+ * queues the close frame (or the HTTP response) and enters CLOSING: the
+ * output is flushed, the write side is shut, and input is read and
+ * discarded until EOF so the peer never gets a RST over unread bytes; the
+ * sweep aborts it after CLOSE_LINGER_S. client_abort() ends it: event
+ * deleted, buffers returned, fd closed, struct handed to the worker's close
+ * list and freed on the next loop pass (callers up the stack, e.g. a
+ * fan-out's target vector, may still hold the pointer until then).
+ *
+ * Rejected: a bufferevent per connection (~1 KB of RSS each, measured), a
+ * timer event per connection (the worker's 1 s sweep reads the uint32
+ * timestamps here), keeping an http_parser per connection across reads
+ * (the head is re-parsed from the start: it is small and bounded).
+ */
+#include "edge/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "common/frame.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/net.h"
+#include "common/topic.h"
+#include "common/trie.h"
+#include "edge/client_proto.h"
+#include "edge/interest.h"
+#include "edge/pool.h"
+#include "edge/utf8.h"
+#include "edge/worker.h"
+#include "edge/ws_frame.h"
+#include "edge/ws_handshake.h"
+
+#define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
+#define REPLY_MAX      512 /* JSON replies: ids are <= 48 bytes, messages are static */
+#define PEER_MAX       64
+#define COPY_MAX       1024 /* smaller queued frames are copied, not referenced (add_ref) */
+
+static void client_on_event(evutil_socket_t fd, short what, void *arg);
+static struct frame *control_frame(uint8_t opcode, const uint8_t *p, size_t len);
+
+static int client_fd(const struct client *c)
+{
+    return (int)event_get_fd(&c->ev);
+}
+
+static void peer_of(const struct client *c, char *buf, size_t len)
+{
+    net_peer_name(client_fd(c), buf, len);
+}
+
+/* Adds or removes EV_WRITE; the event is re-assigned only when that changes. */
+static void want_write(struct client *c, bool on)
+{
+    short what = EV_READ | EV_PERSIST;
+
+    if (on == ((c->flags & CLIENT_F_WRITING) != 0))
+        return;
+    if (on)
+        what |= EV_WRITE;
+    event_del(&c->ev);
+    event_assign(&c->ev, c->w->base, client_fd(c), what, client_on_event, c);
+    if (event_add(&c->ev, NULL) < 0)
+        log_error("event_add_failed", "conn=%u", c->id);
+    c->flags = (uint8_t)(on ? c->flags | CLIENT_F_WRITING : c->flags & ~CLIENT_F_WRITING);
+}
+
+struct client *client_new(struct worker *w, int fd)
+{
+    struct client *c = mem_calloc(1, sizeof(*c));
+
+    c->w = w;
+    c->id = ++w->next_conn_id;
+    c->born_s = c->last_rx_s = c->last_ping_s = w->now_s;
+    if (event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
+        event_add(&c->ev, NULL) < 0) {
+        log_error("event_add_failed", "conn=%u", c->id);
+        close(fd);
+        mem_free(c);
+        return NULL;
+    }
+    c->state = CLIENT_HANDSHAKE;
+    worker_add_client(w, c);
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        char peer[PEER_MAX];
+
+        peer_of(c, peer, sizeof(peer));
+        log_debug("client_open", "conn=%u peer=%s", c->id, peer);
+    }
+    return c;
+}
+
+/* ---------- output queue ---------- */
+
+size_t client_queued(const struct client *c)
+{
+    size_t n = c->pending ? c->pending->len : 0;
+
+    if (c->out)
+        n += evbuffer_get_length(c->out);
+    return n;
+}
+
+/*
+ * Takes a reference to f and appends f->data[skip..) to c->out: by
+ * reference when large, by copy when small. libevent 2.1 allocates a whole
+ * chain (1024 bytes, measured: 3.6M queued 58-byte events took 2.5 GB) for
+ * every evbuffer_add_reference, while a copy packs small frames densely
+ * into shared chains; below COPY_MAX the copy is cheaper in memory and time.
+ */
+static void add_ref(struct client *c, struct frame *f, size_t skip)
+{
+    size_t len = skip < f->len ? f->len - skip : 0;
+
+    if (len == 0 || len < COPY_MAX) {
+        if (len && evbuffer_add(c->out, f->data + skip, len) < 0)
+            log_error("evbuffer_add_failed", "conn=%u", c->id);
+        frame_unref(&f);
+        return;
+    }
+    if (evbuffer_add_reference(c->out, f->data + skip, len, frame_cleanup, f) < 0)
+        frame_unref(&f);
+}
+
+/* Moves the pending frame (minus skip bytes already written) into c->out. */
+static void spill_pending(struct client *c, size_t skip)
+{
+    struct frame *f = c->pending;
+
+    if (!c->out)
+        c->out = pool_get_evbuffer(c->w->pool);
+    if (f) {
+        c->pending = NULL;
+        add_ref(c, f, skip);
+    }
+}
+
+/* Takes a reference to f and queues it after everything already queued. */
+static void queue_frame(struct client *c, struct frame *f)
+{
+    if (c->state == CLIENT_OPEN)
+        c->w->stats.frames_out++;
+    if (!c->pending && !c->out) {
+        c->pending = f;
+        return;
+    }
+    spill_pending(c, 0);
+    add_ref(c, f, 0);
+}
+
+/* Drops all queued output (references go back to their frames). */
+static void drop_output(struct client *c)
+{
+    frame_unref(&c->pending);
+    if (c->out)
+        pool_put_evbuffer(c->w->pool, &c->out);
+}
+
+static bool soft_error(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Writes c->pending with one send(); what the kernel refuses moves to c->out. */
+static int write_pending(struct client *c)
+{
+    struct frame *f = c->pending;
+    ssize_t n = send(client_fd(c), f->data, f->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (n < 0) {
+        if (!soft_error(errno))
+            return -1;
+        n = 0;
+    }
+    c->w->stats.bytes_out += (uint64_t)n;
+    if ((size_t)n == f->len)
+        frame_unref(&c->pending);
+    else
+        spill_pending(c, (size_t)n);
+    return 0;
+}
+
+static int write_out(struct client *c)
+{
+    int n = evbuffer_write(c->out, client_fd(c));
+
+    if (n < 0) {
+        if (!soft_error(errno))
+            return -1;
+        n = 0;
+    }
+    c->w->stats.bytes_out += (uint64_t)n;
+    return 0;
+}
+
+/* CLOSING and drained: shut the write side, then wait for EOF (or the sweep's cap). */
+static int closing_drained(struct client *c)
+{
+    if (c->flags & CLIENT_F_SHUT_WR)
+        return 0;
+    c->flags |= CLIENT_F_SHUT_WR;
+    if (shutdown(client_fd(c), SHUT_WR) < 0) {
+        client_abort(c);
+        return -1;
+    }
+    return 0;
+}
+
+int client_flush(struct client *c)
+{
+    if (c->state == CLIENT_CLOSED)
+        return -1;
+    if (!c->out && c->pending && write_pending(c) < 0)
+        goto broken;
+    if (c->out) {
+        spill_pending(c, 0);
+        if (write_out(c) < 0)
+            goto broken;
+        if (evbuffer_get_length(c->out) == 0)
+            pool_put_evbuffer(c->w->pool, &c->out);
+    }
+    want_write(c, c->out != NULL);
+    if (!c->out && c->state == CLIENT_CLOSING)
+        return closing_drained(c);
+    return 0;
+broken:
+    client_abort(c);
+    return -1;
+}
+
+int client_deliver(struct client *c, struct frame *f)
+{
+    struct worker *w = c->w;
+    size_t queued = client_queued(c);
+
+    if (queued + f->len > w->conf->send_queue_limit) {
+        char peer[PEER_MAX];
+        /* A pending frame is always whole; an evbuffer may hold a frame cut by a
+         * partial write, after which a close frame would corrupt the stream. */
+        bool at_boundary = c->out == NULL;
+
+        peer_of(c, peer, sizeof(peer));
+        log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, peer, queued);
+        w->stats.slow_consumers++;
+        w->stats.closes[CLOSE_R_1008]++;
+        drop_output(c);
+        if (at_boundary) {
+            struct frame *cf = client_encode_close(WS_CLOSE_POLICY, "slow consumer");
+            ssize_t n = send(client_fd(c), cf->data, cf->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+            (void)n;
+            frame_unref(&cf);
+        }
+        client_abort(c);
+        return -1;
+    }
+    queue_frame(c, frame_ref(f));
+    w->stats.deliveries++;
+    if (!(c->flags & CLIENT_F_DIRTY))
+        worker_mark_dirty(w, c);
+    return 0;
+}
+
+int client_ping(struct client *c)
+{
+    struct worker *w = c->w;
+
+    /* Made here, not in worker_new: frame accounting is per thread, and
+     * worker_new runs on the main thread. */
+    if (!w->ping_frame)
+        w->ping_frame = control_frame(WS_OP_PING, NULL, 0);
+    queue_frame(c, frame_ref(w->ping_frame));
+    c->last_ping_s = c->w->now_s;
+    return client_flush(c);
+}
+
+/* Queues a JSON text reply. */
+static void queue_text(struct client *c, const char *s, size_t len)
+{
+    queue_frame(c, client_encode_text(s, len));
+}
+
+static void send_error(struct client *c, const char *id_text, const char *code, const char *msg)
+{
+    char buf[REPLY_MAX];
+    size_t n = client_reply_error(buf, sizeof(buf), id_text, code, msg);
+
+    if (n < sizeof(buf))
+        queue_text(c, buf, n);
+}
+
+/* ---------- subscriptions ---------- */
+
+static int find_sub(const struct client *c, const char *pattern, size_t len)
+{
+    for (int i = 0; i < c->nsubs; i++) {
+        size_t plen;
+        const char *p = trie_node_pattern(c->subs[i], &plen);
+
+        if (plen == len && memcmp(p, pattern, len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static size_t max_subs(const struct client *c)
+{
+    int64_t m = c->w->conf->max_subscriptions;
+
+    return m > UINT16_MAX ? UINT16_MAX : (size_t)m;
+}
+
+int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                     const char **err)
+{
+    struct worker *w = c->w;
+    bool first = false;
+
+    if (!topic_pattern_valid(pattern, len, &w->limits, err)) {
+        *code = "bad_topic";
+        return -1;
+    }
+    if (find_sub(c, pattern, len) >= 0)
+        return 0;
+    if (c->nsubs >= max_subs(c)) {
+        *code = "too_many_subscriptions";
+        *err = "max-subscriptions reached for this connection";
+        return -1;
+    }
+    if (c->nsubs == c->subs_cap) {
+        c->subs_cap = (uint16_t)(c->subs_cap + 2);
+        c->subs = mem_realloc(c->subs, c->subs_cap * sizeof(*c->subs));
+    }
+    c->subs[c->nsubs++] = trie_subscribe(w->trie, pattern, len, c, &first, NULL);
+    if (first)
+        interest_gained(w->uplink, pattern, len);
+    return 0;
+}
+
+/* Removes c from node; the broker hears UNSUB when c was its last holder. */
+static void drop_node(struct client *c, struct trie_node *node)
+{
+    bool last = false;
+
+    /* UNSUB first: the node (and its pattern text) is pruned with its last subscriber. */
+    if (trie_node_count(node) == 1) {
+        size_t len;
+        const char *p = trie_node_pattern(node, &len);
+
+        interest_lost(c->w->uplink, p, len);
+    }
+    trie_unsubscribe_node(c->w->trie, node, c, &last);
+}
+
+int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                       const char **err)
+{
+    int i = find_sub(c, pattern, len);
+
+    if (i < 0) {
+        *code = "not_subscribed";
+        *err = "not subscribed to this topic";
+        return -1;
+    }
+    drop_node(c, c->subs[i]);
+    c->subs[i] = c->subs[--c->nsubs];
+    return 0;
+}
+
+static void unsubscribe_all(struct client *c)
+{
+    for (int i = 0; i < c->nsubs; i++)
+        drop_node(c, c->subs[i]);
+    mem_free(c->subs);
+    c->subs = NULL;
+    c->nsubs = c->subs_cap = 0;
+}
+
+/* ---------- closing ---------- */
+
+void client_abort(struct client *c)
+{
+    struct worker *w = c->w;
+
+    if (c->state == CLIENT_CLOSED)
+        return;
+    unsubscribe_all(c);
+    event_del(&c->ev);
+    drop_output(c);
+    pool_put(w->pool, &c->in);
+    pool_put(w->pool, &c->msg);
+    close(client_fd(c));
+    c->state = CLIENT_CLOSED;
+    log_debug("client_close", "conn=%u", c->id);
+    worker_retire_client(w, c);
+}
+
+/* Output queued: flush it, then shut and linger (see the design note). */
+static void enter_closing(struct client *c)
+{
+    c->state = CLIENT_CLOSING;
+    c->last_ping_s = c->w->now_s + CLOSE_LINGER_S;
+    pool_put(c->w->pool, &c->in);
+    pool_put(c->w->pool, &c->msg);
+    c->msg_op = 0;
+    client_flush(c);
+}
+
+void client_close(struct client *c, uint16_t code, const char *reason)
+{
+    if (c->state == CLIENT_CLOSED || c->state == CLIENT_CLOSING)
+        return;
+    unsubscribe_all(c);
+    if (c->state != CLIENT_OPEN || code == 0) {
+        client_abort(c);
+        return;
+    }
+    queue_frame(c, client_encode_close(code, reason ? reason : ""));
+    enter_closing(c);
+}
+
+void client_free(struct client *c)
+{
+    mem_free(c);
+}
+
+static uint64_t *close_counter(struct worker *w, uint16_t code)
+{
+    switch (code) {
+    case WS_CLOSE_PROTOCOL:
+        return &w->stats.closes[CLOSE_R_1002];
+    case WS_CLOSE_UNSUPPORTED:
+        return &w->stats.closes[CLOSE_R_1003];
+    case WS_CLOSE_INVALID_DATA:
+        return &w->stats.closes[CLOSE_R_1007];
+    case WS_CLOSE_POLICY:
+        return &w->stats.closes[CLOSE_R_1008];
+    default:
+        return &w->stats.closes[CLOSE_R_1009];
+    }
+}
+
+/* The peer broke the protocol: count, log at info, close with code. Returns -1. */
+static int protocol_close(struct client *c, uint16_t code, const char *why)
+{
+    (*close_counter(c->w, code))++;
+    if (log_enabled(LOG_LEVEL_INFO)) {
+        char peer[PEER_MAX];
+
+        peer_of(c, peer, sizeof(peer));
+        log_info("protocol_error", "conn=%u peer=%s code=%u reason=\"%s\"", c->id, peer, code, why);
+    }
+    client_close(c, code, why);
+    return -1;
+}
+
+/* ---------- HTTP: errors, /healthz, /metrics ---------- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Bad Request";
+    }
+}
+
+/* Queues a complete HTTP/1.1 response with Connection: close and starts closing. */
+static void http_respond(struct client *c, int status, const char *ctype, const char *extra,
+                         const void *body, size_t blen)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
+                     status, status_text(status), ctype, blen, extra);
+    struct frame *f = frame_new((size_t)n + blen);
+
+    memcpy(f->data, head, (size_t)n);
+    if (blen)
+        memcpy(f->data + n, body, blen);
+    queue_frame(c, f);
+    enter_closing(c);
+}
+
+static void count_hs_fail(struct worker *w, int status)
+{
+    static const int codes[] = {400, 403, 404, 405, 426, 431};
+
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (codes[i] == status) {
+            w->stats.hs_fail[i]++;
+            return;
+        }
+    }
+    w->stats.hs_fail[HS_FAIL_400]++;
+}
+
+static void http_error(struct client *c, int status, const char *why)
+{
+    char body[256];
+    const char *extra = "";
+    int n = snprintf(body, sizeof(body), "%s\n", why ? why : status_text(status));
+
+    count_hs_fail(c->w, status);
+    if (status == 426)
+        extra = "Sec-WebSocket-Version: 13\r\n";
+    else if (status == 405)
+        extra = "Allow: GET\r\n";
+    log_debug("handshake_failed", "conn=%u status=%d reason=\"%s\"", c->id, status, why ? why : "");
+    http_respond(c, status, "text/plain", extra, body, (size_t)n);
+}
+
+static void http_healthz(struct client *c)
+{
+    size_t up = 0, total = 0;
+    const char *body;
+
+    c->w->stats.http_healthz++;
+    worker_links_up(c->w, &up, &total);
+    if (up == total)
+        body = "{\"status\":\"ok\",\"broker\":\"up\"}\n";
+    else if (up == 0)
+        body = "{\"status\":\"degraded\",\"broker\":\"down\"}\n";
+    else
+        body = "{\"status\":\"degraded\",\"broker\":\"degraded\"}\n";
+    http_respond(c, up == total ? 200 : 503, "application/json", "", body, strlen(body));
+}
+
+static void http_metrics(struct client *c)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t len;
+
+    c->w->stats.http_metrics++;
+    if (!b) {
+        http_error(c, 503, "out of memory");
+        return;
+    }
+    worker_render_metrics(c->w, b);
+    len = evbuffer_get_length(b);
+    http_respond(c, 200, "text/plain; version=0.0.4", "", evbuffer_pullup(b, -1), len);
+    evbuffer_free(b);
+}
+
+/* ---------- handshake ---------- */
+
+static void open_websocket(struct client *c, const struct ws_request *req)
+{
+    struct worker *w = c->w;
+    char resp[512];
+    size_t n = ws_handshake_response(req, resp, sizeof(resp));
+    const char *code, *err;
+
+    queue_frame(c, frame_from(resp, n));
+    c->state = CLIENT_OPEN;
+    if (req->raw)
+        c->flags |= CLIENT_F_RAW;
+    if (req->subprotocol)
+        c->flags |= CLIENT_F_SUBPROTO;
+    c->last_rx_s = c->last_ping_s = w->now_s;
+    w->stats.handshakes_ok++;
+    if (req->too_many_topics)
+        send_error(c, "", "too_many_subscriptions", "too many topics in the query string");
+    for (size_t i = 0; i < req->ntopics; i++) {
+        if (client_subscribe(c, req->topics[i], req->topic_lens[i], &code, &err) < 0)
+            send_error(c, "", code, err);
+    }
+}
+
+/* Returns the head's length, 0 when incomplete, -1 when c is closing. */
+static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
+{
+    const struct edge_conf *conf = c->w->conf;
+    struct ws_request req;
+    ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size,
+                                   conf->allowed_origins, &req);
+
+    if (r == -2)
+        return 0;
+    if (r < 0 || req.kind == WS_REQ_ERROR) {
+        http_error(c, req.status, req.err);
+        return -1;
+    }
+    if (req.kind == WS_REQ_HEALTHZ) {
+        http_healthz(c);
+        return -1;
+    }
+    if (req.kind == WS_REQ_METRICS) {
+        http_metrics(c);
+        return -1;
+    }
+    open_websocket(c, &req);
+    return r;
+}
+
+/* ---------- frames ---------- */
+
+/* Returns a new reference to an unmasked control frame carrying p[0..len). */
+static struct frame *control_frame(uint8_t opcode, const uint8_t *p, size_t len)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_frame_header_encode(hdr, opcode, true, len);
+    struct frame *f = frame_new(hl + len);
+
+    memcpy(f->data, hdr, hl);
+    if (len)
+        memcpy(f->data + hl, p, len);
+    return f;
+}
+
+static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t len)
+{
+    uint16_t code = 0;
+
+    if (opcode == WS_OP_PING) {
+        queue_frame(c, control_frame(WS_OP_PONG, p, len));
+        return 0;
+    }
+    if (opcode == WS_OP_PONG)
+        return 0;
+    if (!ws_close_payload_valid(p, len, &code))
+        return protocol_close(c, WS_CLOSE_PROTOCOL, "invalid close frame");
+    c->flags |= CLIENT_F_PEER_CLOSED;
+    /* RFC 6455 5.5.1: echo the status; a close without one is answered with 1000. */
+    client_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "");
+    return -1;
+}
+
+/* One complete text message: a JSON op. Never closes c. */
+static void on_message(struct client *c, const char *msg, size_t len)
+{
+    struct client_op op;
+    const char *code = "bad_request", *err = "malformed op";
+    char buf[REPLY_MAX];
+    int rc;
+
+    memset(&op, 0, sizeof(op));
+    if (client_op_parse(msg, len, &op, &code, &err) < 0) {
+        send_error(c, op.id_text, code, err);
+        client_op_release(&op);
+        return;
+    }
+    if (op.kind == CLIENT_OP_PING) {
+        size_t n = client_reply_pong(buf, sizeof(buf), op.id_text);
+
+        if (n < sizeof(buf))
+            queue_text(c, buf, n);
+        client_op_release(&op);
+        return;
+    }
+    if (op.kind == CLIENT_OP_SUB)
+        rc = client_subscribe(c, op.topic, op.topic_len, &code, &err);
+    else
+        rc = client_unsubscribe(c, op.topic, op.topic_len, &code, &err);
+    if (rc == 0) {
+        size_t n = client_reply_ok(buf, sizeof(buf), op.id_text);
+
+        if (n < sizeof(buf))
+            queue_text(c, buf, n);
+    } else {
+        send_error(c, op.id_text, code, err);
+    }
+    client_op_release(&op);
+}
+
+/* Appends p[0..len) to the fragmented message being assembled in c->msg. */
+static void append_msg(struct client *c, const uint8_t *p, size_t len)
+{
+    struct pool *pool = c->w->pool;
+    size_t have = c->msg ? c->msg->len : 0;
+
+    if (!c->msg) {
+        c->msg = pool_get(pool, len);
+    } else if (have + len > c->msg->cap) {
+        size_t want = (size_t)c->msg->cap * 2;
+
+        if (want < have + len)
+            want = have + len;
+        if (want > c->w->conf->max_message_size)
+            want = c->w->conf->max_message_size;
+        pool_grow(pool, &c->msg, want);
+    }
+    memcpy(c->msg->data + have, p, len);
+    c->msg->len = (uint32_t)(have + len);
+}
+
+static int on_data(struct client *c, const struct ws_frame_header *h, const uint8_t *p, size_t len)
+{
+    size_t have = c->msg ? c->msg->len : 0;
+
+    if (h->opcode == WS_OP_CONT && !c->msg_op)
+        return protocol_close(c, WS_CLOSE_PROTOCOL, "continuation without a message");
+    if (h->opcode != WS_OP_CONT) {
+        if (c->msg_op)
+            return protocol_close(c, WS_CLOSE_PROTOCOL, "data frame inside a fragmented message");
+        c->msg_op = h->opcode;
+        c->utf8 = UTF8_ACCEPT;
+    }
+    if (c->msg_op == WS_OP_BINARY)
+        return protocol_close(c, WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
+    if (have + len > c->w->conf->max_message_size)
+        return protocol_close(c, WS_CLOSE_TOO_BIG, "message too big");
+    if (!utf8_feed(&c->utf8, p, len) || (h->fin && !utf8_complete(c->utf8)))
+        return protocol_close(c, WS_CLOSE_INVALID_DATA, "invalid UTF-8");
+    if (!h->fin) {
+        append_msg(c, p, len);
+        return 0;
+    }
+    c->msg_op = 0;
+    if (c->msg) {
+        struct chunk *m;
+
+        append_msg(c, p, len);
+        m = c->msg;
+        c->msg = NULL;
+        on_message(c, (const char *)m->data, m->len);
+        pool_put(c->w->pool, &m);
+        return 0;
+    }
+    on_message(c, (const char *)p, len);
+    return 0;
+}
+
+/* Returns the frame's length, 0 when incomplete, -1 when c is closing. */
+static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
+{
+    struct worker *w = c->w;
+    struct ws_frame_header h;
+    uint16_t code = WS_CLOSE_PROTOCOL;
+    const char *err = "bad frame";
+    ssize_t hl = ws_frame_parse_header(buf, len, w->conf->max_message_size, &h, &code, &err);
+    uint8_t *p;
+    int rc;
+
+    if (hl == -2)
+        return 0;
+    if (hl < 0)
+        return protocol_close(c, code, err);
+    if (len - (size_t)hl < h.payload_len)
+        return 0;
+    p = buf + hl;
+    ws_unmask(p, (size_t)h.payload_len, h.mask, 0);
+    w->stats.frames_in++;
+    c->last_rx_s = w->now_s;
+    if (h.opcode >= WS_OP_CLOSE)
+        rc = on_control(c, h.opcode, p, (size_t)h.payload_len);
+    else
+        rc = on_data(c, &h, p, (size_t)h.payload_len);
+    return rc < 0 ? -1 : hl + (ssize_t)h.payload_len;
+}
+
+/* Consumes every complete unit of buf; returns bytes used or -1 when c is closing. */
+static ssize_t parse_units(struct client *c, uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t r = c->state == CLIENT_HANDSHAKE ? on_head(c, buf + off, len - off)
+                                                 : on_frame(c, buf + off, len - off);
+
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        off += (size_t)r;
+    }
+    return (ssize_t)off;
+}
+
+/* ---------- read path ---------- */
+
+/* Moves a held incomplete unit to the front of the scratch; returns its length. */
+static size_t restore_input(struct client *c)
+{
+    size_t n;
+
+    if (!c->in)
+        return 0;
+    n = c->in->len;
+    memcpy(c->w->scratch, c->in->data, n);
+    pool_put(c->w->pool, &c->in);
+    return n;
+}
+
+static void save_input(struct client *c, const uint8_t *buf, size_t n)
+{
+    c->in = pool_get(c->w->pool, n);
+    memcpy(c->in->data, buf, n);
+    c->in->len = (uint32_t)n;
+}
+
+/* CLOSING: read and discard until EOF so closing never resets unread bytes. */
+static void drain_closing(struct client *c)
+{
+    for (;;) {
+        ssize_t n = read(client_fd(c), c->w->scratch, c->w->scratch_cap);
+
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        client_abort(c);
+        return;
+    }
+}
+
+/* Reads into the scratch; returns bytes read, 0 at EAGAIN, -1 when c was closed. */
+static ssize_t read_some(struct client *c, size_t have)
+{
+    struct worker *w = c->w;
+
+    for (;;) {
+        ssize_t n = read(client_fd(c), w->scratch + have, w->scratch_cap - have);
+
+        if (n > 0) {
+            w->stats.bytes_in += (uint64_t)n;
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        client_abort(c); /* EOF, ECONNRESET, ... */
+        return -1;
+    }
+}
+
+static void client_on_read(struct client *c)
+{
+    struct worker *w = c->w;
+    size_t have = restore_input(c);
+
+    for (;;) {
+        size_t room = w->scratch_cap - have;
+        ssize_t n = read_some(c, have), used;
+
+        if (n < 0)
+            return;
+        if (n == 0)
+            break;
+        have += (size_t)n;
+        used = parse_units(c, w->scratch, have);
+        if (used < 0)
+            return;
+        memmove(w->scratch, w->scratch + used, have - (size_t)used);
+        have -= (size_t)used;
+        if ((size_t)n < room)
+            break;
+        if (have == w->scratch_cap) {
+            protocol_close(c, WS_CLOSE_TOO_BIG, "unit larger than the read area");
+            return;
+        }
+    }
+    if (have)
+        save_input(c, w->scratch, have);
+    client_flush(c);
+}
+
+static void client_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+
+    (void)fd;
+    if ((what & EV_WRITE) && client_flush(c) < 0)
+        return;
+    if (!(what & EV_READ))
+        return;
+    if (c->state == CLIENT_CLOSING)
+        drain_closing(c);
+    else if (c->state != CLIENT_CLOSED)
+        client_on_read(c);
+}

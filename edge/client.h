@@ -1,0 +1,119 @@
+#ifndef HERALD_EDGE_CLIENT_H
+#define HERALD_EDGE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event_struct.h>
+
+/*
+ * One client connection on the edge port: the HTTP request head, then a
+ * WebSocket (RFC 6455) carrying the JSON ops of DESIGN.md "Client
+ * protocol". The struct is public only so the unit test can assert its
+ * size and the worker's sweep can read its timestamps; everything else
+ * goes through the functions below.
+ */
+
+struct chunk;
+struct evbuffer;
+struct frame;
+struct trie_node;
+struct worker;
+
+enum client_state {
+    CLIENT_HANDSHAKE, /* reading the HTTP request head */
+    CLIENT_OPEN,      /* WebSocket open */
+    CLIENT_CLOSING,   /* flushing the last output, then lingering until EOF or the cap */
+    CLIENT_CLOSED,    /* socket closed; on the worker's close list */
+};
+
+/* c->flags bits */
+#define CLIENT_F_RAW         0x01 /* ?format=raw: payloads alone */
+#define CLIENT_F_SUBPROTO    0x02 /* herald.v1 negotiated */
+#define CLIENT_F_WRITING     0x04 /* EV_WRITE is armed */
+#define CLIENT_F_DIRTY       0x08 /* on the worker's dirty list */
+#define CLIENT_F_PEER_CLOSED 0x10 /* the peer sent its close frame */
+#define CLIENT_F_SHUT_WR     0x20 /* CLOSING: output drained, write side shut */
+
+struct client {
+    struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */
+    struct worker *w;
+    struct chunk *in;        /* incomplete frame or request head, NULL when none */
+    struct chunk *msg;       /* payload of a fragmented message being assembled, or NULL */
+    struct evbuffer *out;    /* output the kernel refused (borrowed from the pool), or NULL */
+    struct frame *pending;   /* the single queued frame when out is NULL, or NULL */
+    struct trie_node **subs; /* nodes of w->trie holding this client */
+    uint16_t nsubs, subs_cap;
+    uint32_t id;
+    uint32_t index;       /* slot in w->clients */
+    uint32_t born_s;      /* worker clock at accept */
+    uint32_t last_rx_s;   /* last frame received */
+    uint32_t last_ping_s; /* last ping sent; in CLOSING: the close deadline */
+    uint32_t utf8;        /* UTF-8 validator state of the current text message */
+    uint8_t state;        /* enum client_state */
+    uint8_t flags;        /* CLIENT_F_* */
+    uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
+};
+
+/*
+ * Takes the accepted non-blocking socket fd and returns a new connection
+ * in HANDSHAKE state, registered with the worker (array and read event).
+ */
+struct client *client_new(struct worker *w, int fd);
+
+/*
+ * Subscribes c to pattern[0..len) (borrowed): validates it (topic limits),
+ * enforces max-subscriptions, adds c to the worker's trie and, when the
+ * pattern is new to this worker, sends SUB to the broker. Subscribing twice
+ * to one pattern succeeds once. Returns 0, or -1 with *code ("bad_topic",
+ * "too_many_subscriptions") and *err (static). The one gate every
+ * subscription passes (query string and JSON ops alike).
+ */
+int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                     const char **err);
+
+/*
+ * Removes the subscription to pattern[0..len); UNSUB to the broker when no
+ * local client holds it any more. Returns 0, or -1 with *code
+ * "not_subscribed".
+ */
+int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                       const char **err);
+
+/*
+ * Queues a reference to f (borrowed: c takes its own reference) for a
+ * delivery and puts c on the worker's dirty list. Closes c as a slow
+ * consumer (1008) when its queued output would exceed send-queue-limit:
+ * returns -1 then, 0 otherwise.
+ */
+int client_deliver(struct client *c, struct frame *f);
+
+/*
+ * Writes queued output. Returns 0, or -1 when c was closed (write error,
+ * or a close-after-flush completed); the caller stops touching it.
+ */
+int client_flush(struct client *c);
+
+/*
+ * Closes c. Idempotent. For an OPEN connection with code != 0, a close
+ * frame (code, reason) is sent after the queued output, which is flushed
+ * for at most a couple of seconds; code 0 closes the socket at once.
+ * Unsubscribes everything, returns borrowed buffers to the pool and hands
+ * the struct to the worker's close list (freed on the next loop pass).
+ */
+void client_close(struct client *c, uint16_t code, const char *reason);
+
+/* Sends a WebSocket ping (the sweep's keepalive). Returns 0, or -1 when c was closed. */
+int client_ping(struct client *c);
+
+/* Closes c at once, whatever its state (sweep deadlines, worker teardown). */
+void client_abort(struct client *c);
+
+/* Frees a closed client (the worker's close list). */
+void client_free(struct client *c);
+
+/* Bytes queued for c (pending frame + evbuffer). */
+size_t client_queued(const struct client *c);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * main.c - herald-edge: configuration, workers, signals.
+ *
+ *   herald-edge [conf/edge.conf] [--directive value]...
+ *
+ * Start-up order: configuration (bad → message naming file and line, exit
+ * 2), libevent threading (before any event_base), SIGPIPE ignored,
+ * SIGTERM/SIGINT blocked in every thread, then every worker's listener is
+ * bound here, in the main thread, so a bind error stops start-up (exit 1)
+ * before any thread runs. Worker 0 binds first; the others bind the port it
+ * got, so `port 0` yields one ephemeral port shared through SO_REUSEPORT.
+ * Then the threads start and `event=ready` is logged: every listener is
+ * already accepting into its backlog.
+ *
+ * The main thread then only waits in sigwait(). On SIGTERM/SIGINT it asks
+ * every worker to shut down (their notify pipes), joins them and frees
+ * them; each worker drains its clients within shutdown-timeout.
+ *
+ * Rejected: an event_base in the main thread for signals (sigwait is the
+ * whole job) and a listener shared by all workers (thundering herd; the
+ * kernel's SO_REUSEPORT hashing spreads connections instead).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "edge/edge_conf.h"
+#include "edge/worker.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: herald-edge [config-file] [--directive value]...\n\n");
+    conf_usage(edge_conf_table, out);
+}
+
+static size_t worker_count(const struct edge_conf *conf)
+{
+    long n = conf->workers > 0 ? (long)conf->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : (size_t)n;
+}
+
+/* Binds every worker's listener; returns the port, or -1 after logging. */
+static int create_workers(const struct edge_conf *conf, struct worker **ws, size_t n)
+{
+    int port = (int)conf->port;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *err = "unknown error";
+
+        ws[i] = worker_new((int)i, conf, port, &err);
+        if (!ws[i]) {
+            log_error("listen_failed", "bind=%s port=%d reason=\"%s\"", conf->bind, port, err);
+            return -1;
+        }
+        if (i == 0)
+            port = worker_port(ws[0]);
+    }
+    return port;
+}
+
+static void stop_workers(struct worker **ws, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i])
+            worker_request_shutdown(ws[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ws[i])
+            worker_join(ws[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        worker_free(ws[i]);
+}
+
+static int run(const struct edge_conf *conf, sigset_t *sigs)
+{
+    size_t n = worker_count(conf);
+    struct worker **ws = mem_calloc(n, sizeof(*ws));
+    int port = create_workers(conf, ws, n), sig = 0, rc = 0;
+
+    if (port < 0) {
+        rc = 1;
+        goto out;
+    }
+    worker_set_all(ws, n);
+    for (size_t i = 0; i < n; i++) {
+        if (worker_start(ws[i]) < 0) {
+            log_error("thread_failed", "worker=%zu", i);
+            rc = 1;
+            goto out;
+        }
+    }
+    log_info("ready", "port=%d workers=%zu bind=%s broker=%s", port, n, conf->bind,
+             conf->broker ? conf->broker : "none");
+    while (sigwait(sigs, &sig) != 0) {
+    }
+    log_info("shutdown", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+out:
+    stop_workers(ws, n);
+    mem_free(ws);
+    if (rc == 0)
+        log_info("exit", "status=0");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct edge_conf conf;
+    char err[512];
+    sigset_t sigs;
+    int rc;
+
+    memset(&conf, 0, sizeof(conf));
+    log_init("edge", LOG_LEVEL_INFO);
+    rc = conf_load(edge_conf_table, &conf, argc - 1, argv + 1, err, sizeof(err));
+    if (rc == 1) {
+        usage(stdout);
+        conf_free(edge_conf_table, &conf);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "herald-edge: %s\n", err);
+        conf_free(edge_conf_table, &conf);
+        return 2;
+    }
+    log_set_level(conf.log_level);
+    if (evthread_use_pthreads() < 0) {
+        log_error("evthread_failed", "");
+        conf_free(edge_conf_table, &conf);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    rc = run(&conf, &sigs);
+    conf_free(edge_conf_table, &conf);
+    return rc;
+}
