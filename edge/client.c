@@ -278,23 +278,16 @@ int client_deliver(struct client *c, struct frame *f)
 
     if (queued + f->len > w->conf->send_queue_limit) {
         char peer[PEER_MAX];
-        /* A pending frame is always whole; an evbuffer may hold a frame cut by a
-         * partial write, after which a close frame would corrupt the stream. */
-        bool at_boundary = c->out == NULL;
 
         peer_of(c, peer, sizeof(peer));
         log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, peer, queued);
         w->stats.slow_consumers++;
         w->stats.closes[CLOSE_R_1008]++;
-        drop_output(c);
-        if (at_boundary) {
-            struct frame *cf = client_encode_close(WS_CLOSE_POLICY, "slow consumer");
-            ssize_t n = send(client_fd(c), cf->data, cf->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-            (void)n;
-            frame_unref(&cf);
-        }
-        client_abort(c);
+        /* Deliveries stop here (client_close unsubscribes). The close frame
+         * goes after what is queued, which ends on a frame boundary, and the
+         * closing grace period bounds how long that queue (at most
+         * send-queue-limit) may take to drain before the socket is cut. */
+        client_close(c, WS_CLOSE_POLICY, "slow consumer");
         return -1;
     }
     queue_frame(c, frame_ref(f));

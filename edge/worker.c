@@ -267,19 +267,24 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* ---------- sweep ---------- */
 
+/*
+ * Timestamps are whole seconds of the worker clock, so "now - t" undercounts
+ * the time elapsed by up to a second: timeouts compare with ">" so they never
+ * fire before the configured time (they may fire up to a second later).
+ */
 static void sweep_one(struct worker *w, struct client *c)
 {
     uint32_t now = w->now_s;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
-        if (now - c->born_s >= w->handshake_timeout_s) {
+        if (now - c->born_s > w->handshake_timeout_s) {
             w->stats.hs_fail[HS_FAIL_TIMEOUT]++;
             client_abort(c);
         }
         break;
     case CLIENT_OPEN:
-        if (now - c->last_rx_s >= w->idle_timeout_s) {
+        if (now - c->last_rx_s > w->idle_timeout_s) {
             w->stats.closes[CLOSE_R_IDLE]++;
             log_debug("idle_timeout", "conn=%u", c->id);
             client_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");

@@ -650,19 +650,31 @@ END_TEST
 START_TEST(test_slow_consumer_closed)
 {
     static char payload[2000];
-    int small = 4096;
+    static char frame[4096];
+    int small = 4096, op, data_frames = 0;
 
     memset(payload, 'z', sizeof(payload));
     handshake("/ws?topic=s");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 2000 && w->nclients > 0; i++) {
+    for (int i = 0; i < 2000 && w->stats.slow_consumers == 0; i++) {
         worker_deliver(w, "s", 1, (uint64_t)i, payload, sizeof(payload));
         worker_flush_dirty(w);
     }
-    ck_assert_uint_eq(w->nclients, 0);
     ck_assert_uint_eq(w->stats.slow_consumers, 1);
+    /* Deliveries stop at once: the client left the trie. */
     ck_assert_uint_eq(trie_subscription_count(w->trie), 0);
+    ck_assert_uint_le(client_queued(cl), w->conf->send_queue_limit + 256);
+    /* What was queued drains in order, then close 1008 "slow consumer". */
+    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT)
+        data_frames++;
+    ck_assert_int_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
+    ck_assert_str_eq(frame + 2, "slow consumer");
+    ck_assert_int_gt(data_frames, 0);
+    expect_eof();
+    peer_close();
+    ck_assert_uint_eq(w->nclients, 0);
     pump();
     ck_assert_uint_eq(frame_live(), 0);
 }
