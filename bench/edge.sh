@@ -37,10 +37,11 @@ UNICAST_RATES=${UNICAST_RATES:-"20000 80000"}
 UNICAST_S=${UNICAST_S:-10}
 PHASES=${PHASES:-"broadcast unicast"} # either or both
 DRAIN_MAX_S=${DRAIN_MAX_S:-30}        # longest wait for deliveries after a publisher ends
-EDGE_PORT=${EDGE_PORT:-28080}
-LINK_PORT=${LINK_PORT:-27400}
-RESP_PORT=${RESP_PORT:-26380}
-HTTP_PORT=${HTTP_PORT:-28400}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+EDGE_PORT=${EDGE_PORT:-$(free_port)}
+LINK_PORT=${LINK_PORT:-$(free_port)}
+RESP_PORT=${RESP_PORT:-$(free_port)}
+HTTP_PORT=${HTTP_PORT:-$(free_port)}
 
 [ "$PER_PROC" -le 18000 ] || { echo "PER_PROC must be <= 18000" >&2; exit 2; }
 [ "$N" -le 18000 ] || { echo "N must be <= 18000 (one edge process, fd limit $(ulimit -n))" >&2; exit 2; }
@@ -53,13 +54,28 @@ LG=$BUILD/herald-loadgen
 TMP=$(mktemp -d /tmp/herald-edge-bench.XXXXXX)
 NOTES=""
 pids=() lg_pids=() broker_pid="" edge_pid=""
+RPS_FILE=/sys/class/net/lo/queues/rx-0/rps_cpus
+RPS_OLD=""
 cleanup() {
     trap - EXIT INT TERM
     for p in "${lg_pids[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "$RPS_OLD" ]; then
+        echo "$RPS_OLD" >"$RPS_FILE" && echo "edge.sh: restored $RPS_FILE to $RPS_OLD" >&2
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
+
+# On loopback the receiving socket's kernel work runs on the sender's CPU, so
+# the edge core would also pay for what the browsers' machines do in
+# production. Receive Packet Steering moves it to the load core (CPU 1) for
+# the run; STEER_RPS=0 keeps the machine's setting.
+if [ "${STEER_RPS:-1}" = 1 ] && [ -w "$RPS_FILE" ]; then
+    RPS_OLD=$(cat "$RPS_FILE")
+    echo 2 >"$RPS_FILE"
+    echo "edge.sh: $RPS_FILE $RPS_OLD -> 2 (loopback receive work on CPU 1), restored at exit" >&2
+fi
 
 log() { echo "edge.sh: $*" >&2; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -342,7 +358,8 @@ main() {
         echo
         echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $mem, $(uname -r)."
         echo "herald-edge --workers 1 pinned to CPU 0; herald-broker, the publisher and the load"
-        echo "generators pinned to CPU 1 (**the broker shares the load core**). N=$N connections over"
+        echo "generators pinned to CPU 1 (**the broker shares the load core**). Loopback receive"
+        echo "processing: rps_cpus=$(cat "$RPS_FILE" 2>/dev/null) (2 = steered to CPU 1, see STEER_RPS). N=$N connections over"
         echo "$(( (N + PER_PROC - 1) / PER_PROC )) herald-loadgen processes, $CONNECTED connected;"
         echo "64-byte payloads, format=raw. Latency: publisher's realtime stamp to the kernel's receive"
         echo "stamp on the subscriber socket (SO_TIMESTAMPNS: on loopback, when the edge's send queued"
