@@ -107,9 +107,10 @@ int net_split_hostport(const char *s, char *hostbuf, size_t hostlen, int *port)
     }
     if (hlen == 0 || hlen >= hostlen)
         return -1;
+    /* Digits only: strtol alone would skip spaces and take a sign. */
     errno = 0;
     p = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
+    if (colon[1] < '0' || colon[1] > '9' || errno || *end || p < 1 || p > 65535)
         return -1;
     memcpy(hostbuf, host, hlen);
     hostbuf[hlen] = '\0';

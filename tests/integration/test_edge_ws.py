@@ -7,7 +7,6 @@ open WebSockets, 5,000 connections receiving one broadcast, /healthz and
 
 Node and npm are required: `make test` installs them (tools/install-deps.sh
 test). Missing, the tests fail rather than skip."""
-import fcntl
 import json
 import os
 import queue
@@ -19,23 +18,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import Broker, Edge, LinkClient, Process, binary, http, metric, run_cli, wait_until
+from harness import (Broker, Edge, LinkClient, NODE_DIR, Process, binary, ensure_node_modules, http,
+                     metric, run_cli, wait_until)
 from rawws import RawWs
-
-NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
-
-
-def ensure_node_modules():
-    """Installs the pinned `ws` package (package-lock.json) once, under a lock."""
-    with open(os.path.join(NODE_DIR, ".install.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(NODE_DIR, "node_modules", "ws", "package.json")):
-            return
-        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
-        if p.returncode != 0:
-            raise AssertionError("npm ci failed:\n%s" % p.stdout.decode(errors="replace"))
-
 
 class NodeWs:
     """node driver.js: WebSocket connections by id, events read in a thread."""

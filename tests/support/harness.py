@@ -6,6 +6,7 @@ leaks) and no sanitizer report in their logs.
 Only the Python standard library is used. msgpack is spoken with the small
 codec below (the subset the link protocol uses), RESP with a reply parser.
 """
+import fcntl
 import os
 import select
 import signal
@@ -428,6 +429,35 @@ def wait_until(pred, timeout=10, interval=0.05):
             return True
         time.sleep(interval)
     return pred()
+
+
+# ---------------------------------------------------------------- npm
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "node")
+PACKAGES = ("ws", "ioredis")
+
+
+def ensure_node_modules():
+    """Installs the npm packages the tests drive (pinned by
+    tests/integration/node/package-lock.json) once, under a file lock shared
+    by every test: `npm ci` into an empty node_modules; when an older install
+    lacks a package, `npm install` adds it from the lock file without
+    removing what another test may be using."""
+    def missing():
+        return [p for p in PACKAGES
+                if not os.path.exists(os.path.join(NODE_DIR, "node_modules", p, "package.json"))]
+
+    with open(os.path.join(NODE_DIR, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not missing():
+            return
+        fresh = not os.path.isdir(os.path.join(NODE_DIR, "node_modules"))
+        cmd = ["npm", "ci" if fresh else "install", "--no-audit", "--no-fund"]
+        p = subprocess.run(cmd, cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=240)
+        if p.returncode != 0 or missing():
+            raise AssertionError("%s failed (missing %s):\n%s"
+                                 % (" ".join(cmd), missing(), p.stdout.decode(errors="replace")))
 
 
 def main():
