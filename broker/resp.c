@@ -1,17 +1,25 @@
 /*
  * resp.c - the RESP endpoint: Redis clients publishing and subscribing.
  *
- * One bufferevent per client. A read callback pulls the whole input up into
- * one contiguous block, parses every complete command in it with the pure
- * parser (resp_parse.c), dispatches each through a small command table and
- * drains what was consumed once: a pipelined batch costs one pullup, one
- * drain and one append per reply, with no allocation per command (the argv
- * views live in one scratch array on the server). The batch's replies
- * collect in a server-wide scratch evbuffer and are written straight to the
- * socket at the end when nothing is queued ahead of them (Redis writes
- * before it sleeps the same way): a request costs a read and a write, not
- * also arming and disarming a write event. Only what the kernel refuses
- * goes to the bufferevent.
+ * I/O is done here, not by a bufferevent, so that a request costs one read
+ * and one write as in Redis. A bufferevent asks the kernel how much is
+ * readable (ioctl FIONREAD) before every read, and only writes on the pass
+ * after output was queued; at one small request per wake-up that third
+ * syscall was a fifth of the endpoint's system time. Each client has one
+ * event for its socket (EV_READ while reading, EV_WRITE only while the
+ * kernel has refused output), an input evbuffer that holds only what could
+ * not be run yet, and an output evbuffer written with writev.
+ *
+ * Input: the read callback read(2)s into one server-wide buffer until a
+ * short read (the socket is drained), RESP_READ_BUDGET bytes (fairness), a
+ * pause or a close. Complete commands are parsed in place with the pure
+ * parser (resp_parse.c) and dispatched through a small command table, with
+ * no allocation per command (the argv views live in one scratch array on
+ * the server); only an incomplete tail is copied to the client's input, and
+ * when input is kept there the next read is appended and the whole is
+ * pulled up and run once. After the callback has run its commands the
+ * replies are written at once (Redis writes before it sleeps the same
+ * way); only what the kernel refuses arms EV_WRITE.
  *
  * A client subscribes through two handles embedded in its struct, one per
  * delivery form: `channel` (SUBSCRIBE, `message`) and `pattern`
@@ -22,20 +30,33 @@
  * entries. Invariant: an entry is in c->subs iff the handle is in that
  * trie node; both change together (Redis pubsub.c).
  *
- * Output: deliveries go to the bufferevent's output by reference to the
- * shared frame, after any replies not yet written. Two bounds apply.
- * Replies to the client's own commands are backpressure: past RESP_OUT_HIGH
- * the client is no longer read or parsed until the write callback sees the
- * output below RESP_OUT_LOW. Deliveries are fan-out and must not slow publishers:
- * past client-output-limit the subscriber is closed as a slow consumer.
+ * Fan-out: resp_deliver appends the shared frame (outbuf.h) after any
+ * replies and puts the subscriber on the server's dirty list instead of
+ * writing, unless EV_WRITE is armed (the write callback will get to it).
+ * The list is written by flush_ev, an event made active when the list
+ * becomes non-empty. libevent runs active events of one priority in order
+ * and appends newly activated ones to the queue being run, so flush_ev runs
+ * after every I/O callback of the current loop pass: many publishes in one
+ * pass (a pipelined batch, several publishers, link or HTTP publishes) cost
+ * one write per subscriber, as Redis's beforeSleep writes pending clients.
+ * Rejected: giving flush_ev a lower priority; libevent only runs a lower
+ * priority queue on a pass with no higher priority event active, so under
+ * steady load the subscribers would never be written.
+ *
+ * Two bounds apply to output. Replies to the client's own commands are
+ * backpressure: past RESP_OUT_HIGH the client is no longer read or parsed
+ * until a write leaves the output at RESP_OUT_LOW or below. Deliveries are
+ * fan-out and must not slow publishers: past client-output-limit the
+ * subscriber is closed as a slow consumer.
  *
  * Closing: client_close detaches from the trie (the router collects targets
- * before delivering, so this is safe inside a delivery), frees the
- * bufferevent and queues the struct on the broker's close list. Errors that
- * Redis answers before closing (protocol errors, QUIT, shutdown) use
- * close-after-flush: reading stops, the handles are marked closed so no
- * more deliveries queue, and the write callback closes once the output is
- * empty (or a write timeout passes).
+ * before delivering, so this is safe inside a delivery) and the dirty list,
+ * frees the event, buffers and socket, and queues the struct on the
+ * broker's close list. Errors that Redis answers before closing (protocol
+ * errors, QUIT, shutdown) use close-after-flush: reading stops, the handles
+ * are marked closed so no more deliveries queue, and the client closes once
+ * its output is written, or when its event (armed with a timeout while
+ * closing) sees no progress for RESP_FLUSH_TIMEOUT.
  *
  * Rejected: a per-client dict of subscriptions (UNSUBSCRIBE by name scans
  * the client's list; unsubscribing by name is rare next to close and
@@ -44,6 +65,7 @@
  */
 #include "broker/resp.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -56,7 +78,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -74,8 +95,10 @@
 #define RESP_PENDING_SLACK (64 * 1024)
 #define RESP_OUT_HIGH      (1024 * 1024)
 #define RESP_OUT_LOW       (256 * 1024)
-#define RESP_SCRATCH_FLUSH (64 * 1024)
-#define RESP_FLUSH_TIMEOUT 10 /* seconds a closing client has to read its last replies */
+#define RESP_WRITE_EARLY   (64 * 1024) /* replies of one batch written before it ends */
+#define RESP_READ_CHUNK    (64 * 1024)
+#define RESP_READ_BUDGET   (256 * 1024) /* bytes read per client per callback */
+#define RESP_FLUSH_TIMEOUT 10           /* seconds a closing client has to read its last replies */
 #define RESP_VERSION       "0.1.0"
 
 #define ERR_SUBSCRIBED_CTX                                                                         \
@@ -102,12 +125,18 @@ struct resp_client {
     struct resp_handle channel;
     struct resp_handle pattern;
     struct resp_server *srv;
-    struct bufferevent *bev;
+    struct event *ev;     /* the socket's only event */
+    struct evbuffer *in;  /* input not run yet: an incomplete command, or left by a pause */
+    struct evbuffer *out; /* replies and deliveries not written yet */
+    evutil_socket_t fd;
     struct resp_client *prev, *next;
+    struct resp_client *dirty_prev, *dirty_next; /* on srv->dirty iff dirty */
     struct resp_sub *subs;
     uint32_t nsubs, subs_cap;
     uint32_t id;
+    short armed; /* what ev waits for: EV_READ, EV_WRITE, EV_TIMEOUT (closing) */
     bool authed;
+    bool dirty;   /* deliveries queued for flush_ev to write */
     bool closed;  /* client_close ran; freed at the next close-list sweep */
     bool closing; /* close once the output is flushed */
     bool paused;  /* reading stopped: unread replies past RESP_OUT_HIGH */
@@ -122,12 +151,13 @@ struct resp_server {
     size_t max_pending; /* bytes of one incomplete command before a protocol error */
     uint32_t next_id;
     int port;
-    uint64_t pubsub_clients;           /* clients with at least one subscription */
-    uint64_t channel_subs;             /* (channel, client) pairs */
-    uint64_t pattern_subs;             /* (pattern, client) pairs */
-    struct evbuffer *scratch;          /* replies of the batch being run (see flush_replies) */
-    struct resp_client *scratch_owner; /* whose batch, or NULL */
+    uint64_t pubsub_clients;   /* clients with at least one subscription */
+    uint64_t channel_subs;     /* (channel, client) pairs */
+    uint64_t pattern_subs;     /* (pattern, client) pairs */
+    struct event *flush_ev;    /* writes the dirty list after this pass's I/O */
+    struct resp_client *dirty; /* subscribers with deliveries to write */
     struct resp_arg argv[RESP_MAX_ARGS];
+    char rbuf[RESP_READ_CHUNK]; /* every read lands here first */
 };
 
 typedef void resp_cmd_fn(struct resp_client *c, const struct resp_arg *argv, size_t argc);
@@ -145,22 +175,13 @@ struct resp_cmd {
 
 static void client_close(struct resp_client *c, const char *reason);
 static void close_after_flush(struct resp_client *c, const char *reason);
-static void process_input(struct resp_client *c);
 
 /* ---- replies ------------------------------------------------------------ */
-
-/* Where c's replies go: the batch scratch while c's input is being run, else its output. */
-static struct evbuffer *reply_buf(struct resp_client *c)
-{
-    if (c->srv->scratch_owner == c)
-        return c->srv->scratch;
-    return bufferevent_get_output(c->bev);
-}
 
 static void reply_raw(struct resp_client *c, const void *p, size_t n)
 {
     /* Allocation failure aborts everywhere else (mem.h); do the same here. */
-    if (evbuffer_add(reply_buf(c), p, n) < 0) {
+    if (evbuffer_add(c->out, p, n) < 0) {
         log_error("oom", "where=resp_reply bytes=%zu", n);
         abort();
     }
@@ -790,15 +811,81 @@ static void dispatch(struct resp_client *c, const struct resp_arg *argv, size_t 
     cmd->fn(c, argv, argc);
 }
 
-/* ---- connection --------------------------------------------------------- */
+/* ---- output ------------------------------------------------------------- */
 
-static void pause_reading(struct resp_client *c)
+static void client_on_event(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Points c's event at what it needs: input unless paused or closing,
+ * writability while output is pending, and the flush timeout while
+ * closing. Changing it costs an event_del and an event_add, so it is only
+ * done when that set changes. Closes c (check c->closed) if libevent fails.
+ */
+static void client_arm(struct resp_client *c)
 {
-    c->paused = true;
-    bufferevent_disable(c->bev, EV_READ);
-    /* The write callback now fires once the output drains below the low mark. */
-    bufferevent_setwatermark(c->bev, EV_WRITE, RESP_OUT_LOW, 0);
+    struct timeval tv = {RESP_FLUSH_TIMEOUT, 0};
+    short want = 0;
+
+    if (!c->closing && !c->paused)
+        want |= EV_READ;
+    if (evbuffer_get_length(c->out) > 0)
+        want |= EV_WRITE;
+    if (c->closing)
+        want |= EV_TIMEOUT;
+    if (want == c->armed)
+        return;
+    event_del(c->ev);
+    c->armed = want;
+    if (!(want & (EV_READ | EV_WRITE)))
+        return;
+    if (event_assign(c->ev, c->srv->b->base, c->fd, (short)((want & ~EV_TIMEOUT) | EV_PERSIST),
+                     client_on_event, c) < 0 ||
+        event_add(c->ev, c->closing ? &tv : NULL) < 0)
+        client_close(c, "error");
 }
+
+/* One writev of c's output. Returns 0, or -1 having closed c on a socket error. */
+static int write_out(struct resp_client *c)
+{
+    if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR) {
+        client_close(c, "error");
+        return -1;
+    }
+    return 0;
+}
+
+static void dirty_add(struct resp_client *c)
+{
+    struct resp_server *srv = c->srv;
+
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_prev = NULL;
+    c->dirty_next = srv->dirty;
+    if (srv->dirty)
+        srv->dirty->dirty_prev = c;
+    else
+        event_active(srv->flush_ev, EV_TIMEOUT, 0);
+    srv->dirty = c;
+}
+
+static void dirty_remove(struct resp_client *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->srv->dirty = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
+}
+
+/* ---- input -------------------------------------------------------------- */
 
 static void protocol_error(struct resp_client *c, const char *err)
 {
@@ -808,29 +895,10 @@ static void protocol_error(struct resp_client *c, const char *err)
 }
 
 /*
- * Moves the batch's replies to c's output. When nothing is queued ahead of
- * them they are written to the socket at once, as Redis does before it
- * sleeps: most replies fit the socket buffer, and this skips arming a write
- * event and a loop pass per request. What the kernel refuses is queued on
- * the bufferevent, which also reports any socket error.
+ * Runs complete commands from buf; returns the bytes consumed. A batch's
+ * replies past RESP_WRITE_EARLY are written before it ends, unless the
+ * kernel is already refusing; past RESP_OUT_HIGH unwritten, c pauses.
  */
-static void flush_replies(struct resp_client *c)
-{
-    struct resp_server *srv = c->srv;
-    struct evbuffer *out;
-
-    if (srv->scratch_owner != c || evbuffer_get_length(srv->scratch) == 0)
-        return;
-    out = bufferevent_get_output(c->bev);
-    if (evbuffer_get_length(out) == 0)
-        (void)evbuffer_write(srv->scratch, bufferevent_getfd(c->bev));
-    if (evbuffer_get_length(srv->scratch) > 0 && evbuffer_add_buffer(out, srv->scratch) < 0) {
-        log_error("oom", "where=resp_flush bytes=%zu", evbuffer_get_length(srv->scratch));
-        abort();
-    }
-}
-
-/* Runs complete commands from buf; returns the bytes consumed. */
 static size_t run_commands(struct resp_client *c, char *buf, size_t len, bool *incomplete)
 {
     struct resp_server *srv = c->srv;
@@ -854,75 +922,170 @@ static size_t run_commands(struct resp_client *c, char *buf, size_t len, bool *i
             dispatch(c, srv->argv, argc);
         if (c->closed)
             break;
-        if (evbuffer_get_length(srv->scratch) >= RESP_SCRATCH_FLUSH)
-            flush_replies(c);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > RESP_OUT_HIGH)
-            pause_reading(c);
+        if (evbuffer_get_length(c->out) >= RESP_WRITE_EARLY && !(c->armed & EV_WRITE)) {
+            if (write_out(c) < 0)
+                break;
+            client_arm(c); /* EV_WRITE for what was refused */
+            if (c->closed)
+                break;
+        }
+        if (evbuffer_get_length(c->out) > RESP_OUT_HIGH)
+            c->paused = true; /* client_arm drops EV_READ when the callback ends */
     }
     return off;
 }
 
-/* Parses and runs every complete command in the input, then drains them at once. */
+/* After a batch: an incomplete command larger than a request may be is an error. */
+static void check_pending(struct resp_client *c, bool incomplete, size_t left)
+{
+    if (incomplete && !c->closing && left > c->srv->max_pending)
+        protocol_error(c, "Protocol error: request too large");
+}
+
+/* Runs every complete command kept in c->in, then drains them at once. */
 static void process_input(struct resp_client *c)
 {
-    struct resp_server *srv = c->srv;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t len = evbuffer_get_length(in), off;
+    size_t len = evbuffer_get_length(c->in), off;
     bool incomplete = false;
 
     if (len == 0)
         return;
-    srv->scratch_owner = c;
-    off = run_commands(c, (char *)evbuffer_pullup(in, -1), len, &incomplete);
-    if (!c->closed) {
-        srv->b->stats.bytes_in += off;
-        evbuffer_drain(in, off);
-        if (incomplete && !c->closing && len - off > srv->max_pending)
-            protocol_error(c, "Protocol error: request too large");
-    }
-    if (!c->closed)
-        flush_replies(c);
-    srv->scratch_owner = NULL;
-}
-
-static void resp_on_read(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    process_input(arg);
-}
-
-static void resp_on_write(struct bufferevent *bev, void *arg)
-{
-    struct resp_client *c = arg;
-    size_t left = evbuffer_get_length(bufferevent_get_output(bev));
-
-    if (c->closing) {
-        if (left == 0)
-            client_close(c, NULL);
+    off = run_commands(c, (char *)evbuffer_pullup(c->in, -1), len, &incomplete);
+    if (c->closed)
         return;
+    c->srv->b->stats.bytes_in += off;
+    evbuffer_drain(c->in, off);
+    check_pending(c, incomplete, len - off);
+}
+
+static void add_or_abort(struct evbuffer *buf, const void *p, size_t n)
+{
+    /* Allocation failure aborts everywhere else (mem.h); do the same here. */
+    if (evbuffer_add(buf, p, n) < 0) {
+        log_error("oom", "where=resp_input bytes=%zu", n);
+        abort();
     }
-    if (c->paused && left <= RESP_OUT_LOW) {
-        c->paused = false;
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(bev, EV_READ);
+}
+
+/* Runs n bytes just read, after any input kept from before; keeps what is left. */
+static void consume(struct resp_client *c, char *p, size_t n)
+{
+    bool incomplete = false;
+    size_t off;
+
+    if (evbuffer_get_length(c->in) > 0) {
+        add_or_abort(c->in, p, n);
         process_input(c);
+        return;
+    }
+    off = run_commands(c, p, n, &incomplete);
+    if (c->closed)
+        return;
+    c->srv->b->stats.bytes_in += off;
+    if (off < n && !c->closing)
+        add_or_abort(c->in, p + off, n - off);
+    check_pending(c, incomplete, n - off);
+}
+
+/*
+ * Reads and runs input until a short read (the socket is drained), the
+ * budget is spent, or c pauses or closes. No FIONREAD: the bytes land in
+ * the server's buffer and only what is left unrun is copied to c->in.
+ */
+static void client_read(struct resp_client *c)
+{
+    struct resp_server *srv = c->srv;
+    size_t budget = RESP_READ_BUDGET;
+
+    while (!c->closed && !c->closing && !c->paused) {
+        ssize_t n = read(c->fd, srv->rbuf, sizeof(srv->rbuf));
+
+        if (n > 0) {
+            consume(c, srv->rbuf, (size_t)n);
+            if ((size_t)n < sizeof(srv->rbuf) || (size_t)n >= budget)
+                return;
+            budget -= (size_t)n;
+        } else if (n == 0) {
+            /* Half-closed after its last command (nc, shell pipes): answer it first. */
+            if (evbuffer_get_length(c->out) > 0)
+                close_after_flush(c, "eof");
+            else
+                client_close(c, "eof");
+            return;
+        } else if (errno != EINTR) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                client_close(c, "error");
+            return;
+        }
     }
 }
 
-static void resp_on_event(struct bufferevent *bev, short what, void *arg)
+/*
+ * After c's input or output changed: writes its output (when try_write;
+ * false when the kernel is known to be full), finishes a close-after-flush,
+ * resumes a paused client whose output is down to RESP_OUT_LOW (running the
+ * input it left, which may pause it again), then arms its event for the
+ * rest.
+ */
+static void client_settle(struct resp_client *c, bool try_write)
+{
+    for (;;) {
+        if (try_write && evbuffer_get_length(c->out) > 0) {
+            if (write_out(c) < 0)
+                return;
+            dirty_remove(c);
+        }
+        if (c->closing) {
+            if (evbuffer_get_length(c->out) == 0) {
+                client_close(c, NULL);
+                return;
+            }
+            break;
+        }
+        if (!c->paused || evbuffer_get_length(c->out) > RESP_OUT_LOW)
+            break;
+        c->paused = false;
+        process_input(c);
+        if (c->closed)
+            return;
+        try_write = true;
+    }
+    client_arm(c);
+}
+
+static void client_on_event(evutil_socket_t fd, short what, void *arg)
 {
     struct resp_client *c = arg;
 
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-        /* Half-closed after its last command (nc, shell pipes): answer it first. */
-        close_after_flush(c, "eof");
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        client_close(c, "timeout");
         return;
     }
-    client_close(c, (what & BEV_EVENT_TIMEOUT) ? "timeout"
-                    : (what & BEV_EVENT_EOF)   ? "eof"
-                                               : "error");
+    if ((what & EV_READ) && !c->closing && !c->paused) {
+        client_read(c);
+        if (c->closed)
+            return;
+    }
+    client_settle(c, (what & EV_WRITE) || !(c->armed & EV_WRITE));
 }
+
+/* flush_ev: writes every subscriber that deliveries made dirty in this pass. */
+static void resp_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct resp_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    while (srv->dirty) {
+        struct resp_client *c = srv->dirty;
+
+        dirty_remove(c);
+        client_settle(c, !(c->armed & EV_WRITE));
+    }
+}
+
+/* ---- connection --------------------------------------------------------- */
 
 static void mark_handles_closed(struct resp_client *c)
 {
@@ -933,21 +1096,18 @@ static void mark_handles_closed(struct resp_client *c)
 /* Stops reading and deliveries; closes once the queued output is written. */
 static void close_after_flush(struct resp_client *c, const char *reason)
 {
-    struct timeval tv = {RESP_FLUSH_TIMEOUT, 0};
-
     if (c->closed || c->closing)
         return;
     c->closing = true;
     mark_handles_closed(c);
     log_debug("resp_closing", "conn=%u peer=%s reason=%s", c->id, c->peer, reason);
-    flush_replies(c);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (evbuffer_get_length(c->out) > 0 && !(c->armed & EV_WRITE) && write_out(c) < 0)
+        return;
+    if (evbuffer_get_length(c->out) == 0) {
         client_close(c, reason);
         return;
     }
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    client_arm(c); /* EV_WRITE only, with the flush timeout */
 }
 
 static void list_unlink(struct resp_server *srv, struct resp_client *c)
@@ -969,6 +1129,20 @@ static void client_free(struct close_entry *e)
     mem_free(c);
 }
 
+/* Frees what client_new allocated for the socket, and closes it. */
+static void client_free_io(struct resp_client *c)
+{
+    if (c->ev)
+        event_free(c->ev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    c->ev = NULL;
+    c->in = c->out = NULL;
+    close(c->fd);
+}
+
 /* Closes now (idempotent): detach, free the socket, free the struct later. reason NULL: flushed. */
 static void client_close(struct resp_client *c, const char *reason)
 {
@@ -981,10 +1155,8 @@ static void client_close(struct resp_client *c, const char *reason)
     mark_handles_closed(c);
     sub_remove_all(c, false, false);
     sub_remove_all(c, true, false);
-    if (srv->scratch_owner == c)
-        evbuffer_drain(srv->scratch, evbuffer_get_length(srv->scratch));
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    dirty_remove(c);
+    client_free_io(c);
     list_unlink(srv, c);
     log_info("resp_close", "conn=%u peer=%s reason=%s", c->id, c->peer, reason ? reason : "done");
     broker_conn_closed(b, EP_RESP);
@@ -1005,21 +1177,17 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
     c->pattern.client = c;
     c->id = ++srv->next_id;
     c->authed = b->conf->requirepass == NULL;
+    c->fd = fd;
     net_peer_name(fd, c->peer, sizeof(c->peer));
     /* Replies are small and latency-bound; Redis disables Nagle too. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        close(fd);
-        mem_free(c);
-        return NULL;
-    }
-    /* libevent writes at most 16 KiB per pass by default; a subscriber
-     * behind a busy topic needs whole socket buffers per write. */
-    bufferevent_set_max_single_write(c->bev, 1 << 20);
-    bufferevent_setcb(c->bev, resp_on_read, resp_on_write, resp_on_event, c);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
-        bufferevent_free(c->bev);
+    /* The listener made fd non-blocking. */
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->ev = event_new(b->base, fd, EV_READ | EV_PERSIST, client_on_event, c);
+    c->armed = EV_READ;
+    if (!c->in || !c->out || !c->ev || event_add(c->ev, NULL) < 0) {
+        client_free_io(c);
         mem_free(c);
         return NULL;
     }
@@ -1057,7 +1225,7 @@ static void resp_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struc
     }
     c = client_new(srv, fd);
     if (!c) {
-        log_warn("resp_accept_failed", "reason=bufferevent");
+        log_warn("resp_accept_failed", "reason=event");
         return;
     }
     c->next = srv->clients;
@@ -1096,11 +1264,11 @@ int resp_server_start(struct broker *b, const char **err)
     srv->limits.max_bulk = b->conf->max_payload + RESP_BULK_SLACK;
     srv->limits.max_inline = RESP_MAX_INLINE;
     srv->max_pending = b->conf->max_payload + RESP_PENDING_SLACK;
-    srv->scratch = evbuffer_new();
-    if (!srv->scratch) {
+    srv->flush_ev = event_new(b->base, -1, 0, resp_on_flush, srv);
+    if (!srv->flush_ev) {
         close(fd);
         mem_free(srv);
-        *err = "evbuffer_new failed";
+        *err = "event_new failed";
         return -1;
     }
     /* Backlog 0: net_listen already called listen(511); keep that backlog. */
@@ -1108,7 +1276,7 @@ int resp_server_start(struct broker *b, const char **err)
                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
     if (!srv->listener) {
         close(fd);
-        evbuffer_free(srv->scratch);
+        event_free(srv->flush_ev);
         mem_free(srv);
         *err = "evconnlistener_new failed";
         return -1;
@@ -1148,10 +1316,10 @@ void resp_server_free(struct broker *b)
     /* Clients still open after the loop (shutdown timeout): only free them. */
     for (c = srv->clients; c; c = next) {
         next = c->next;
-        bufferevent_free(c->bev);
+        client_free_io(c);
         client_free(&c->close);
     }
-    evbuffer_free(srv->scratch);
+    event_free(srv->flush_ev);
     mem_free(srv);
     b->resp = NULL;
 }
@@ -1160,25 +1328,24 @@ int resp_deliver(struct sub_target *t, struct frame *f)
 {
     struct resp_client *c = ((struct resp_handle *)t)->client;
     struct broker *b = c->srv->b;
-    struct evbuffer *out;
     size_t queued;
 
     if (c->closed || c->closing)
         return 0;
-    /* Keep order with replies of c's own batch, should it be running. */
-    flush_replies(c);
-    out = bufferevent_get_output(c->bev);
-    if (outbuf_add_frame(out, f) < 0) {
+    if (outbuf_add_frame(c->out, f) < 0) {
         client_close(c, "error");
         return -1;
     }
     b->stats.bytes_out += f->len;
-    queued = evbuffer_get_length(out);
+    queued = evbuffer_get_length(c->out);
     if (queued > b->conf->client_output_limit) {
         log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, c->peer, queued);
         b->stats.drops[DROP_SLOW_CONSUMER]++;
         client_close(c, "slow_consumer");
         return -1;
     }
+    /* Written after this pass's I/O; with EV_WRITE armed the write callback gets it. */
+    if (!(c->armed & EV_WRITE))
+        dirty_add(c);
     return 0;
 }
