@@ -1,6 +1,6 @@
 /*
- * loadgen.c - herald-loadgen: WebSocket subscribers and a RESP publisher for
- * the edge benchmarks (bench/edge.sh).
+ * loadgen.c - herald-loadgen: subscribers and a publisher for the edge
+ * benchmarks (bench/edge.sh) and the peer comparison (bench/peers.sh).
  *
  * Subscriber side (`sub`, `hold`): one process holds up to ~18,000
  * WebSocket connections on one event_base. A connection is a small fixed
@@ -12,10 +12,15 @@
  * Rejected: a bufferevent per connection (about 1 KB each, for nothing here).
  *
  * What is protocol-specific (request target and headers, a subscribe step
- * once open, message -> event payload) is a `struct proto` adapter; the
- * WebSocket client framing below it is shared. Only Herald's adapter exists.
+ * once open and its ack, how the stream is cut into units and what a unit
+ * means, how to publish and read replies) is a `struct proto` adapter: herald,
+ * nchan (WebSocket + HTTP POST), mqtt (MQTT 3.1.1 over WebSocket + TCP) and
+ * resp (redis-server, plain TCP). The WebSocket client framing and the
+ * accounting below it are shared. MQTT packets may straddle frames, so their
+ * stream is joined per connection in a second `stream` carry, again kept only
+ * while a unit is partial.
  *
- * Latency: the publisher (`publish`, pipelined RESP PUBLISH) writes a
+ * Latency: the publisher (`publish`, pipelined per --proto) writes a
  * fixed-width 64-byte payload "t=<CLOCK_REALTIME us> s=<seq> c=<count>
  * r=<run seed> xxxxxxxx"; a receiver subtracts t from the realtime clock read
  * once per recv() and records the difference in a log-linear histogram
@@ -39,6 +44,7 @@
  * that a connection needs no back pointer.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -51,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -86,7 +93,8 @@
 
 enum mode { MODE_SUB, MODE_HOLD, MODE_PUBLISH };
 
-enum topic_mode { TOPIC_BROADCAST, TOPIC_UNICAST };
+/* TOPIC_BOTH (bench/scale.sh): --topic and user.<i+offset> on every connection. */
+enum topic_mode { TOPIC_BROADCAST, TOPIC_UNICAST, TOPIC_BOTH };
 
 struct opts {
     enum mode mode;
@@ -270,25 +278,51 @@ static void hist_write(const struct hist *h, const char *path, unsigned window)
 
 /* ------------------------------------------------------- protocol adapter */
 
+/* What one unit of a server's stream means to the accounting. */
+enum unit_kind {
+    UNIT_OTHER, /* of no interest: a CONNACK, a reply to a ping */
+    UNIT_EVENT, /* carries an event payload */
+    UNIT_ACK,   /* acknowledges the subscribe step */
+    UNIT_ERROR, /* a protocol-level error reply */
+};
+
+/* What came back to a publisher. */
+struct pub_tally {
+    uint64_t replies, receivers, errors, pongs;
+};
+
 /*
- * What differs between the servers the generator talks to. A later adapter
- * (nchan: /sub/<channel>; MQTT over WebSocket: CONNECT + SUBSCRIBE packets in
- * binary frames, PUBLISH packets out) fills the same slots.
+ * What differs between the servers the generator talks to. A subscriber's
+ * unit is one WebSocket message (cut == NULL: Herald, nchan), or one packet
+ * cut from a byte stream: the WebSocket payloads joined (MQTT, which may
+ * split or join packets across frames) or the TCP stream itself (RESP,
+ * websocket false). The publisher side writes events and reads replies on
+ * plain TCP connections to --resp.
  */
 struct proto {
     const char *name;
+    bool websocket;
     /* Writes the request target (path and query) of connection idx; returns its length or -1. */
     int (*target)(const struct opts *o, uint64_t idx, char *buf, size_t len);
-    const char *headers; /* extra request header lines, each ending "\r\n" */
-    /* Writes the client frame(s) sent once open (the subscribe step); returns their length. */
+    const char *headers;     /* extra request header lines, each ending "\r\n" */
+    const char *subprotocol; /* the Sec-WebSocket-Protocol the reply must echo; NULL: none */
+    /* Writes the bytes sent once open (the subscribe step, framed); returns their length. */
     size_t (*on_open)(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len);
-    /*
-     * Returns the event payload inside one complete message (borrowed from
-     * msg) with its length, or NULL when the message is no event; sets
-     * *error when it is a protocol-level error reply.
-     */
-    const uint8_t *(*extract)(const struct opts *o, const uint8_t *msg, size_t len, size_t *plen,
-                              bool *error);
+    bool acks; /* on_open is answered by a UNIT_ACK; the connection counts as open from it */
+    /* The length of the first complete unit of s, 0 when incomplete, -1 on a violation. */
+    ssize_t (*cut)(const uint8_t *s, size_t len);
+    /* Classifies one complete unit; for an event, *payload (borrowed from msg) and *plen. */
+    enum unit_kind (*classify)(const struct opts *o, const uint8_t *msg, size_t len,
+                               const uint8_t **payload, size_t *plen);
+    /* Publisher: what opens connection conn (NULL: nothing). */
+    void (*pub_hello)(const struct opts *o, unsigned conn, struct evbuffer *out);
+    /* Publisher: one event of PAYLOAD_LEN bytes body on topic. */
+    void (*pub_event)(const char *topic, const char *body, struct evbuffer *out);
+    /* Publisher: sent after the last event when no per-event reply exists; its answer (a pong) ends
+     * the run. */
+    void (*pub_bye)(struct evbuffer *out);
+    /* Publisher: consumes the complete replies in in; returns -1 on garbage. */
+    int (*pub_read)(struct evbuffer *in, struct pub_tally *t);
 };
 
 static int topic_of(const struct opts *o, uint64_t idx, char *buf, size_t len)
@@ -319,24 +353,6 @@ static size_t url_escape(const char *s, char *out, size_t len)
     return n;
 }
 
-static int herald_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    char topic[512], esc[1536];
-    int n;
-
-    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
-        return -1;
-    url_escape(topic, esc, sizeof(esc));
-    n = snprintf(buf, len, "%s?topic=%s%s", o->path, esc, o->raw ? "&format=raw" : "");
-    return n < (int)len ? n : -1;
-}
-
-static size_t herald_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
-{
-    (void)o, (void)idx, (void)buf, (void)len;
-    return 0; /* the query string subscribed already */
-}
-
 static const uint8_t *find(const uint8_t *s, size_t len, const char *needle)
 {
     const uint8_t *p = memmem(s, len, needle, strlen(needle));
@@ -344,40 +360,507 @@ static const uint8_t *find(const uint8_t *s, size_t len, const char *needle)
     return p ? p + strlen(needle) : NULL;
 }
 
-static const uint8_t *herald_extract(const struct opts *o, const uint8_t *msg, size_t len,
-                                     size_t *plen, bool *error)
+/* The --url path as is (mosquitto ignores it). */
+static int path_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
+{
+    (void)idx;
+    return snprintf(buf, len, "%s", o->path) < (int)len ? (int)strlen(buf) : -1;
+}
+
+static size_t no_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
+{
+    (void)o, (void)idx, (void)buf, (void)len;
+    return 0;
+}
+
+/*
+ * Writes one masked client frame around payload into out; returns its length
+ * (0 when it does not fit or exceeds 65535 bytes).
+ */
+static size_t ws_frame_build(uint8_t opcode, const uint8_t *payload, size_t len, uint8_t *out,
+                             size_t cap)
+{
+    static uint32_t mask_state = 0x2545f491u;
+    size_t h = len <= 125 ? 6 : 8;
+
+    if (len > 0xffff || h + len > cap)
+        return 0;
+    mask_state ^= mask_state << 13, mask_state ^= mask_state >> 17, mask_state ^= mask_state << 5;
+    out[0] = (uint8_t)(0x80 | opcode);
+    if (len <= 125) {
+        out[1] = (uint8_t)(0x80 | len);
+    } else {
+        out[1] = 0x80 | 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+    }
+    memcpy(out + h - 4, &mask_state, 4);
+    for (size_t i = 0; i < len; i++)
+        out[h + i] = payload[i] ^ out[h - 4 + (i & 3)];
+    return h + len;
+}
+
+/* RESP: Herald's broker and redis-server take the same PUBLISH. */
+static void resp_pub_event(const char *topic, const char *body, struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%d\r\n", strlen(topic), topic,
+                        PAYLOAD_LEN);
+    evbuffer_add(out, body, PAYLOAD_LEN);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* Replies to PUBLISH: ":<receivers>" lines; anything else is an error. */
+static int resp_pub_read(struct evbuffer *in, struct pub_tally *t)
+{
+    char *line;
+    size_t n;
+
+    while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+        t->replies++;
+        if (line[0] == ':')
+            t->receivers += strtoull(line + 1, NULL, 10);
+        else
+            t->errors++;
+        free(line); /* allocated by libevent */
+    }
+    return evbuffer_get_length(in) > MAX_HEAD ? -1 : 0;
+}
+
+/* ---- Herald: /ws?topic=<t>[&format=raw]; JSON envelopes unless raw */
+
+/*
+ * Topic mode both (bench/scale.sh): "?topic=<topic>&topic=user.<idx+offset>",
+ * two subscriptions per connection, so one connection set serves a
+ * broadcast phase and then a unicast phase (SIGUSR2 switches the counting).
+ */
+static int herald_target_both(const struct opts *o, uint64_t idx, char *buf, size_t len)
+{
+    char esc[1536];
+    int n;
+
+    url_escape(o->topic, esc, sizeof(esc));
+    n = snprintf(buf, len, "%s?topic=%s&topic=user.%" PRIu64 "%s", o->path, esc, idx + o->offset,
+                 o->raw ? "&format=raw" : "");
+    return n < (int)len ? n : -1;
+}
+
+static int herald_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
+{
+    char topic[512], esc[1536];
+    int n;
+
+    if (o->topic_mode == TOPIC_BOTH)
+        return herald_target_both(o, idx, buf, len);
+    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
+        return -1;
+    url_escape(topic, esc, sizeof(esc));
+    n = snprintf(buf, len, "%s?topic=%s%s", o->path, esc, o->raw ? "&format=raw" : "");
+    return n < (int)len ? n : -1;
+}
+
+static enum unit_kind herald_classify(const struct opts *o, const uint8_t *msg, size_t len,
+                                      const uint8_t **payload, size_t *plen)
 {
     const uint8_t *p;
 
     if (o->raw) {
+        *payload = msg;
         *plen = len;
-        return msg;
+        return UNIT_EVENT;
     }
-    if (!find(msg, len, "\"op\":\"msg\"")) {
-        *error = find(msg, len, "\"op\":\"error\"") != NULL;
-        return NULL;
-    }
+    if (!find(msg, len, "\"op\":\"msg\""))
+        return find(msg, len, "\"op\":\"error\"") ? UNIT_ERROR : UNIT_OTHER;
     p = find(msg, len, "\"data\":");
     if (!p)
-        return NULL;
+        return UNIT_OTHER;
     if (p < msg + len && *p == '"')
         p++; /* the payload is no JSON, so it came as a JSON string */
+    *payload = p;
     *plen = (size_t)(msg + len - p);
-    return p;
+    return UNIT_EVENT;
+}
+
+/* ---- nchan: WebSocket /sub/<chan>, a frame is the body of one POST /pub/<chan> */
+
+/* nchan channel ids are \w+ (nginx-nchan.conf): any other character becomes '_'. */
+static void nchan_channel(const char *topic, char *out, size_t len)
+{
+    size_t n = 0;
+
+    for (; *topic && n + 1 < len; topic++) {
+        unsigned char ch = (unsigned char)*topic;
+        out[n++] = isalnum(ch) || ch == '_' ? (char)ch : '_';
+    }
+    out[n] = '\0';
+}
+
+static int nchan_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
+{
+    char topic[512], chan[512];
+    size_t plen = strlen(o->path);
+    int n;
+
+    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
+        return -1;
+    nchan_channel(topic, chan, sizeof(chan));
+    n = snprintf(buf, len, "%s%s%s", o->path, plen && o->path[plen - 1] == '/' ? "" : "/", chan);
+    return n < (int)len ? n : -1;
+}
+
+static enum unit_kind nchan_classify(const struct opts *o, const uint8_t *msg, size_t len,
+                                     const uint8_t **payload, size_t *plen)
+{
+    (void)o;
+    *payload = msg; /* text or binary by the POST's Content-Type: the body as is */
+    *plen = len;
+    return UNIT_EVENT;
+}
+
+/* No Content-Type: nchan then sends a text frame (the payload is ASCII). */
+static void nchan_pub_event(const char *topic, const char *body, struct evbuffer *out)
+{
+    char chan[512];
+
+    nchan_channel(topic, chan, sizeof(chan));
+    evbuffer_add_printf(out,
+                        "POST /pub/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n",
+                        chan, PAYLOAD_LEN);
+    evbuffer_add(out, body, PAYLOAD_LEN);
+}
+
+/* One HTTP response in s (NUL-terminated copy); returns its length, 0 if incomplete, -1. */
+static long http_response(const char *s, size_t len, struct pub_tally *t)
+{
+    const char *end = strstr(s, "\r\n\r\n"), *v;
+    unsigned long clen = 0;
+    size_t head;
+
+    if (!end)
+        return len >= 2048 ? -1 : 0;
+    head = (size_t)(end - s) + 4;
+    v = strcasestr(s, "\r\nContent-Length:");
+    if (v && v < end)
+        clen = strtoul(v + strlen("\r\nContent-Length:"), NULL, 10);
+    if (head + clen > 2048)
+        return -1;
+    if (head + clen > len)
+        return 0;
+    t->replies++;
+    /* 201: at least one subscriber; 202: none (stored for nchan_message_timeout) */
+    if (strncmp(s, "HTTP/1.1 201", 12) != 0 && strncmp(s, "HTTP/1.1 202", 12) != 0)
+        t->errors++;
+    v = strstr(end, "active subscribers: ");
+    if (v && v < s + head + clen)
+        t->receivers += strtoull(v + strlen("active subscribers: "), NULL, 10);
+    return (long)(head + clen);
+}
+
+static int nchan_pub_read(struct evbuffer *in, struct pub_tally *t)
+{
+    char buf[2049];
+    long n;
+
+    for (;;) {
+        ev_ssize_t got = evbuffer_copyout(in, buf, sizeof(buf) - 1);
+        if (got <= 0)
+            return 0;
+        buf[got] = '\0';
+        n = http_response(buf, (size_t)got, t);
+        if (n <= 0)
+            return (int)n;
+        evbuffer_drain(in, (size_t)n);
+    }
+}
+
+/* ---- MQTT 3.1.1: over WebSocket (subprotocol mqtt) to subscribe, plain TCP to publish */
+
+static size_t mqtt_varint(size_t v, uint8_t *out)
+{
+    size_t n = 0;
+
+    do {
+        uint8_t b = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        out[n++] = (uint8_t)(b | (v ? 0x80 : 0));
+    } while (v);
+    return n;
+}
+
+/* CONNECT: clean session, keepalive 0 (off: no PINGREQ needed while idle). */
+static size_t mqtt_connect(const char *id, uint8_t *out)
+{
+    size_t idlen = strlen(id), n = 0;
+
+    out[n++] = 0x10;
+    n += mqtt_varint(12 + idlen, out + n);
+    memcpy(out + n, "\0\4MQTT\4\2\0\0", 10); /* name, level 4, flags, keepalive */
+    n += 10;
+    out[n++] = (uint8_t)(idlen >> 8);
+    out[n++] = (uint8_t)idlen;
+    memcpy(out + n, id, idlen);
+    return n + idlen;
+}
+
+/* SUBSCRIBE packet id 1, one filter, QoS 0. */
+static size_t mqtt_subscribe(const char *topic, uint8_t *out)
+{
+    size_t tl = strlen(topic), n = 0;
+
+    out[n++] = 0x82;
+    n += mqtt_varint(2 + 2 + tl + 1, out + n);
+    out[n++] = 0;
+    out[n++] = 1;
+    out[n++] = (uint8_t)(tl >> 8);
+    out[n++] = (uint8_t)tl;
+    memcpy(out + n, topic, tl);
+    n += tl;
+    out[n++] = 0;
+    return n;
+}
+
+/* CONNECT and SUBSCRIBE in one binary frame; client ids unique per process and connection. */
+static size_t mqtt_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
+{
+    char id[64], topic[256];
+    uint8_t pkt[600];
+    size_t n;
+
+    snprintf(id, sizeof(id), "lg%d-%" PRIu64, (int)getpid(), idx);
+    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
+        return 0;
+    n = mqtt_connect(id, pkt);
+    n += mqtt_subscribe(topic, pkt + n);
+    return ws_frame_build(0x2, pkt, n, buf, len);
+}
+
+/*
+ * The whole length of the packet starting at s (type byte, remaining length
+ * in 1-4 bytes of 7 bits, least significant first, then that many bytes):
+ * 0 when the length bytes are incomplete, -1 when invalid.
+ */
+static ssize_t mqtt_packet_len(const uint8_t *s, size_t len)
+{
+    size_t rem = 0, i;
+
+    for (i = 1;; i++) {
+        if (i == 5)
+            return -1;
+        if (i >= len)
+            return 0;
+        rem |= (size_t)(s[i] & 0x7f) << (7 * (i - 1));
+        if (!(s[i] & 0x80))
+            break;
+    }
+    return rem > MAX_FRAME ? -1 : (ssize_t)(i + 1 + rem);
+}
+
+static ssize_t mqtt_cut(const uint8_t *s, size_t len)
+{
+    ssize_t n = mqtt_packet_len(s, len);
+
+    return n > 0 && (size_t)n > len ? 0 : n;
+}
+
+static enum unit_kind mqtt_classify(const struct opts *o, const uint8_t *m, size_t len,
+                                    const uint8_t **payload, size_t *plen)
+{
+    size_t h = 1, off;
+
+    (void)o;
+    while (m[h] & 0x80) /* mqtt_cut() checked the varint */
+        h++;
+    h++;
+    switch (m[0] >> 4) {
+    case 3: /* PUBLISH: topic, a packet id only at QoS > 0, then the payload */
+        if (len < h + 2)
+            return UNIT_ERROR;
+        off = h + 2 + ((size_t)m[h] << 8 | m[h + 1]) + ((m[0] >> 1) & 3 ? 2 : 0);
+        if (off > len)
+            return UNIT_ERROR;
+        *payload = m + off;
+        *plen = len - off;
+        return UNIT_EVENT;
+    case 2: /* CONNACK: return code 0 is accepted */
+        return len >= h + 2 && m[h + 1] == 0 ? UNIT_OTHER : UNIT_ERROR;
+    case 9: /* SUBACK: 0x80 is a refused filter */
+        return len >= h + 3 && m[h + 2] != 0x80 ? UNIT_ACK : UNIT_ERROR;
+    default:
+        return UNIT_OTHER;
+    }
+}
+
+static void mqtt_pub_hello(const struct opts *o, unsigned conn, struct evbuffer *out)
+{
+    char id[64];
+    uint8_t pkt[128];
+
+    snprintf(id, sizeof(id), "lgpub%d-%u-%08" PRIx32, (int)getpid(), conn, o->seed);
+    evbuffer_add(out, pkt, mqtt_connect(id, pkt));
+}
+
+/* QoS 0: no reply; the run ends at the PINGRESP to pub_bye's PINGREQ, which comes in order. */
+static void mqtt_pub_event(const char *topic, const char *body, struct evbuffer *out)
+{
+    uint8_t pkt[600];
+    size_t tl = strlen(topic), n = 0;
+
+    if (tl > 500)
+        return;
+    pkt[n++] = 0x30;
+    n += mqtt_varint(2 + tl + PAYLOAD_LEN, pkt + n);
+    pkt[n++] = (uint8_t)(tl >> 8);
+    pkt[n++] = (uint8_t)tl;
+    memcpy(pkt + n, topic, tl);
+    n += tl;
+    memcpy(pkt + n, body, PAYLOAD_LEN);
+    evbuffer_add(out, pkt, n + PAYLOAD_LEN);
+}
+
+static void mqtt_pub_bye(struct evbuffer *out)
+{
+    evbuffer_add(out, "\xc0\x00", 2);
+}
+
+static int mqtt_pub_read(struct evbuffer *in, struct pub_tally *t)
+{
+    uint8_t head[5];
+
+    for (;;) {
+        ev_ssize_t got = evbuffer_copyout(in, head, sizeof(head));
+        ssize_t n = got > 0 ? mqtt_packet_len(head, (size_t)got) : 0;
+
+        if (n <= 0 || evbuffer_get_length(in) < (size_t)n)
+            return n < 0 ? -1 : 0;
+        if (head[0] == 0xd0)
+            t->pongs++;
+        else if (head[0] != 0x20 || n != 4 || head[3] != 0)
+            t->errors++; /* a refused CONNACK, or nothing a QoS 0 publisher expects */
+        evbuffer_drain(in, (size_t)n);
+    }
+}
+
+/* ---- RESP (redis-server): plain TCP, SUBSCRIBE <topic>, "message" arrays */
+
+static size_t resp_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
+{
+    char topic[256];
+    int n;
+
+    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
+        return 0;
+    n = snprintf((char *)buf, len, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(topic), topic);
+    return n > 0 && n < (int)len ? (size_t)n : 0;
+}
+
+/* One RESP value (arrays nest at most 4 deep): consumed bytes, 0 incomplete, -1. */
+static ssize_t resp_value(const uint8_t *s, size_t len, unsigned depth)
+{
+    const uint8_t *e = len ? memmem(s, len, "\r\n", 2) : NULL;
+    size_t h, used;
+    uint64_t n;
+
+    if (!e)
+        return len > MAX_HEAD ? -1 : 0;
+    h = (size_t)(e - s) + 2;
+    if (s[0] == '+' || s[0] == '-' || s[0] == ':' || ((s[0] == '$' || s[0] == '*') && s[1] == '-'))
+        return (ssize_t)h;
+    if ((s[0] != '$' && s[0] != '*') || !parse_digits(s + 1, h - 3, 10, &n) || n > MAX_FRAME)
+        return -1;
+    if (s[0] == '$')
+        return len >= h + n + 2 ? (ssize_t)(h + n + 2) : 0;
+    if (depth == 4)
+        return -1;
+    for (used = h; n; n--) {
+        ssize_t k = resp_value(s + used, len - used, depth + 1);
+        if (k <= 0)
+            return k;
+        used += (size_t)k;
+    }
+    return (ssize_t)used;
+}
+
+static ssize_t resp_cut(const uint8_t *s, size_t len)
+{
+    return resp_value(s, len, 0);
+}
+
+/* The bulk string at *off of a complete value; moves *off past it. NULL: none there. */
+static const uint8_t *resp_bulk(const uint8_t *s, size_t len, size_t *off, size_t *n)
+{
+    const uint8_t *e;
+    uint64_t v;
+
+    if (*off >= len || s[*off] != '$')
+        return NULL;
+    e = memmem(s + *off, len - *off, "\r\n", 2);
+    if (!e || !parse_digits(s + *off + 1, (size_t)(e - s) - *off - 1, 10, &v) ||
+        (size_t)(e - s) + 2 + v + 2 > len)
+        return NULL;
+    *n = (size_t)v;
+    *off = (size_t)(e - s) + 2 + v + 2;
+    return e + 2;
+}
+
+static enum unit_kind resp_classify(const struct opts *o, const uint8_t *m, size_t len,
+                                    const uint8_t **payload, size_t *plen)
+{
+    size_t off = 4, n;
+    const uint8_t *kind;
+
+    (void)o;
+    if (m[0] == '-')
+        return UNIT_ERROR;
+    if (len < 4 || memcmp(m, "*3\r\n", 4) != 0)
+        return UNIT_OTHER;
+    kind = resp_bulk(m, len, &off, &n);
+    if (kind && n == 9 && memcmp(kind, "subscribe", 9) == 0)
+        return UNIT_ACK;
+    if (!kind || n != 7 || memcmp(kind, "message", 7) != 0)
+        return UNIT_OTHER;
+    if (!resp_bulk(m, len, &off, &n)) /* the channel */
+        return UNIT_ERROR;
+    *payload = resp_bulk(m, len, &off, plen);
+    return *payload ? UNIT_EVENT : UNIT_ERROR;
 }
 
 static const struct proto protos[] = {
-    {"herald", herald_target, "", herald_on_open, herald_extract},
+    {"herald", true, herald_target, "", NULL, no_open, false, NULL, herald_classify, NULL,
+     resp_pub_event, NULL, resp_pub_read},
+    {"nchan", true, nchan_target, "", NULL, no_open, false, NULL, nchan_classify, NULL,
+     nchan_pub_event, NULL, nchan_pub_read},
+    {"mqtt", true, path_target, "Sec-WebSocket-Protocol: mqtt\r\n", "mqtt", mqtt_on_open, true,
+     mqtt_cut, mqtt_classify, mqtt_pub_hello, mqtt_pub_event, mqtt_pub_bye, mqtt_pub_read},
+    {"resp", false, NULL, "", NULL, resp_on_open, true, resp_cut, resp_classify, NULL,
+     resp_pub_event, NULL, resp_pub_read},
 };
+
+static const struct proto *proto_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
+        if (strcmp(protos[i].name, name) == 0)
+            return &protos[i];
+    }
+    return NULL;
+}
 
 /* ------------------------------------------------------ subscriber state */
 
-enum conn_state { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSED, CS_FAILED };
+/* CS_SUBSCRIBING: transport up, the subscribe step's ack (proto acks) not yet in. */
+enum conn_state {
+    CS_IDLE,
+    CS_CONNECTING,
+    CS_HANDSHAKE,
+    CS_SUBSCRIBING,
+    CS_OPEN,
+    CS_CLOSED,
+    CS_FAILED
+};
 
 struct conn {
     struct event ev; /* EV_WRITE while connecting, then EV_READ|EV_PERSIST */
     uint8_t *carry;  /* a partial response head or frame; NULL when none */
-    uint32_t carry_len;
+    uint8_t *stream; /* proto cut over WebSocket: a partial unit of the joined payloads */
+    uint32_t carry_len, stream_len;
     uint32_t received;   /* events in the current window */
     uint32_t started_ms; /* since run start, for the handshake deadline */
     uint8_t state;       /* enum conn_state */
@@ -410,8 +893,17 @@ static struct sub_run {
     uint64_t total_received, progress_received;
     uint32_t progress_opened;
     bool ready;
+    bool both_unicast; /* topic mode both: SIGUSR2 seen, windows count unicast */
     struct window win;
 } run;
+
+/* How events of the current window are counted: broadcast or unicast. */
+static enum topic_mode counting_mode(void)
+{
+    if (run.o->topic_mode != TOPIC_BOTH)
+        return run.o->topic_mode;
+    return run.both_unicast ? TOPIC_UNICAST : TOPIC_BROADCAST;
+}
 
 static uint32_t conn_idx(const struct conn *c)
 {
@@ -432,8 +924,9 @@ static void conn_end(struct conn *c, const char *why)
     if (fd >= 0)
         close(fd);
     mem_free(c->carry);
-    c->carry = NULL;
-    c->carry_len = 0;
+    mem_free(c->stream);
+    c->carry = c->stream = NULL;
+    c->carry_len = c->stream_len = 0;
     if (c->state == CS_OPEN) {
         run.open--;
         run.closed++;
@@ -470,18 +963,10 @@ static void ws_accept(uint32_t idx, char out[29])
 /* Sends one masked client frame (payload <= 125 bytes); -1 when the kernel refused it. */
 static int ws_send(int fd, uint8_t opcode, const uint8_t *payload, size_t len)
 {
-    static uint32_t mask_state = 0x2545f491u;
     uint8_t frame[2 + 4 + 125];
+    size_t n = len <= 125 ? ws_frame_build(opcode, payload, len, frame, sizeof(frame)) : 0;
 
-    if (len > 125)
-        return -1;
-    mask_state ^= mask_state << 13, mask_state ^= mask_state >> 17, mask_state ^= mask_state << 5;
-    frame[0] = (uint8_t)(0x80 | opcode);
-    frame[1] = (uint8_t)(0x80 | len);
-    memcpy(frame + 2, &mask_state, 4);
-    for (size_t i = 0; i < len; i++)
-        frame[6 + i] = payload[i] ^ frame[2 + (i & 3)];
-    return send(fd, frame, 6 + len, MSG_NOSIGNAL) == (ssize_t)(6 + len) ? 0 : -1;
+    return n && send(fd, frame, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 }
 
 /*
@@ -522,21 +1007,14 @@ static ssize_t ws_next(const uint8_t *p, size_t len, uint8_t *opcode, const uint
     return (ssize_t)(h + n);
 }
 
-static void on_event_message(struct conn *c, const uint8_t *msg, size_t len,
-                             const struct rx_time *rx)
+/* Counts one event payload to connection c. */
+static void on_payload(struct conn *c, const uint8_t *p, size_t plen, const struct rx_time *rx)
 {
     uint64_t now_us = rx->kernel_us ? rx->kernel_us : rx->app_us;
     const struct opts *o = run.o;
     struct window *w = &run.win;
     struct payload pl;
-    bool error = false;
-    size_t plen;
-    const uint8_t *p = run.proto->extract(o, msg, len, &plen, &error);
 
-    if (!p) {
-        w->errors += error;
-        return;
-    }
     if (payload_parse(p, plen, &pl) < 0) {
         w->bad++; /* not ours: a probe, or a server bug */
         return;
@@ -551,9 +1029,93 @@ static void on_event_message(struct conn *c, const uint8_t *msg, size_t len,
     w->count = pl.count;
     w->seed = pl.seed;
     w->seen = true;
-    if (o->topic_mode == TOPIC_UNICAST && o->users &&
+    if (counting_mode() == TOPIC_UNICAST && o->users &&
         target_user(pl.seed, pl.seq, o->users) != conn_idx(c) + o->offset)
         w->misrouted++;
+}
+
+static void conn_opened(struct conn *c)
+{
+    c->state = CS_OPEN;
+    run.pending--;
+    run.open++;
+    run.opened++;
+}
+
+/* Handles one complete unit (see struct proto); returns -1 when the connection ended. */
+static int on_unit(struct conn *c, const uint8_t *msg, size_t len, const struct rx_time *rx)
+{
+    const uint8_t *p = NULL;
+    size_t plen = 0;
+
+    switch (run.proto->classify(run.o, msg, len, &p, &plen)) {
+    case UNIT_EVENT:
+        on_payload(c, p, plen, rx);
+        return 0;
+    case UNIT_ACK:
+        if (c->state == CS_SUBSCRIBING)
+            conn_opened(c);
+        return 0;
+    case UNIT_ERROR:
+        run.win.errors++;
+        if (c->state != CS_SUBSCRIBING)
+            return 0;
+        conn_end(c, "subscribe_refused");
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+/* Cuts and handles the complete units of s; returns bytes consumed or -1 when ended. */
+static ssize_t consume_units(struct conn *c, const uint8_t *s, size_t len, const struct rx_time *rx)
+{
+    size_t used = 0;
+
+    while (used < len) {
+        ssize_t n = run.proto->cut(s + used, len - used);
+
+        if (n == 0)
+            break;
+        if (n < 0) {
+            conn_end(c, "bad_stream");
+            return -1;
+        }
+        if (on_unit(c, s + used, (size_t)n, rx) < 0)
+            return -1;
+        used += (size_t)n;
+    }
+    return (ssize_t)used;
+}
+
+/*
+ * Appends one WebSocket payload to the connection's unit stream (MQTT) and
+ * handles what completes; only a trailing partial unit is copied and kept.
+ * Returns -1 when the connection ended.
+ */
+static int stream_feed(struct conn *c, const uint8_t *p, size_t len, const struct rx_time *rx)
+{
+    uint8_t *joined = NULL;
+    ssize_t used;
+
+    if (c->stream_len) {
+        joined = mem_alloc(c->stream_len + len);
+        memcpy(joined, c->stream, c->stream_len);
+        memcpy(joined + c->stream_len, p, len);
+        len += c->stream_len;
+        p = joined;
+        mem_free(c->stream);
+        c->stream = NULL;
+        c->stream_len = 0;
+    }
+    used = consume_units(c, p, len, rx);
+    if (used >= 0 && (size_t)used < len) {
+        c->stream = mem_alloc(len - (size_t)used);
+        memcpy(c->stream, p + used, len - (size_t)used);
+        c->stream_len = (uint32_t)(len - (size_t)used);
+    }
+    mem_free(joined);
+    return used < 0 ? -1 : 0;
 }
 
 /* Handles one frame; returns -1 when the connection ended. */
@@ -563,10 +1125,11 @@ static int on_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_t len
     int fd = event_get_fd(&c->ev);
 
     switch (opcode) {
+    case 0x0: /* continuation: more of a stream proto's bytes, else ignored */
+        return run.proto->cut ? stream_feed(c, p, len, rx) : 0;
     case 0x1: /* text */
     case 0x2: /* binary: a fragmented message is counted by its first frame */
-        on_event_message(c, p, len, rx);
-        return 0;
+        return run.proto->cut ? stream_feed(c, p, len, rx) : on_unit(c, p, len, rx);
     case 0x9: /* ping: the server's idle timer needs the pong */
         if (ws_send(fd, 0xA, p, len) < 0) {
             conn_end(c, "pong_failed");
@@ -577,7 +1140,7 @@ static int on_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_t len
         ws_send(fd, 0x8, p, len < 2 ? len : 2);
         conn_end(c, "server_close");
         return -1;
-    default: /* continuation, pong */
+    default: /* pong */
         return 0;
     }
 }
@@ -622,15 +1185,45 @@ static bool head_accepts(uint32_t idx, const uint8_t *buf, size_t len)
     v += strlen("\r\nSec-WebSocket-Accept:");
     v += strspn(v, " \t");
     ws_accept(idx, want);
-    return strncmp(v, want, 28) == 0;
+    if (strncmp(v, want, 28) != 0)
+        return false;
+    if (!run.proto->subprotocol)
+        return true;
+    /* mosquitto answers 101 without it too, then never answers CONNECT */
+    v = strcasestr(head, "\r\nSec-WebSocket-Protocol:");
+    if (!v)
+        return false;
+    v += strlen("\r\nSec-WebSocket-Protocol:");
+    v += strspn(v, " \t");
+    return strncasecmp(v, run.proto->subprotocol, strlen(run.proto->subprotocol)) == 0;
+}
+
+/*
+ * The subscribe step once the transport is up: sends on_open's bytes; the
+ * connection is open at once, or at the ack when the proto has one. Returns
+ * -1 when the connection ended.
+ */
+static int conn_subscribe(struct conn *c)
+{
+    uint8_t sub[512];
+    size_t n = run.proto->on_open(run.o, conn_idx(c), sub, sizeof(sub));
+
+    if (n && send(event_get_fd(&c->ev), sub, n, MSG_NOSIGNAL) != (ssize_t)n) {
+        conn_end(c, "subscribe_send_failed");
+        return -1;
+    }
+    if (run.proto->acks)
+        c->state = CS_SUBSCRIBING;
+    else
+        conn_opened(c);
+    return 0;
 }
 
 /* Consumes the response head; returns bytes consumed (0: incomplete) or -1 when ended. */
 static ssize_t consume_head(struct conn *c, const uint8_t *buf, size_t len)
 {
-    uint8_t sub[512];
     const uint8_t *end = memmem(buf, len, "\r\n\r\n", 4);
-    size_t head_len, n;
+    size_t head_len;
 
     if (!end) {
         if (len <= MAX_HEAD)
@@ -643,16 +1236,7 @@ static ssize_t consume_head(struct conn *c, const uint8_t *buf, size_t len)
         conn_end(c, "handshake_rejected");
         return -1;
     }
-    c->state = CS_OPEN;
-    run.pending--;
-    run.open++;
-    run.opened++;
-    n = run.proto->on_open(run.o, conn_idx(c), sub, sizeof(sub));
-    if (n && send(event_get_fd(&c->ev), sub, n, MSG_NOSIGNAL) != (ssize_t)n) {
-        conn_end(c, "subscribe_send_failed");
-        return -1;
-    }
-    return (ssize_t)head_len;
+    return conn_subscribe(c) < 0 ? -1 : (ssize_t)head_len;
 }
 
 static ssize_t consume(struct conn *c, const uint8_t *buf, size_t len, const struct rx_time *rx)
@@ -664,7 +1248,10 @@ static ssize_t consume(struct conn *c, const uint8_t *buf, size_t len, const str
         if (head <= 0)
             return head;
     }
-    frames = consume_frames(c, buf + head, len - (size_t)head, rx);
+    if (run.proto->websocket)
+        frames = consume_frames(c, buf + head, len - (size_t)head, rx);
+    else
+        frames = consume_units(c, buf + head, len - (size_t)head, rx);
     return frames < 0 ? -1 : head + frames;
 }
 
@@ -737,6 +1324,10 @@ static void conn_on_connected(struct conn *c)
         conn_end(c, err == ECONNREFUSED ? "ECONNREFUSED" : "connect_failed");
         return;
     }
+    if (!run.proto->websocket) {
+        conn_subscribe(c);
+        return;
+    }
     ws_key(conn_idx(c), key);
     if (run.proto->target(run.o, conn_idx(c), target, sizeof(target)) < 0) {
         conn_end(c, "target_too_long");
@@ -763,7 +1354,7 @@ static void conn_on_event(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_on_connected(c);
-    if (c->state != CS_HANDSHAKE)
+    if (c->state == CS_FAILED || c->state == CS_CLOSED)
         return;
     event_assign(&c->ev, run.base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
     if (event_add(&c->ev, NULL) < 0)
@@ -836,10 +1427,10 @@ static uint32_t *expected_per_conn(void)
     const struct window *w = &run.win;
     uint32_t *exp;
 
-    if (!w->seen || (o->topic_mode == TOPIC_UNICAST && !o->users))
+    if (!w->seen || (counting_mode() == TOPIC_UNICAST && !o->users))
         return NULL;
     exp = mem_calloc(o->connections, sizeof(*exp));
-    if (o->topic_mode == TOPIC_BROADCAST) {
+    if (counting_mode() == TOPIC_BROADCAST) {
         for (uint32_t i = 0; i < o->connections; i++)
             exp[i] = w->count;
         return exp;
@@ -927,7 +1518,7 @@ static void sweep_deadlines(void)
 
     for (uint32_t i = 0; i < run.next && run.pending; i++) {
         struct conn *c = &run.conns[i];
-        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) &&
+        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_SUBSCRIBING) &&
             now - c->started_ms > HANDSHAKE_MS)
             conn_end(c, "handshake_timeout");
     }
@@ -968,7 +1559,9 @@ static void sub_on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     window_end();
-    if (sig != SIGUSR1)
+    if (sig == SIGUSR2)
+        run.both_unicast = true;
+    else if (sig != SIGUSR1)
         event_base_loopbreak(run.base);
 }
 
@@ -976,7 +1569,8 @@ static void sub_free(void)
 {
     for (uint32_t i = 0; i < run.next; i++) {
         struct conn *c = &run.conns[i];
-        if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_OPEN)
+        if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_SUBSCRIBING ||
+            c->state == CS_OPEN)
             conn_end(c, "shutdown");
     }
     mem_free(run.conns);
@@ -987,9 +1581,12 @@ static void sub_free(void)
 
 struct pub {
     const struct opts *o;
+    const struct proto *proto;
     struct event_base *base;
     struct bufferevent *bev[16];
-    uint64_t sent, replies, receivers, errors, t0_us;
+    uint64_t sent, t0_us;
+    struct pub_tally t;
+    bool bye_sent;
     int status;
 };
 
@@ -999,8 +1596,8 @@ static void pub_summary(struct pub *p)
 
     printf("published=%" PRIu64 " replies=%" PRIu64 " receivers=%" PRIu64 " errors=%" PRIu64
            " rate_per_s=%.0f elapsed_s=%.3f seed=%08" PRIx32 "\n",
-           p->sent, p->replies, p->receivers, p->errors, secs > 0 ? (double)p->sent / secs : 0,
-           secs, p->o->seed);
+           p->sent, p->t.replies, p->t.receivers, p->t.errors,
+           secs > 0 ? (double)p->sent / secs : 0, secs, p->o->seed);
     fflush(stdout);
 }
 
@@ -1017,10 +1614,7 @@ static void pub_append(struct pub *p)
     else
         snprintf(topic, sizeof(topic), "%s", o->topic);
     payload_format(body, &pl);
-    evbuffer_add_printf(out, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%d\r\n", strlen(topic), topic,
-                        PAYLOAD_LEN);
-    evbuffer_add(out, body, PAYLOAD_LEN);
-    evbuffer_add(out, "\r\n", 2);
+    p->proto->pub_event(topic, body, out);
     p->sent++;
 }
 
@@ -1036,24 +1630,27 @@ static void pub_on_tick(evutil_socket_t fd, short what, void *arg)
             break; /* the broker is behind; later events go out late, and say so */
         pub_append(p);
     }
+    if (p->sent == p->o->count && p->proto->pub_bye && !p->bye_sent) {
+        for (unsigned i = 0; i < p->o->pub_conns; i++)
+            p->proto->pub_bye(bufferevent_get_output(p->bev[i]));
+        p->bye_sent = true;
+    }
 }
 
 static void pub_on_read(struct bufferevent *b, void *arg)
 {
     struct pub *p = arg;
-    struct evbuffer *in = bufferevent_get_input(b);
-    char *line;
-    size_t n;
 
-    while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
-        p->replies++;
-        if (line[0] == ':')
-            p->receivers += strtoull(line + 1, NULL, 10);
-        else
-            p->errors++;
-        free(line); /* allocated by libevent */
+    if (p->proto->pub_read(bufferevent_get_input(b), &p->t) < 0) {
+        fprintf(stderr, "loadgen: unparsable reply from the %s server\n", p->proto->name);
+        p->status = EXIT_RUNTIME;
+        event_base_loopbreak(p->base);
+        return;
     }
-    if (p->replies >= p->o->count)
+    /* no per-event replies (MQTT QoS 0): the pong to pub_bye follows the last event */
+    if (p->proto->pub_bye && p->t.pongs >= p->o->pub_conns)
+        p->t.replies = p->sent;
+    if (p->t.replies >= p->o->count)
         event_base_loopbreak(p->base);
 }
 
@@ -1087,6 +1684,8 @@ static int pub_connect(struct pub *p, unsigned i)
         return -1;
     }
     bufferevent_setcb(p->bev[i], pub_on_read, NULL, pub_on_event, p);
+    if (p->proto->pub_hello)
+        p->proto->pub_hello(p->o, i, bufferevent_get_output(p->bev[i]));
     return bufferevent_enable(p->bev[i], EV_READ);
 }
 
@@ -1094,50 +1693,66 @@ static int pub_connect(struct pub *p, unsigned i)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: herald-loadgen [sub|hold] [OPTIONS]    WebSocket subscribers\n"
-            "       herald-loadgen publish [OPTIONS]       RESP publisher\n"
-            "\n"
-            "sub, hold (hold: the same, named for idle memory runs):\n"
-            "  --url ws://HOST:PORT/PATH  target (default ws://127.0.0.1:8080/ws)\n"
-            "  --connections N            connections to open (default 1000)\n"
-            "  --source-ips A,B,...       bind outgoing sockets to these IPv4 addresses in turn\n"
-            "                             (127.0.0.2,...: a port range per address)\n"
-            "  --rate R                   connects per second (default 5000, 0: no cap)\n"
-            "  --max-pending N            connects+handshakes in flight (default 1000)\n"
-            "  --topic-mode broadcast|unicast\n"
-            "                             broadcast: all on --topic; unicast: connection i on\n"
-            "                             user.<i+offset> (default broadcast)\n"
-            "  --topic T                  broadcast topic (default bench.all)\n"
-            "  --offset K                 first user number in unicast mode (default 0)\n"
-            "  --users U                  unicast user space of the publisher: enables exact\n"
-            "                             per-connection expectations and misroute checks\n"
-            "  --raw                      ask for format=raw (payload alone; recommended)\n"
-            "  --kernel-ts                latency to the kernel's receive stamp (SO_TIMESTAMPNS)\n"
-            "                             instead of to when this process read the data\n"
-            "  --proto NAME               server adapter (default herald)\n"
-            "  --hist-out FILE            rewrite FILE with the window's latency histogram\n"
-            "                             (\"value_us count\" lines) at each summary\n"
-            "  --duration S               exit after S seconds (default: run until SIGTERM)\n"
-            "  --progress-ms MS           progress line period on stderr (default 2000)\n"
-            "  stdout: \"ready connected=N failed=N\" once every connect ended; a summary line\n"
-            "  per window: SIGUSR1 ends a window and starts the next, SIGTERM/SIGINT/--duration\n"
-            "  end the last one: window= connected= failed= closed= received= expected= short=\n"
-            "  extra= misrouted= bad= errors= lat_p50_us= lat_p99_us= lat_p999_us= lat_max_us=\n"
-            "  app_lat_p50_us= app_lat_p99_us= rate_per_s= first_us= last_us= cpu_s=. stderr: "
-            "progress lines.\n"
-            "\n"
-            "publish:\n"
-            "  --resp HOST:PORT           broker RESP endpoint (default 127.0.0.1:6380)\n"
-            "  --rate E                   events per second (default 1000)\n"
-            "  --count M                  events to publish (default 10000)\n"
-            "  --topic T | --topic-mode unicast --users U\n"
-            "                             one topic, or user.<k> with k a function of (seed, seq)\n"
-            "  --seed S                   run id carried in payloads (default: random)\n"
-            "  --conns P                  pipelined connections, 1..16 (default 1)\n"
-            "  --duration S               hard stop\n"
-            "  payload: 64 bytes \"t=<realtime us> s=<seq> c=<count> r=<seed> x...\"\n"
-            "  stdout: published= replies= receivers= errors= rate_per_s= elapsed_s= seed=\n");
+    fprintf(
+        out,
+        "usage: herald-loadgen [sub|hold] [OPTIONS]    subscribers\n"
+        "       herald-loadgen publish [OPTIONS]       publisher\n"
+        "\n"
+        "  --proto NAME               server adapter, both modes (default herald):\n"
+        "      herald  WebSocket PATH?topic=T[&format=raw]; publish: RESP PUBLISH (the broker)\n"
+        "      nchan   WebSocket PATH/<chan>, a frame is an event; publish: pipelined HTTP\n"
+        "              POST /pub/<chan> (chan: the topic, non-\\w characters as '_')\n"
+        "      mqtt    WebSocket, subprotocol mqtt, CONNECT + SUBSCRIBE QoS 0, PUBLISH\n"
+        "              packets cut from the joined frame payloads; publish: MQTT 3.1.1 over\n"
+        "              TCP, QoS 0, ended by PINGREQ/PINGRESP\n"
+        "      resp    plain TCP (--url tcp://HOST:PORT), SUBSCRIBE T, \"message\" arrays;\n"
+        "              publish: RESP PUBLISH (redis-server)\n"
+        "  With an acknowledged subscribe step (mqtt SUBACK, resp subscribe reply) a\n"
+        "  connection counts as connected only from the ack.\n"
+        "\n"
+        "sub, hold (hold: the same, named for idle memory runs):\n"
+        "  --url ws://HOST:PORT/PATH  target (default ws://127.0.0.1:8080/ws; tcp://HOST:PORT\n"
+        "                             for --proto resp)\n"
+        "  --connections N            connections to open (default 1000)\n"
+        "  --source-ips A,B,...       bind outgoing sockets to these IPv4 addresses in turn\n"
+        "                             (127.0.0.2,...: a port range per address)\n"
+        "  --rate R                   connects per second (default 5000, 0: no cap)\n"
+        "  --max-pending N            connects+handshakes in flight (default 1000)\n"
+        "  --topic-mode broadcast|unicast|both\n"
+        "                             broadcast: all on --topic; unicast: connection i on\n"
+        "                             user.<i+offset>; both: on both, counted as broadcast\n"
+        "                             until SIGUSR2, as unicast after (default broadcast)\n"
+        "  --topic T                  broadcast topic (default bench.all)\n"
+        "  --offset K                 first user number in unicast mode (default 0)\n"
+        "  --users U                  unicast user space of the publisher: enables exact\n"
+        "                             per-connection expectations and misroute checks\n"
+        "  --raw                      ask for format=raw (payload alone; recommended)\n"
+        "  --kernel-ts                latency to the kernel's receive stamp (SO_TIMESTAMPNS)\n"
+        "                             instead of to when this process read the data\n"
+        "  --hist-out FILE            rewrite FILE with the window's latency histogram\n"
+        "                             (\"value_us count\" lines) at each summary\n"
+        "  --duration S               exit after S seconds (default: run until SIGTERM)\n"
+        "  --progress-ms MS           progress line period on stderr (default 2000)\n"
+        "  stdout: \"ready connected=N failed=N\" once every connect ended; a summary line\n"
+        "  per window: SIGUSR1 ends a window and starts the next (SIGUSR2: the same, and\n"
+        "  later windows count unicast), SIGTERM/SIGINT/--duration\n"
+        "  end the last one: window= connected= failed= closed= received= expected= short=\n"
+        "  extra= misrouted= bad= errors= lat_p50_us= lat_p99_us= lat_p999_us= lat_max_us=\n"
+        "  app_lat_p50_us= app_lat_p99_us= rate_per_s= first_us= last_us= cpu_s=. stderr: "
+        "progress lines.\n"
+        "\n"
+        "publish:\n"
+        "  --resp HOST:PORT           where to publish (alias --to; default 127.0.0.1:6380):\n"
+        "                             RESP, nchan's HTTP or MQTT's TCP port by --proto\n"
+        "  --rate E                   events per second (default 1000)\n"
+        "  --count M                  events to publish (default 10000)\n"
+        "  --topic T | --topic-mode unicast --users U\n"
+        "                             one topic, or user.<k> with k a function of (seed, seq)\n"
+        "  --seed S                   run id carried in payloads (default: random)\n"
+        "  --conns P                  pipelined connections, 1..16 (default 1)\n"
+        "  --duration S               hard stop\n"
+        "  payload: 64 bytes \"t=<realtime us> s=<seq> c=<count> r=<seed> x...\"\n"
+        "  stdout: published= replies= receivers= errors= rate_per_s= elapsed_s= seed=\n");
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -1182,9 +1797,9 @@ static int parse_url(const char *url, struct opts *o)
     const char *rest, *slash;
     size_t n;
 
-    if (strncmp(url, "ws://", 5) != 0)
+    if (strncmp(url, "ws://", 5) != 0 && strncmp(url, "tcp://", 6) != 0)
         return -1;
-    rest = url + 5;
+    rest = url + (url[0] == 'w' ? 5 : 6);
     slash = strchr(rest, '/');
     n = slash ? (size_t)(slash - rest) : strlen(rest);
     if (n == 0 || n >= sizeof(hostport) || strlen(slash ? slash : "/") >= sizeof(o->path))
@@ -1226,6 +1841,7 @@ static const struct option long_opts[] = {
     {"hist-out", required_argument, NULL, 'H'},
     {"duration", required_argument, NULL, 'd'},
     {"resp", required_argument, NULL, 'e'},
+    {"to", required_argument, NULL, 'e'},
     {"count", required_argument, NULL, 'c'},
     {"seed", required_argument, NULL, 's'},
     {"conns", required_argument, NULL, 'C'},
@@ -1254,8 +1870,10 @@ static int apply_opt(struct opts *o, int ch, const char *arg)
     case 'P':
         return parse_u64(arg, 100000, &v) < 0 || !v ? -1 : (o->max_pending = (uint32_t)v, 0);
     case 'm':
-        o->topic_mode = strcmp(arg, "unicast") == 0 ? TOPIC_UNICAST : TOPIC_BROADCAST;
-        return strcmp(arg, "unicast") && strcmp(arg, "broadcast") ? -1 : 0;
+        o->topic_mode = strcmp(arg, "unicast") == 0 ? TOPIC_UNICAST
+                        : strcmp(arg, "both") == 0  ? TOPIC_BOTH
+                                                    : TOPIC_BROADCAST;
+        return strcmp(arg, "unicast") && strcmp(arg, "broadcast") && strcmp(arg, "both") ? -1 : 0;
     case 't':
         o->topic = arg;
         return 0;
@@ -1347,7 +1965,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 static int add_stops(struct event_base *base, const struct opts *o, event_callback_fn cb, void *arg,
                      struct event **evs)
 {
-    static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1};
+    static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
     struct timeval dur = {(time_t)o->duration, (long)((o->duration - (long)o->duration) * 1e6)};
     size_t n = 0;
 
@@ -1379,8 +1997,7 @@ static int run_sub(const struct opts *o, struct event_base *base)
 
     run.o = o;
     run.base = base;
-    for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
-        run.proto = strcmp(protos[i].name, o->proto) == 0 ? &protos[i] : run.proto;
+    run.proto = proto_find(o->proto);
     if (!run.proto) {
         fprintf(stderr, "herald-loadgen: unknown --proto %s\n", o->proto);
         return EXIT_USAGE;
@@ -1408,7 +2025,7 @@ static void pub_on_stop(evutil_socket_t sig, short what, void *arg)
     struct pub *p = arg;
 
     (void)what;
-    if (sig == SIGUSR1)
+    if (sig == SIGUSR1 || sig == SIGUSR2)
         return;
     p->status = EXIT_RUNTIME;
     event_base_loopbreak(p->base);
@@ -1417,9 +2034,13 @@ static void pub_on_stop(evutil_socket_t sig, short what, void *arg)
 static int run_publish(const struct opts *o, struct event_base *base)
 {
     struct timeval tick = {0, PUB_TICK_US};
-    struct pub p = {.o = o, .base = base};
+    struct pub p = {.o = o, .proto = proto_find(o->proto), .base = base};
     struct event *evs[8] = {NULL}, *tick_ev = NULL;
 
+    if (!p.proto) {
+        fprintf(stderr, "herald-loadgen: unknown --proto %s\n", o->proto);
+        return EXIT_USAGE;
+    }
     for (unsigned i = 0; i < o->pub_conns; i++) {
         if (pub_connect(&p, i) < 0) {
             p.status = EXIT_RUNTIME;

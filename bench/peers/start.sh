@@ -58,7 +58,8 @@ case "$peer" in
     redis)
         [ $# -eq 2 ] || usage
         port=$1
-        taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        # protected mode admits 127.0.0.1 alone; load generators bind 127.0.0.2+
+        taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --protected-mode no --save '' --appendonly no \
             --daemonize no --dir "$prefix" --maxclients $((nofile - 32)) --loglevel warning >"$log" 2>&1 &
         ;;
     *) usage ;;
