@@ -56,6 +56,7 @@ NOTES=""
 pids=() lg_pids=() broker_pid="" edge_pid=""
 RPS_FILE=/sys/class/net/lo/queues/rx-0/rps_cpus
 RPS_OLD=""
+RESTORE=() # "file old-value" pairs, restored at exit
 cleanup() {
     trap - EXIT INT TERM
     for p in "${lg_pids[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -63,6 +64,9 @@ cleanup() {
     if [ -n "$RPS_OLD" ]; then
         echo "$RPS_OLD" >"$RPS_FILE" && echo "edge.sh: restored $RPS_FILE to $RPS_OLD" >&2
     fi
+    for r in "${RESTORE[@]}"; do
+        echo "${r#* }" >"${r%% *}" && echo "edge.sh: restored ${r%% *} to ${r#* }" >&2
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -71,10 +75,23 @@ trap cleanup EXIT INT TERM
 # the edge core would also pay for what the browsers' machines do in
 # production. Receive Packet Steering moves it to the load core (CPU 1) for
 # the run; STEER_RPS=0 keeps the machine's setting.
+# Steered packets wait in the target CPU's backlog, which holds 1,000 by
+# default: past it they are dropped and TCP stalls in retransmit timeouts, so
+# the backlog is raised too. Receive flow steering then processes each flow on
+# the CPU that reads its socket (the edge's on CPU 0, the load generators' on
+# CPU 1), as if each ran on its own host (the same setup as bench/scale.sh).
+set_sys() { # file value
+    RESTORE+=("$1 $(cat "$1")")
+    echo "$2" >"$1"
+    echo "edge.sh: $1 ${RESTORE[-1]#* } -> $2, restored at exit" >&2
+}
 if [ "${STEER_RPS:-1}" = 1 ] && [ -w "$RPS_FILE" ]; then
     RPS_OLD=$(cat "$RPS_FILE")
     echo 2 >"$RPS_FILE"
     echo "edge.sh: $RPS_FILE $RPS_OLD -> 2 (loopback receive work on CPU 1), restored at exit" >&2
+    set_sys /proc/sys/net/core/netdev_max_backlog 200000
+    set_sys /proc/sys/net/core/rps_sock_flow_entries 65536
+    set_sys /sys/class/net/lo/queues/rx-0/rps_flow_cnt 65536
 fi
 
 log() { echo "edge.sh: $*" >&2; }
@@ -359,7 +376,7 @@ main() {
         echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $mem, $(uname -r)."
         echo "herald-edge --workers 1 pinned to CPU 0; herald-broker, the publisher and the load"
         echo "generators pinned to CPU 1 (**the broker shares the load core**). Loopback receive"
-        echo "processing: rps_cpus=$(cat "$RPS_FILE" 2>/dev/null) (2 = steered to CPU 1, see STEER_RPS). N=$N connections over"
+        echo "processing: rps_cpus=$(cat "$RPS_FILE" 2>/dev/null) with receive flow steering (each flow on the CPU reading it; see STEER_RPS). N=$N connections over"
         echo "$(( (N + PER_PROC - 1) / PER_PROC )) herald-loadgen processes, $CONNECTED connected;"
         echo "64-byte payloads, format=raw. Latency: publisher's realtime stamp to the kernel's receive"
         echo "stamp on the subscriber socket (SO_TIMESTAMPNS: on loopback, when the edge's send queued"
