@@ -24,6 +24,8 @@
 # the broker shares the load core. Load generators: ceil(N / PER_PROC)
 # herald-loadgen processes, each bound to its own source IP 127.0.0.<2+j>.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 N=${N:-15000}
@@ -95,11 +97,8 @@ if [ "${STEER_RPS:-1}" = 1 ] && [ -w "$RPS_FILE" ]; then
 fi
 
 log() { echo "edge.sh: $*" >&2; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 rss_of() { cat "/proc/$1/status" 2>/dev/null | awk '/^VmRSS/ { print $2 * 1024 }'; }
 cpu_ticks() { cat "/proc/$1/stat" 2>/dev/null | awk '{ print $14 + $15 }'; }
-field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; } # field NAME < lines: the values
-sum() { awk '{ s += $1 } END { print s + 0 }'; }
 
 # ------------------------------------------------------------ servers
 
@@ -193,49 +192,7 @@ end_window() {
     WIN=$((w + 1))
 }
 
-window_lines() { grep -h "^window=$1 " "$TMP"/lg.*.out || true; }
-window_sum() { window_lines "$1" | field "$2" | sum; }
-
-# Progress-line sum of deliveries in the open window (500 ms old at most).
-window_received_now() {
-    local s=0 f v
-    for f in "$TMP"/lg.*.err; do
-        v=$(grep 'window_received=' "$f" | tail -n 1 | field window_received || true)
-        s=$((s + ${v:-0}))
-    done
-    echo "$s"
-}
-
-# Waits until `expected` deliveries arrived, or nothing arrived for 2 s.
-drain() {
-    local expected=$1 last=-1 still=0 now
-    for _ in $(seq $((DRAIN_MAX_S * 4))); do
-        now=$(window_received_now)
-        if [ "$now" -ge "$expected" ]; then
-            sleep 0.6 # one more progress period: late duplicates would show as extra
-            return
-        fi
-        if [ "$now" -eq "$last" ]; then still=$((still + 1)); else still=0; fi
-        if [ "$still" -ge 8 ]; then return; fi
-        last=$now
-        sleep 0.25
-    done
-}
-
-# Merged percentiles (µs) of the latest histograms: prints "p50 p99 p999 max".
-merged_percentiles() {
-    cat "$TMP"/hist.* 2>/dev/null | { grep -v '^#' || true; } | awk '{ c[$1] += $2 } END { for (v in c) print v, c[v] }' |
-        sort -n | awk '{ v[NR] = $1; c[NR] = $2; n += $2 }
-        END {
-            if (n == 0) { print "- - - -"; exit }
-            split("0.5 0.99 0.999", q, " ")
-            for (k = 1; k <= 3; k++) {
-                want = q[k] * n; s = 0
-                for (i = 1; i <= NR; i++) { s += c[i]; if (s >= want) { out = out v[i] " "; break } }
-            }
-            print out v[NR]
-        }'
-}
+# window_lines, window_sum, window_received_now, drain, merged_percentiles: bench/lib.sh
 
 # measure EXPECTED PUBLISHER-ARGS...: one window around one publisher run.
 # Sets R_* variables for the caller's row.
@@ -274,7 +231,7 @@ measure() {
     last=$(window_lines "$w" | field last_us | sort -n | tail -n 1)
     span=$(( ${last:-0} - ${first:-0} ))
     R_RATE=$(awk -v n="$R_RECEIVED" -v s="$span" 'BEGIN { printf "%.0f", (s > 0 ? n * 1e6 / s : 0) }')
-    read -r R_P50 R_P99 R_P999 R_MAX < <(merged_percentiles)
+    read -r R_P50 R_P99 R_P999 R_MAX < <(merged_percentiles "0.5 0.99 0.999")
 }
 
 # ------------------------------------------------------------- phases

@@ -35,6 +35,8 @@
 # receive stamp on the subscriber socket (SO_TIMESTAMPNS), merged over the
 # load generator processes from log-linear histograms (~3%).
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 N=${N:-15000}
@@ -59,8 +61,6 @@ ulimit -n "$(ulimit -Hn)"
 T_START=$(date +%s)
 
 log() { echo "peers.sh: $*" >&2; }
-field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
-sum() { awk '{ s += $1 } END { print s + 0 }'; }
 rss_of() { awk '/^VmRSS/ { s += $2 * 1024 } END { print s + 0 }' $(printf '/proc/%s/status ' "$@") 2>/dev/null; }
 cpu_ticks() { cat $(printf '/proc/%s/stat ' "$@") 2>/dev/null | awk '{ s += $14 + $15 } END { print s + 0 }'; }
 # "busy0 busy1 total": jiffies of CPU 0 and CPU 1 not idle, and all of them.
@@ -262,49 +262,7 @@ end_window() {
     WIN=$((w + 1))
 }
 
-window_lines() { grep -h "^window=$1 " "$TMP"/lg.*.out || true; }
-window_sum() { window_lines "$1" | field "$2" | sum; }
-
-window_received_now() {
-    local s=0 f v
-    for f in "$TMP"/lg.*.err; do
-        v=$(grep 'window_received=' "$f" | tail -n 1 | field window_received || true)
-        s=$((s + ${v:-0}))
-    done
-    echo "$s"
-}
-
-# Waits until `expected` deliveries arrived, or nothing arrived for 2 s.
-drain() {
-    local expected=$1 last=-1 still=0 now
-    for _ in $(seq $((DRAIN_MAX_S * 4))); do
-        now=$(window_received_now)
-        if [ "$now" -ge "$expected" ]; then
-            sleep 0.6 # one more progress period: late duplicates would show as extra
-            return
-        fi
-        if [ "$now" -eq "$last" ]; then still=$((still + 1)); else still=0; fi
-        [ "$still" -ge 8 ] && return
-        last=$now
-        sleep 0.25
-    done
-}
-
-# Merged percentiles (µs) of the latest histograms: "p50 p99 max".
-merged_percentiles() {
-    cat "$TMP"/hist.* 2>/dev/null | { grep -v '^#' || true; } |
-        awk '{ c[$1] += $2 } END { for (v in c) print v, c[v] }' | sort -n |
-        awk '{ v[NR] = $1; c[NR] = $2; n += $2 }
-        END {
-            if (n == 0) { print "- - -"; exit }
-            split("0.5 0.99", q, " ")
-            for (k = 1; k <= 2; k++) {
-                want = q[k] * n; s = 0
-                for (i = 1; i <= NR; i++) { s += c[i]; if (s >= want) { out = out v[i] " "; break } }
-            }
-            print out v[NR]
-        }'
-}
+# window_lines, window_sum, window_received_now, drain, merged_percentiles: bench/lib.sh
 
 # measure EXPECTED PUBLISHER-ARGS...: one window around one publisher run; sets R_*.
 measure() {
@@ -335,7 +293,7 @@ measure() {
     last=$(window_lines "$w" | field last_us | sort -n | tail -n 1)
     span=$((${last:-0} - ${first:-0}))
     R_RATE=$(awk -v n="$R_RECEIVED" -v s="$span" 'BEGIN { printf "%.0f", (s > 0 ? n * 1e6 / s : 0) }')
-    read -r R_P50 R_P99 R_MAX < <(merged_percentiles)
+    read -r R_P50 R_P99 R_MAX < <(merged_percentiles "0.5 0.99")
 }
 
 # Publishes single probe events until one reaches every connection (subscriptions in place).

@@ -40,6 +40,8 @@
 # Ctrl-C, a dying process or low memory stop the run; only processes this
 # script started are killed.
 set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
@@ -121,10 +123,8 @@ cpu_use() {
     }'
 }
 softnet_drops() { local s=0 b; while read -r _ b _; do s=$((s + 16#$b)); done </proc/net/softnet_stat; echo "$s"; }
-field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
-sum() { awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+sum() { awk '{ s += $1 } END { printf "%.0f\n", s }'; } # replaces lib.sh's sum (print s + 0): never exponent notation
 maxof() { awk 'NR == 1 || $1 + 0 > m { m = $1 + 0 } END { printf "%.0f\n", m }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR ? a[int((NR + 1) / 2)] : "") }'; }
 fmt() { LC_ALL=C printf "%'d" "${1%.*}" 2>/dev/null || echo "$1"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f MiB", b / 1048576 }'; }
 check_deadline() { [ "$(elapsed)" -lt "$MAX_S" ] || die "the run took longer than MAX_S=${MAX_S}s"; }
@@ -367,25 +367,8 @@ end_window() {
     WIN=$((w + 1))
 }
 
-window_lines() { grep -h "^window=$1 " "$TMP"/lg.*.out || true; }
-window_sum() { window_lines "$1" | field "$2" | sum; }
+# window_lines, window_sum, merged_percentiles (and field, median): bench/lib.sh
 window_max() { window_lines "$1" | field "$2" | maxof; }
-
-# Merged percentiles (µs) of the latest histograms: prints "p50 p99 p999 max".
-merged_percentiles() {
-    cat "$TMP"/hist.* 2>/dev/null | { grep -v '^#' || true; } |
-        awk '{ c[$1] += $2 } END { for (v in c) print v, c[v] }' | sort -n |
-        awk '{ v[NR] = $1; c[NR] = $2; n += $2 }
-        END {
-            if (n == 0) { print "- - - -"; exit }
-            split("0.5 0.99 0.999", q, " ")
-            for (k = 1; k <= 3; k++) {
-                want = q[k] * n; s = 0
-                for (i = 1; i <= NR; i++) { s += c[i]; if (s >= want) { out = out v[i] " "; break } }
-            }
-            print out v[NR]
-        }'
-}
 
 # ------------------------------------------------------------------ phases
 
@@ -542,7 +525,7 @@ collect() {
     R_APP_P99=$(window_max "$w" app_lat_p99_us)
     R_FIRST=$(window_lines "$w" | field first_us | { grep -v '^0$' || true; } | sort -n | head -n 1)
     R_LAST=$(window_lines "$w" | field last_us | maxof)
-    read -r R_P50 R_P99 R_P999 R_HMAX < <(merged_percentiles)
+    read -r R_P50 R_P99 R_P999 R_HMAX < <(merged_percentiles "0.5 0.99 0.999")
 }
 
 # publish ARGS...: one RESP publisher run on the load CPU.
