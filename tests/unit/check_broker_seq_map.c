@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker/seq_map.h"
+#include "tests/support/check_main.h"
 
 static uint64_t next_s(struct seq_map *m, const char *topic)
 {
@@ -302,10 +303,5 @@ static Suite *seq_map_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(seq_map_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(seq_map_suite());
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/frame.h"
+#include "tests/support/check_main.h"
 
 static void setup(void)
 {
@@ -425,11 +426,5 @@ static Suite *client_proto_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(client_proto_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(client_proto_suite());
 }

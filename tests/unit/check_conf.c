@@ -9,6 +9,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
+#include "tests/support/check_main.h"
 
 /*
  * conf.c: defaults, the file syntax, units, bounds, validators, command-line
@@ -599,12 +600,5 @@ static Suite *conf_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conf_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(conf_suite());
 }

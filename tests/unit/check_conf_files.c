@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common/conf.h"
+#include "tests/support/check_main.h"
 
 #ifndef HERALD_SOURCE_DIR
 #error "HERALD_SOURCE_DIR must name the source tree (CMake defines it for tests)"
@@ -324,11 +325,5 @@ static Suite *conf_files_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conf_files_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(conf_files_suite());
 }

@@ -26,6 +26,7 @@
 #include "edge/pool.h"
 #include "edge/worker.h"
 #include "edge/ws_frame.h"
+#include "tests/support/check_main.h"
 
 #define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
 #define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -823,12 +824,5 @@ static Suite *edge_client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(edge_client_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(edge_client_suite());
 }

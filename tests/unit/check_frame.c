@@ -15,6 +15,7 @@
 
 #include "common/frame.h"
 #include "common/outbuf.h"
+#include "tests/support/check_main.h"
 
 /* ---------------------------------------------------------------- frames */
 
@@ -399,10 +400,5 @@ static Suite *frame_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(frame_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(frame_suite());
 }

@@ -14,6 +14,7 @@
 
 #include "common/link_codec.h"
 #include "common/mem.h"
+#include "tests/support/check_main.h"
 
 #define BIG_LIMIT (2u * 1024 * 1024)
 
@@ -834,12 +835,5 @@ static Suite *link_codec_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(link_codec_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(link_codec_suite());
 }

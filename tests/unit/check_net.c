@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/net.h"
+#include "tests/support/check_main.h"
 
 /* ---------------------------------------------------------------- split */
 
@@ -310,10 +311,5 @@ static Suite *net_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(net_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(net_suite());
 }

@@ -6,6 +6,7 @@
  * their count cap, and pool_free's assertion that nothing is borrowed.
  */
 #include "edge/pool.h"
+#include "tests/support/check_main.h"
 
 #include <check.h>
 #include <signal.h>
@@ -396,11 +397,5 @@ static Suite *pool_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pool_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(pool_suite());
 }

@@ -8,6 +8,7 @@
  * malformed inputs with their exact error, and limit checks.
  */
 #include "broker/resp_parse.h"
+#include "tests/support/check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -360,12 +361,5 @@ static Suite *resp_parse_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(resp_parse_suite());
-    int failed;
-
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(resp_parse_suite());
 }

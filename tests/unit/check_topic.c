@@ -71,6 +71,7 @@ static const struct match_case match_cases[] = {
 #include <string.h>
 
 #include "common/topic.h"
+#include "tests/support/check_main.h"
 
 static const struct topic_limits lim = {.max_len = 32, .max_tokens = 4};
 
@@ -285,12 +286,7 @@ static Suite *topic_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(topic_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(topic_suite());
 }
 
 #endif

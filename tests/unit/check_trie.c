@@ -15,6 +15,7 @@
 
 #include "common/topic.h"
 #include "common/trie.h"
+#include "tests/support/check_main.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define HAVE_ASAN 1
@@ -695,10 +696,5 @@ static Suite *trie_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(trie_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(trie_suite());
 }

@@ -7,6 +7,7 @@
  * then check range, minimality and surrogates).
  */
 #include "edge/utf8.h"
+#include "tests/support/check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -267,10 +268,5 @@ static Suite *utf8_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(utf8_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(utf8_suite());
 }

@@ -6,6 +6,7 @@
  * every point, and a guard-page test (input ends at a PROT_NONE page).
  */
 #include "edge/ws_frame.h"
+#include "tests/support/check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -579,10 +580,5 @@ static Suite *ws_frame_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ws_frame_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(ws_frame_suite());
 }

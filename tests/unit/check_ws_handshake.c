@@ -6,6 +6,7 @@
  * response, and a guard-page test (input ends at a PROT_NONE page).
  */
 #include "edge/ws_handshake.h"
+#include "tests/support/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -553,10 +554,5 @@ static Suite *ws_handshake_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ws_handshake_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0;
+    return check_run_suite(ws_handshake_suite());
 }
