@@ -87,6 +87,7 @@ RPS_OLD=""
 BACKLOG=/proc/sys/net/core/netdev_max_backlog
 BACKLOG_OLD=""
 BACKLOG_MAX=${BACKLOG_MAX:-100000}
+FLOW_RESTORE=() # "file old-value" pairs of the flow-steering tables
 lg_pids=() srv_pids=() peer_pids=()
 
 stop_servers() {
@@ -108,6 +109,9 @@ cleanup() {
     if [ -n "$BACKLOG_OLD" ]; then
         echo "$BACKLOG_OLD" >"$BACKLOG" && log "restored $BACKLOG to $BACKLOG_OLD"
     fi
+    for r in "${FLOW_RESTORE[@]}"; do
+        echo "${r#* }" >"${r%% *}" && log "restored ${r%% *} to ${r#* }"
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -130,6 +134,20 @@ steer_rps() {
             echo "$BACKLOG_MAX" >"$BACKLOG"
             log "$BACKLOG $BACKLOG_OLD -> $(cat "$BACKLOG") (RPS backlog drops stall TCP)"
             RPS_NOTE+="; net.core.netdev_max_backlog $BACKLOG_OLD → $BACKLOG_MAX (else the RPS backlog drops packets), restored after"
+        fi
+        # Receive flow steering: each flow is processed on the CPU that reads
+        # its socket (servers' incoming packets on CPU 0, the load's on CPU 1),
+        # as if each ran on its own host; the same setup as edge.sh and scale.sh.
+        # RFS=0 keeps plain RPS.
+        if [ "${RFS:-1}" = 1 ]; then
+            local f
+            for f in /proc/sys/net/core/rps_sock_flow_entries /sys/class/net/lo/queues/rx-0/rps_flow_cnt; do
+                [ -w "$f" ] || continue
+                FLOW_RESTORE+=("$f $(cat "$f")")
+                echo 65536 >"$f"
+                log "$f ${FLOW_RESTORE[-1]#* } -> 65536 (receive flow steering)"
+            done
+            RPS_NOTE+="; receive flow steering on (rps_sock_flow_entries = rps_flow_cnt = 65536: each flow processed on the CPU that reads it), restored after"
         fi
     else
         log "cannot write $RPS: loopback receive work stays on the sending CPU"
