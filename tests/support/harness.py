@@ -170,15 +170,33 @@ def http(port, method, path, body=None, headers=None, timeout=10):
 # ---------------------------------------------------------------- RESP
 
 
-class RespClient:
+class SocketClient:
+    """What the RESP and link clients share: a socket, bytes read ahead."""
+
+    def close(self):
+        self.sock.close()
+
+    def closed_by_server(self, timeout=5):
+        """True when the server closes the connection (after any pending bytes)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+class RespClient(SocketClient):
     """A raw RESP2 client: send commands, read replies (bytes, int, list, RespError)."""
 
     def __init__(self, port, timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
-
-    def close(self):
-        self.sock.close()
 
     def send_raw(self, data):
         self.sock.sendall(data)
@@ -230,20 +248,6 @@ class RespClient:
             n = int(rest)
             return None if n < 0 else [self.reply() for _ in range(n)]
         raise AssertionError("bad RESP reply line %r" % line)
-
-    def closed_by_server(self, timeout=5):
-        """True when the server closes the connection (after any pending bytes)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
 
 
 class RespError(Exception):
@@ -342,7 +346,7 @@ def mp_unpack(buf, i=0):
 HELLO, WELCOME, SUB, UNSUB, PUB, PUBACK, MSG, PING, PONG, ERR = range(1, 11)
 
 
-class LinkClient:
+class LinkClient(SocketClient):
     """Speaks the link protocol like an edge or the CLI would."""
 
     def __init__(self, port, secret=None, hello=True, timeout=10, role="test", rcvbuf=None):
@@ -358,9 +362,6 @@ class LinkClient:
             self.send([HELLO, 1, role, "pytest-%d" % os.getpid(), secret])
             w = self.frame()
             assert w[0] == WELCOME, w
-
-    def close(self):
-        self.sock.close()
 
     def send(self, frame):
         self.sock.sendall(mp_pack(frame))
@@ -395,19 +396,6 @@ class LinkClient:
             if f[0] == PONG:
                 return
             raise AssertionError("unexpected frame before PONG: %r" % (f,))
-
-    def closed_by_server(self, timeout=5):
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    return True
-                self.buf += chunk
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
 
 
 def metric(text, name, labels=None):
