@@ -17,6 +17,9 @@
  *
  * Reads hand every MSG of one read to the worker, then call on_batch_end
  * once, which is where the worker flushes its coalesced client output.
+ * While it flushes, the worker calls uplink_poll() every few hundred
+ * clients: a non-blocking read of the same socket into the same input
+ * buffer, so events that arrive mid-flush join the pass in progress.
  * The decoder limit is 16 MiB: the broker is trusted but bounded.
  *
  * Logs: uplink_up (info) on every WELCOME; uplink_down (warn) once per
@@ -225,6 +228,28 @@ static void uplink_on_read(struct bufferevent *bev, void *arg)
     }
     if (u->h.on_batch_end)
         u->h.on_batch_end(u->h.arg);
+}
+
+size_t uplink_poll(struct uplink *u)
+{
+    struct evbuffer *in;
+    int n;
+
+    if (!u || !u->bev || u->state != UPLINK_UP)
+        return 0;
+    in = bufferevent_get_input(u->bev);
+    /* A bufferevent keeps its input's end frozen outside its own reads;
+     * thaw it for this one, as bufferevent_sock.c does around its read. */
+    evbuffer_unfreeze(in, 0);
+    n = evbuffer_read(in, bufferevent_getfd(u->bev), UPLINK_READ_CHUNK);
+    evbuffer_freeze(in, 0);
+    if (n <= 0)
+        return 0; /* EAGAIN; EOF and errors come back through the read event */
+    while (evbuffer_get_length(in) > 0) {
+        if (feed(u, in) < 0 || decode_all(u) < 0)
+            break; /* link_down freed the bufferevent */
+    }
+    return (size_t)n;
 }
 
 static void uplink_on_event(struct bufferevent *bev, short what, void *arg)

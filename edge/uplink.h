@@ -58,6 +58,16 @@ void uplink_unsub(struct uplink *u, const char *pattern, size_t len);
 
 enum uplink_state uplink_state(const struct uplink *u);
 
+/*
+ * Reads, without waiting, what the broker has already sent (at most one
+ * read-chunk) and hands its MSGs to on_msg, without on_batch_end: the
+ * worker calls this between client writes while it flushes, so an event
+ * that arrives during a long fan-out reaches the clients not yet written
+ * in the same pass. EOF and errors are left to the link's read event.
+ * Returns the bytes read (0: nothing waiting, the link is not up, or u is NULL).
+ */
+size_t uplink_poll(struct uplink *u);
+
 /* Reconnect attempts made after a failure or a dropped link. */
 uint64_t uplink_reconnects(const struct uplink *u);
 

@@ -26,8 +26,23 @@
  * and queues a reference on every target; targets go on the dirty list.
  * When the uplink has handled every frame of one read it calls
  * worker_flush_dirty(), so a burst of events costs one write per client,
- * not one per event. Invariant: the dirty list is empty outside an uplink
- * read callback.
+ * not one per event.
+ *
+ * A rolling pass. Writing to N clients takes about N kernel sends (60 ms
+ * for 15,000 here), and events keep arriving meanwhile. Every
+ * FLUSH_POLL_EVERY clients the flush polls the uplink: a new event is
+ * appended to the clients not yet written (they get both frames in one
+ * write) and puts the ones already written back at the tail of the list,
+ * in the same order. Each client is then written about once per pass and
+ * an event waits at most one pass, not the rest of the current pass plus
+ * a whole next one: at high rates that halves the latency. After
+ * FLUSH_SLICE_MS or FLUSH_SLICE_CLIENTS writes, whichever comes first, a
+ * polling flush returns to the loop with the rest of the list
+ * kept and flush_ev armed as a zero timer (the loop polls its sockets
+ * before it runs), so a broker that never pauses cannot keep
+ * the worker from its clients' reads, accepts and timers, and the pass
+ * goes on where it stopped. The list may therefore outlive a callback:
+ * reap() drops closed clients from it before freeing them.
  *
  * Stats. Counters are plain integers owned by this thread. Once a sweep
  * (and at shutdown) they are copied under snap_lock into w->snap; the
@@ -48,6 +63,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -66,10 +82,13 @@
 #include "edge/uplink.h"
 #include "edge/ws_frame.h"
 
-#define ACCEPT_BATCH   64
-#define LISTEN_BACKLOG 4096
-#define SCRATCH_MIN    (64u << 10)
-#define SHUTDOWN_TICK  100 /* ms between shutdown checks */
+#define ACCEPT_BATCH        64
+#define LISTEN_BACKLOG      4096
+#define SCRATCH_MIN         (64u << 10)
+#define SHUTDOWN_TICK       100  /* ms between shutdown checks */
+#define FLUSH_POLL_EVERY    256  /* clients written between two uplink polls in a flush */
+#define FLUSH_SLICE_CLIENTS 4096 /* a polling flush returns to the loop after this many writes */
+#define FLUSH_SLICE_MS      20   /* ... or after this long, whichever comes first */
 
 static struct worker **all_workers;
 static size_t n_workers;
@@ -113,6 +132,14 @@ void worker_mark_dirty(struct worker *w, struct client *c)
 
 static void reap(struct worker *w)
 {
+    uint32_t kept = 0;
+
+    if (w->nclosed && w->ndirty) { /* a flush left for the next pass may name them */
+        for (uint32_t i = 0; i < w->ndirty; i++)
+            if (w->dirty[i]->state != CLIENT_CLOSED)
+                w->dirty[kept++] = w->dirty[i];
+        w->ndirty = kept;
+    }
     for (uint32_t i = 0; i < w->nclosed; i++)
         client_free(w->closed[i]);
     w->nclosed = 0;
@@ -179,16 +206,53 @@ void worker_deliver(struct worker *w, const char *topic, size_t tlen, uint64_t s
     frame_unref(&raw);
 }
 
+/* Milliseconds on a cheap coarse clock (a few ms resolution). */
+static int64_t coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void worker_flush_dirty(struct worker *w)
 {
-    for (uint32_t i = 0; i < w->ndirty; i++) {
+    bool polling = w->uplink && w->ndirty > FLUSH_POLL_EVERY;
+    int64_t until = polling ? coarse_ms() + FLUSH_SLICE_MS : 0;
+    uint32_t i;
+
+    /* w->ndirty and w->dirty are re-read every round: a poll appends. */
+    for (i = 0; i < w->ndirty; i++) {
         struct client *c = w->dirty[i];
 
         c->flags &= (uint8_t)~CLIENT_F_DIRTY;
         if (c->state == CLIENT_OPEN || c->state == CLIENT_CLOSING)
             client_flush(c);
+        if (polling && (i + 1) % FLUSH_POLL_EVERY == 0) {
+            if (i + 1 >= FLUSH_SLICE_CLIENTS || coarse_ms() >= until)
+                break;
+            w->stats.flush_polls += uplink_poll(w->uplink) > 0;
+        }
+    }
+    if (i + 1 < w->ndirty) { /* the slice is over: the rest goes on in the next loop pass */
+        w->ndirty -= i + 1;
+        memmove(w->dirty, w->dirty + i + 1, w->ndirty * sizeof(*w->dirty));
+        w->stats.flush_yields++;
+        if (w->flush_ev) { /* a zero timer, not event_active: that would run it before */
+            struct timeval now = {0, 0}; /* the loop polls its sockets again */
+
+            event_add(w->flush_ev, &now);
+        }
+        return;
     }
     w->ndirty = 0;
+}
+
+static void worker_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_flush_dirty(arg);
 }
 
 /* ---------- uplink glue ---------- */
@@ -412,7 +476,8 @@ static int add_events(struct worker *w)
     w->sweep_ev = event_new(w->base, -1, EV_PERSIST, worker_on_sweep, w);
     w->notify_ev = event_new(w->base, w->notify_fd[0], EV_READ | EV_PERSIST, worker_on_notify, w);
     w->reap_ev = event_new(w->base, -1, 0, worker_on_reap, w);
-    if (!w->accept_ev || !w->sweep_ev || !w->notify_ev || !w->reap_ev)
+    w->flush_ev = event_new(w->base, -1, 0, worker_on_flush, w);
+    if (!w->accept_ev || !w->sweep_ev || !w->notify_ev || !w->reap_ev || !w->flush_ev)
         return -1;
     if (event_add(w->accept_ev, NULL) < 0 || event_add(w->sweep_ev, &one_s) < 0 ||
         event_add(w->notify_ev, NULL) < 0)
@@ -498,6 +563,7 @@ static void worker_teardown(struct worker *w)
     free_event(&w->sweep_ev);
     free_event(&w->notify_ev);
     free_event(&w->reap_ev);
+    free_event(&w->flush_ev);
     free_event(&w->stop_ev);
     if (w->base)
         event_base_loop(w->base, EVLOOP_NONBLOCK); /* let deferred frees run */
@@ -665,6 +731,12 @@ static void render_traffic(struct evbuffer *out, const struct worker_stats *s)
                     s->events_in);
     metrics_counter(out, "herald_edge_deliveries_total", "Event frames queued to clients",
                     s->deliveries);
+    metrics_counter(out, "herald_edge_flush_polls_total",
+                    "Broker reads made between client writes of a fan-out that brought events",
+                    s->flush_polls);
+    metrics_counter(out, "herald_edge_flush_yields_total",
+                    "Fan-outs that returned to the event loop before finishing (slice over)",
+                    s->flush_yields);
     metrics_counter(out, "herald_edge_slow_consumers_total",
                     "Clients closed for exceeding send-queue-limit", s->slow_consumers);
     metrics_gauge(out, "herald_edge_subscriptions", "Client subscriptions (pattern, connection)",

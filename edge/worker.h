@@ -66,6 +66,8 @@ struct worker_stats {
     uint64_t bytes_out; /* bytes written to client sockets */
     uint64_t events_in; /* MSG frames from the broker */
     uint64_t deliveries;
+    uint64_t flush_polls;  /* uplink reads during a flush that brought data */
+    uint64_t flush_yields; /* flushes that left the rest of the list for the next pass */
     uint64_t slow_consumers;
     uint64_t closes[CLOSE_R_COUNT];
     uint64_t broker_reconnects;
@@ -87,7 +89,7 @@ struct worker {
     uint32_t handshake_timeout_s, ping_interval_s, idle_timeout_s;
     int listen_fd;
     int notify_fd[2]; /* [0] read by the worker, [1] written by main */
-    struct event *accept_ev, *sweep_ev, *notify_ev, *reap_ev, *stop_ev;
+    struct event *accept_ev, *sweep_ev, *notify_ev, *reap_ev, *flush_ev, *stop_ev;
     struct pool *pool;
     uint8_t *scratch; /* per-worker read area: complete frames are parsed here */
     size_t scratch_cap;
@@ -97,7 +99,7 @@ struct worker {
     uint32_t nclients, clients_cap;
     struct client **closed; /* closed, freed on the next loop pass */
     uint32_t nclosed, closed_cap;
-    struct client **dirty; /* output queued by a fan-out, flushed when it ends */
+    struct client **dirty; /* output queued by a fan-out, flushed when it ends (or later) */
     uint32_t ndirty, dirty_cap;
     struct client **match; /* fan-out targets of one event */
     uint32_t nmatch, match_cap;
@@ -193,7 +195,11 @@ void worker_mark_dirty(struct worker *w, struct client *c);
 void worker_deliver(struct worker *w, const char *topic, size_t tlen, uint64_t seq,
                     const void *payload, size_t plen);
 
-/* Writes the output of every client on the dirty list and empties it. */
+/*
+ * Writes the output of the clients on the dirty list, in order, polling the
+ * uplink between them (events that arrive join the pass). After a slice of
+ * about 20 ms the rest stays on the list for the next loop pass.
+ */
 void worker_flush_dirty(struct worker *w);
 
 #endif

@@ -2,8 +2,9 @@
 tests/integration/node/) subscribe through herald-edge and receive events
 published with redis-cli and curl; the exact envelope, the JSON ops,
 ?format=raw, the herald.v1 subprotocol, a broker killed and restarted under
-open WebSockets, 5,000 connections receiving one broadcast, /healthz and
-/metrics, and SIGTERM closing clients with 1001.
+open WebSockets, 5,000 connections receiving one broadcast, 3,000 receiving
+a sustained stream in order while some drop, /healthz and /metrics, and
+SIGTERM closing clients with 1001.
 
 Node and npm are required: `make test` installs them (tools/install-deps.sh
 test). Missing, the tests fail rather than skip."""
@@ -18,8 +19,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, Edge, LinkClient, NODE_DIR, Process, binary, ensure_node_modules, http,
-                     metric, run_cli, wait_until)
+from harness import (Broker, Edge, LinkClient, NODE_DIR, Process, RespClient, binary,
+                     ensure_node_modules, http, metric, run_cli, wait_until)
 from rawws import RawWs
 
 class NodeWs:
@@ -319,6 +320,51 @@ class EdgeWs(unittest.TestCase):
             if many.poll() is None:
                 many.kill()
                 many.wait()
+
+    def test_sustained_fanout_in_order_while_clients_drop(self):
+        # 3,000 connections, 200 events paced 2 ms apart: a pass over every
+        # client takes longer than that, so events arrive while the edge is
+        # writing and join the pass in progress (herald_edge_flush_polls_total).
+        # Every 10th connection drops itself (TCP close) a quarter of the way
+        # in, so clients close while they sit on the edge's pending list.
+        # Each of the others must get all 200 envelopes, seq 1..200 in order.
+        n, k, drop = 3000, 200, 10
+        many = subprocess.Popen(["node", os.path.join(NODE_DIR, "stream.js"),
+                                 self.url + "?topic=stream.all", str(n), str(k), str(drop)],
+                                cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        events = queue.Queue()
+        threading.Thread(target=lambda: [events.put(json.loads(l)) for l in many.stdout],
+                         daemon=True).start()
+        try:
+            ev = self._next_many(events, "opened", 150)
+            self.assertEqual(ev["n"], n)
+            self.assertTrue(wait_until(
+                lambda: edge_metric(self.e, "herald_edge_subscriptions") == n, 30))
+            self.wait_subs(1)
+            polls0 = edge_metric(self.e, "herald_edge_flush_polls_total")
+            delivered0 = edge_metric(self.e, "herald_edge_deliveries_total")
+            pub = RespClient(self.b.resp_port)
+            for i in range(k):
+                pub.send("PUBLISH", "stream.all", '{"i":%d}' % i)
+                time.sleep(0.002)
+            for _ in range(k):
+                self.assertEqual(pub.reply(), 1)
+            pub.close()
+            ev = self._next_many(events, "done", 120)
+            self.assertEqual(ev, {"ev": "done", "complete": n - n // drop, "dropped": n // drop,
+                                  "bad": [], "closed": 0})
+            self.assertEqual(many.wait(30), 0)
+            self.assertGreater(edge_metric(self.e, "herald_edge_flush_polls_total"), polls0)
+            # The dropped ones got frames queued until the edge saw them go.
+            delivered = edge_metric(self.e, "herald_edge_deliveries_total") - delivered0
+            self.assertGreaterEqual(delivered, (n - n // drop) * k + (n // drop) * (k // 4))
+            self.assertLessEqual(delivered, n * k)
+        finally:
+            if many.poll() is None:
+                many.kill()
+                many.wait()
+        self.assertTrue(wait_until(lambda: edge_connections(self.e) == 0, 10))
 
     def _next_many(self, events, kind, timeout):
         deadline = time.time() + timeout
