@@ -43,7 +43,7 @@ N=${N:-15000}
 PER_PROC=${PER_PROC:-5000}
 BUILD=${BUILD:-build}
 SERVERS=${SERVERS:-"herald nchan mosquitto redis"}
-RATES=${RATES:-"1 2 5 10 20 40 80"}       # broadcast events/s, each to all N
+RATES=${RATES:-"1 2 5 10 20 40 80 160 320 640"} # broadcast events/s, each to all N
 STEP_S=${STEP_S:-5}                       # long beside the fan-out time, which the span includes
 LAT_S=${LAT_S:-4}
 EXPLODE_US=${EXPLODE_US:-5000000}         # broadcast p99 that ends the ramp
@@ -336,7 +336,7 @@ wait_routed() {
 declare -A MEM BCAST BCAST_EV P50 P99 HALF UNI ROWS
 
 broadcast_phase() {
-    local base rss r best=0 best_ev=0 offered closed0 ok ratio
+    local base rss r best=0 best_ev=0 offered closed0 ok ratio saturated=0
     start_server "$SERVER"
     sleep 1
     base=$(rss_of "${MEM_PIDS[@]}")
@@ -360,9 +360,12 @@ broadcast_phase() {
         ratio=$(awk -v d="$R_RATE" -v o="$offered" 'BEGIN { print (d < 0.9 * o) ? 1 : 0 }')
         if [ "$ok" -eq 0 ] || [ "$ratio" -eq 1 ] || ! [[ "$R_P99" =~ ^[0-9]+$ ]] ||
             [ "$R_P99" -gt "$EXPLODE_US" ] || ! server_alive; then
+            saturated=1
             break
         fi
     done
+    [ "$saturated" -eq 1 ] ||
+        NOTES+="$SERVER: every broadcast step passed; its saturation point is above the last one. "
     BCAST[$SERVER]=$best BCAST_EV[$SERVER]=$best_ev
     if [ "$best" -gt 0 ]; then
         local ev count

@@ -274,7 +274,7 @@ prepare_binaries() {
     mkdir -p "$BIN"
     # copies: another build of the tree during the run must not change what runs
     cp "$BUILD/herald-broker" "$BUILD/herald-edge" "$BUILD/herald-loadgen" "$BIN/"
-    cc -O2 -o "$BIN/send_floor" bench/send_floor.c || die "cannot build bench/send_floor.c"
+    cc -O2 -o "$BIN/send_floor" bench/send_floor.c -lcrypto || die "cannot build bench/send_floor.c"
 }
 
 port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }

@@ -36,13 +36,28 @@
  *   round_us_max=.. cpu_us_p50=..
  * (cpu_us: the senders' CPU time in a round, summed; unlike the round's
  * length it does not grow when other work shares SEND_CPU).
- * Built by bench/edge.sh and bench/scale.sh with cc; not part of the CMake
- * build.
+ *   send_floor ws N PORT [ROUNDS] [GAP_MS]
+ *
+ * The same sends to the load generator's own connections (bench/edge.sh):
+ * listens on 127.0.0.1:PORT, answers N WebSocket upgrades (101, the
+ * Sec-WebSocket-Accept from libcrypto's SHA-1, TCP_NODELAY as an edge sets),
+ * then every GAP_MS (default 1000) sends one 66-byte binary frame on each,
+ * round-robin: a 64-byte herald-loadgen payload (t= stamped once per round,
+ * s= the round, c= ROUNDS), so the load generators count and time it as
+ * they do an edge's events. It is the floor with the very receivers an
+ * edge has (their reads, ACKs and wake-ups load the kernel exactly as
+ * during an edge run, which the own-sink modes above do not quite do).
+ * Exits after the last round (or after 120 s without all N connections):
+ *   n=N rounds=R bytes=66 send_ns_p50=.. round_us_p50=.. round_us_min=..
+ * Built by bench/edge.sh and bench/scale.sh with cc (-lcrypto); not part of
+ * the CMake build.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -56,6 +71,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 static double clock_us(clockid_t id)
 {
@@ -350,10 +366,112 @@ static int multi_main(int argc, char **argv)
     return 0; /* the senders and their sinks die with us (PR_SET_PDEATHSIG) */
 }
 
+/* ------------------------------------------------------------ ws mode */
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* Reads one HTTP upgrade request on fd and answers 101. Returns 0 or -1. */
+static int ws_upgrade(int fd)
+{
+    char req[4096], key[128], accept_key[64], resp[256], *k;
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    size_t got = 0, kl = 0;
+    struct timeval tv = {10, 0};
+    int one = 1, rl;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (!memmem(req, got, "\r\n\r\n", 4)) {
+        ssize_t r = read(fd, req + got, sizeof(req) - 1 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    req[got] = '\0';
+    k = strcasestr(req, "\nSec-WebSocket-Key:");
+    if (!k)
+        return -1;
+    for (k += 19; *k == ' '; k++)
+        ;
+    while (k[kl] && k[kl] != '\r' && kl < 60) {
+        key[kl] = k[kl];
+        kl++;
+    }
+    memcpy(key + kl, WS_GUID, sizeof(WS_GUID));
+    SHA1((const unsigned char *)key, kl + sizeof(WS_GUID) - 1, digest);
+    EVP_EncodeBlock((unsigned char *)accept_key, digest, SHA_DIGEST_LENGTH);
+    rl = snprintf(resp, sizeof(resp),
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                  accept_key);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return write(fd, resp, (size_t)rl) == rl ? 0 : -1;
+}
+
+static int ws_main(int argc, char **argv)
+{
+    int n = argc > 2 ? atoi(argv[2]) : 0, port = argc > 3 ? atoi(argv[3]) : 0;
+    int rounds = argc > 4 ? atoi(argv[4]) : 10, gap_ms = argc > 5 ? atoi(argv[5]) : 1000;
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1,
+        *fds = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
+    double *per = calloc((size_t)(rounds > 0 ? rounds : 1), sizeof(double));
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+
+    if (n <= 0 || port <= 0 || rounds <= 0 || gap_ms < 0 || !fds || !per || lfd < 0 ||
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(lfd, 4096) < 0) {
+        fprintf(stderr, "usage: send_floor ws N PORT [ROUNDS] [GAP_MS] (port free?)\n");
+        return 2;
+    }
+    for (int i = 0; i < n; i++) {
+        if (poll(&pfd, 1, 120000) != 1 || (fds[i] = accept(lfd, NULL, NULL)) < 0 ||
+            ws_upgrade(fds[i]) < 0) {
+            fprintf(stderr, "send_floor ws: connection %d of %d failed or never came\n", i + 1, n);
+            return 1;
+        }
+    }
+    fprintf(stderr, "send_floor ws: %d connected\n", n);
+    usleep(2000000);
+    for (int r = 0; r < rounds; r++) {
+        unsigned char frame[66] = {0x82, 64};
+        char text[80];
+        struct timespec rt;
+        double t0;
+
+        clock_gettime(CLOCK_REALTIME, &rt);
+        snprintf(text, sizeof(text), "t=%016" PRIu64 " s=%010d c=%010d r=%08x ",
+                 (uint64_t)rt.tv_sec * 1000000u + (uint64_t)rt.tv_nsec / 1000u, r, rounds, 0u);
+        memset(frame + 2, 'x', 64);
+        memcpy(frame + 2, text, strlen(text));
+        t0 = now_us();
+        for (int i = 0; i < n; i++) {
+            if (send(fds[i], frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+                (ssize_t)sizeof(frame)) {
+                perror("send_floor ws: send");
+                return 1;
+            }
+        }
+        per[r] = now_us() - t0;
+        usleep((useconds_t)gap_ms * 1000);
+    }
+    qsort(per, (size_t)rounds, sizeof(double), cmp_double);
+    printf("n=%d rounds=%d bytes=66 send_ns_p50=%.0f round_us_p50=%.0f round_us_min=%.0f\n", n,
+           rounds, per[rounds / 2] * 1000.0 / n, per[rounds / 2], per[0]);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    free(fds);
+    free(per);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "multi") == 0)
         return multi_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "ws") == 0)
+        return ws_main(argc, argv);
     return single_main(argc, argv);
 }
 
