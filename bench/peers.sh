@@ -44,6 +44,7 @@ PER_PROC=${PER_PROC:-5000}
 BUILD=${BUILD:-build}
 SERVERS=${SERVERS:-"herald nchan mosquitto redis"}
 RATES=${RATES:-"1 2 5 10 20 40 80 160 320 640"} # broadcast events/s, each to all N
+COMMON_RATE=${COMMON_RATE:-2}             # one of RATES: latency at the same load for every server
 STEP_S=${STEP_S:-5}                       # long beside the fan-out time, which the span includes
 LAT_S=${LAT_S:-4}
 EXPLODE_US=${EXPLODE_US:-5000000}         # broadcast p99 that ends the ramp
@@ -333,7 +334,7 @@ wait_routed() {
 
 # ------------------------------------------------------------- phases
 
-declare -A MEM BCAST BCAST_EV P50 P99 HALF UNI ROWS
+declare -A MEM BCAST BCAST_EV P50 P99 CP50 CP99 HALF UNI ROWS
 
 broadcast_phase() {
     local base rss r best=0 best_ev=0 offered closed0 ok ratio saturated=0
@@ -356,6 +357,7 @@ broadcast_phase() {
         ROWS[$SERVER]+="| $r | $offered | $R_RATE | $(awk -v d="$R_RATE" -v o="$offered" 'BEGIN { printf "%.2f", d / o }') | $R_RECEIVED / $R_EXPECTED | $R_SHORT / $R_EXTRA | $((R_CLOSED - closed0)) | $R_P50 | $R_P99 | $R_MAX | $R_SRV_CPU% | $R_CPU0 / $R_CPU1 | $R_DROPS |"$'\n'
         ok=0
         [ "$R_RECEIVED" -eq "$R_EXPECTED" ] && [ "$R_SHORT" -eq 0 ] && [ "$R_CLOSED" -eq "$closed0" ] && ok=1
+        if [ "$r" = "$COMMON_RATE" ] && [ "$ok" -eq 1 ]; then CP50[$SERVER]=$R_P50 CP99[$SERVER]=$R_P99; fi
         if [ "$ok" -eq 1 ] && [ "$R_RATE" -gt "$best" ]; then best=$R_RATE best_ev=$r; fi
         ratio=$(awk -v d="$R_RATE" -v o="$offered" 'BEGIN { print (d < 0.9 * o) ? 1 : 0 }')
         if [ "$ok" -eq 0 ] || [ "$ratio" -eq 1 ] || ! [[ "$R_P99" =~ ^[0-9]+$ ]] ||
@@ -458,11 +460,13 @@ report() {
         echo "| (b) broadcast deliveries/s at saturation, all received | $(fmt "$bh") | $(fmt "$(get BCAST nchan)") | $(fmt "$(get BCAST mosquitto)") | $(fmt "$br") | $(ratio max BCAST); $vs_redis |"
         echo "| (c) p50 µs at half the saturation rate (each its own) | $(fmt "$(get P50 herald)") | $(fmt "$(get P50 nchan)") | $(fmt "$(get P50 mosquitto)") | $(fmt "$(get P50 redis)") | $(ratio min P50) |"
         echo "| (c) p99 µs at half the saturation rate (each its own) | $(fmt "$(get P99 herald)") | $(fmt "$(get P99 nchan)") | $(fmt "$(get P99 mosquitto)") | $(fmt "$(get P99 redis)") | $(ratio min P99) |"
+        echo "| (c′) p50 µs at one common rate, $COMMON_RATE events/s × N for every server | $(fmt "$(get CP50 herald)") | $(fmt "$(get CP50 nchan)") | $(fmt "$(get CP50 mosquitto)") | $(fmt "$(get CP50 redis)") | $(ratio min CP50) |"
+        echo "| (c′) p99 µs at one common rate, $COMMON_RATE events/s × N for every server | $(fmt "$(get CP99 herald)") | $(fmt "$(get CP99 nchan)") | $(fmt "$(get CP99 mosquitto)") | $(fmt "$(get CP99 redis)") | $(ratio min CP99) |"
         echo "| (d) unicast events/s delivered in full, p99 ≤ $((UNICAST_P99_US / 1000)) ms | $(fmt "$(get UNI herald)") | $(fmt "$(get UNI nchan)") | $(fmt "$(get UNI mosquitto)") | $(fmt "$(get UNI redis)") | $(ratio max UNI) |"
         echo
         echo "(b): best delivered/s of the steps ($RATES events/s × N, $STEP_S s each) in which every connection got"
         echo "every event and none was dropped; the ramp stops at delivered/offered < 0.9, a loss or drop, or"
-        echo "p99 > $((EXPLODE_US / 1000000)) s. (c): events/s = (b) / 2 / N, $LAT_S s. (d): highest of $UNICAST_RATES passed in full."
+        echo "p99 > $((EXPLODE_US / 1000000)) s. (c): events/s = (b) / 2 / N, $LAT_S s; a server with a higher (b) is measured at a higher load. (c′): the ramp's $COMMON_RATE events/s step, the same offered load for all. (d): highest of $UNICAST_RATES passed in full."
         echo "Ratios: herald / the better of nchan and mosquitto; for latency and bytes lower is better."
         echo "Delivered/s is received / (last − first kernel receive stamp): the span includes one event's"
         echo "fan-out time, so it reads a little under the offered rate even when the server keeps up."
@@ -495,9 +499,10 @@ report() {
         for s in $SERVERS; do
             [ $first -eq 1 ] || printf ','
             first=0
-            printf '"%s":{"bytes_per_idle_conn":%s,"broadcast_deliveries_per_s":%s,"broadcast_best_events_per_s":%s,"half_rate_p50_us":%s,"half_rate_p99_us":%s,"unicast_events_per_s":%s}' \
+            printf '"%s":{"bytes_per_idle_conn":%s,"broadcast_deliveries_per_s":%s,"broadcast_best_events_per_s":%s,"half_rate_p50_us":%s,"half_rate_p99_us":%s,"common_rate_p50_us":%s,"common_rate_p99_us":%s,"unicast_events_per_s":%s}' \
                 "$s" "$(jnum "$(get MEM "$s")")" "$(jnum "$(get BCAST "$s")")" "$(jnum "$(get BCAST_EV "$s")")" \
-                "$(jnum "$(get P50 "$s")")" "$(jnum "$(get P99 "$s")")" "$(jnum "$(get UNI "$s")")"
+                "$(jnum "$(get P50 "$s")")" "$(jnum "$(get P99 "$s")")" "$(jnum "$(get CP50 "$s")")" \
+                "$(jnum "$(get CP99 "$s")")" "$(jnum "$(get UNI "$s")")"
         done
         printf '}}\n'
     } | jq . >"bench/results/peers-$date.json"

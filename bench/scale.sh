@@ -27,7 +27,12 @@
 #      delivered rate, p50/p99, CPU use;
 #      in 4 and 5 every connection must receive exactly what it should
 #      (per-connection counts checked by the load generators, zero misrouted);
-#   6. kernel floor (bench/send_floor.c multi), once the servers are gone (it
+#   6. kernel floor with the same receivers (bench/send_floor.c ws), once the
+#      servers are gone: E probes on CPU 0 in the edges' place, the E load
+#      generators reconnected to them; each round every probe sends one
+#      66-byte frame on each connection, timed to the same receive stamps as
+#      the broadcast (whose last delivery is read against this floor's);
+#   7. kernel floor (bench/send_floor.c multi), once the servers are gone (it
 #      needs 2N sockets of its own): one 66-byte send() on each of N idle
 #      loopback sockets, round-robin, over E sender processes on CPU 0 with
 #      draining readers epoll-waiting on CPU 1, as edges and load generators
@@ -60,7 +65,7 @@ UNICAST_S=${UNICAST_S:-10}
 LG_PENDING=${LG_PENDING:-200}        # connects+handshakes in flight per load generator
 LG_RATE=${LG_RATE:-0}                # connects/s per load generator (0: as fast as it goes)
 CONNECT_MAX_S=${CONNECT_MAX_S:-360}
-MAX_S=${MAX_S:-870}                  # the whole run, < 15 minutes
+MAX_S=${MAX_S:-1200}                 # the whole run, < 20 minutes
 MEM_MIN_MB=${MEM_MIN_MB:-1536}       # stop when MemAvailable falls below this
 EDGE_PORT=${EDGE_PORT:-29080}
 LINK_PORT=${LINK_PORT:-29400}
@@ -91,7 +96,7 @@ STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 TMP=$(mktemp -d /tmp/herald-scale.XXXXXX)
 BIN=$TMP/bin
 RESTORE=()                 # "path<TAB>old value", restored in reverse order
-broker_pid="" edge_pids=() lg_pids=() floor_pid="" watchdog_pid="" pub_pid=""
+broker_pid="" edge_pids=() lg_pids=() probe_pids=() floor_pid="" watchdog_pid="" pub_pid=""
 OK_EXIT=0
 
 # ---------------------------------------------------------------- helpers
@@ -259,6 +264,7 @@ cleanup() {
     trap - EXIT INT TERM
     [ -z "$watchdog_pid" ] || { kill "$watchdog_pid" 2>/dev/null || true; wait "$watchdog_pid" 2>/dev/null || true; }
     [ -z "$floor_pid" ] || stop_pids 5 "$floor_pid"
+    [ ${#probe_pids[@]} -eq 0 ] || stop_pids 5 "${probe_pids[@]}"
     [ -z "$pub_pid" ] || stop_pids 5 "$pub_pid"
     if [ ${#lg_pids[@]} -gt 0 ]; then log "stopping ${#lg_pids[@]} load generators"; stop_pids 20 "${lg_pids[@]}"; fi
     if [ ${#edge_pids[@]} -gt 0 ]; then log "stopping ${#edge_pids[@]} edges"; stop_pids 15 "${edge_pids[@]}"; fi
@@ -320,11 +326,12 @@ start_edges() {
     log "$PROCS edges up, all linked to the broker"
 }
 
+# start_loadgens [PORT...]: load generator j connects to PORT j (default: the edges' port).
 start_loadgens() {
-    local j off=0 cnt
+    local j off=0 cnt ports=("$@")
     for j in $(seq 0 $((PROCS - 1))); do
         cnt=$(( N - off < PER_PROC ? N - off : PER_PROC ))
-        "${AS0[@]}" taskset -c $LOAD_CPU "$BIN/herald-loadgen" sub --url "ws://127.0.0.1:$EDGE_PORT/ws" \
+        "${AS0[@]}" taskset -c $LOAD_CPU "$BIN/herald-loadgen" sub --url "ws://127.0.0.1:${ports[$j]:-$EDGE_PORT}/ws" \
             --connections "$cnt" --offset "$off" --topic-mode both --topic bench.all --users "$N" \
             --raw --kernel-ts --source-ips "$(lg_ip "$j")" --rate "$LG_RATE" \
             --max-pending "$LG_PENDING" --progress-ms 500 --hist-out "$TMP/hist.$j" \
@@ -372,6 +379,66 @@ window_max() { window_lines "$1" | field "$2" | maxof; }
 
 # ------------------------------------------------------------------ phases
 
+# The floor with the very receivers of the broadcast: PROCS `send_floor ws`
+# probes on CPU EDGE_CPU, one port each, and the load generators connected
+# to them (from the same source addresses, with the same options) instead
+# of to the edges. A round: every probe gets SIGUSR1 at once and sends one
+# 66-byte frame on each of its connections; the load generators time the
+# deliveries exactly as the broadcast's (the probe's stamp to the kernel
+# receive stamp). WS_LAST: the median round's last delivery.
+ws_floor_phase() {
+    local j port=20000 ports=() off=0 cnt r ready lasts="" p50s="" p99s="" t0
+    probe_pids=()
+    for j in $(seq 0 $((PROCS - 1))); do
+        while ! port_free "$port"; do port=$((port + 1)); done
+        ports+=("$port")
+        cnt=$(( N - off < PER_PROC ? N - off : PER_PROC ))
+        "${AS0[@]}" taskset -c $EDGE_CPU "$BIN/send_floor" ws "$cnt" "$port" "$FLOOR_ROUNDS" 0 \
+            >"$TMP/wsfloor.$j.out" 2>"$TMP/wsfloor.$j.err" &
+        probe_pids+=($!)
+        off=$((off + cnt)) port=$((port + 1))
+    done
+    for _ in $(seq 100); do port_free "${ports[-1]}" || break; sleep 0.05; done
+    log "kernel floor with the same receivers: $PROCS send_floor ws probes on CPU $EDGE_CPU, connecting the load generators"
+    WIN=0
+    t0=$(date +%s)
+    rm -f "$TMP"/lg.* "$TMP"/hist.* # the edge run's (read already); ready_count must not see them
+    start_loadgens "${ports[@]}"
+    while ready=$(ready_count) && [ "$ready" -lt "$PROCS" ]; do
+        sleep 1
+        check_alive
+        check_memory
+        check_deadline
+        read -r open _ failed _ _ < <(lg_progress)
+        log "floor connect: open=$open/$N failed=$failed ready=$ready/$PROCS"
+        [ $(($(date +%s) - t0)) -lt "$CONNECT_MAX_S" ] || die "the floor's connections did not all open"
+    done
+    WS_CONNECTED=$({ grep -h '^ready' "$TMP"/lg.*.out || true; } | field connected | sum)
+    sleep 2
+    WS_ROWS=""
+    for r in $(seq "$FLOOR_ROUNDS"); do
+        check_deadline
+        end_window USR1
+        kill -USR1 "${probe_pids[@]}"
+        drain "$WS_CONNECTED" 60 "floor round $r/$FLOOR_ROUNDS"
+        end_window USR1
+        collect
+        lasts+="$R_LAT_MAX " p50s+="$R_P50 " p99s+="$R_P99 "
+        WS_ROWS+="| $r | $(fmt "$R_RECEIVED") / $(fmt "$WS_CONNECTED") | $(fmt "$R_LAT_MAX") | $(fmt "$R_P50") | $(fmt "$R_P99") |"$'\n'
+        log "floor round $r: $R_RECEIVED/$WS_CONNECTED received, last delivery $R_LAT_MAX us, p50 $R_P50 us, p99 $R_P99 us"
+        sleep 1
+    done
+    WS_LAST=$(echo "$lasts" | tr ' ' '\n' | grep . | median)
+    WS_P50=$(echo "$p50s" | tr ' ' '\n' | grep . | median)
+    WS_P99=$(echo "$p99s" | tr ' ' '\n' | grep . | median)
+    WS_LOOP=$(cat "$TMP"/wsfloor.*.out | field round_us_p50 | maxof)
+    stop_pids 10 "${probe_pids[@]}"
+    probe_pids=()
+    stop_pids 20 "${lg_pids[@]}"
+    lg_pids=()
+    wait_sockets_closed
+}
+
 floor_phase() {
     local line
     log "kernel floor: one 66-byte send() on each of $N idle loopback sockets, $PROCS sender processes on CPU $EDGE_CPU, readers on CPU $LOAD_CPU, $FLOOR_ROUNDS rounds"
@@ -400,7 +467,6 @@ floor_phase() {
 # Ends the servers and load generators after the measurements, before the
 # floor probe needs the memory; waits until their sockets are gone.
 stop_servers() {
-    local t0 inuse
     EDGE_WARN=$(cat "$TMP"/edge.*.err "$TMP/broker.err" 2>/dev/null | head -n 5)
     log "stopping the load generators, edges and broker"
     stop_pids 20 "${lg_pids[@]}"
@@ -409,6 +475,11 @@ stop_servers() {
     edge_pids=()
     stop_pids 10 "$broker_pid"
     broker_pid=""
+    wait_sockets_closed
+}
+
+wait_sockets_closed() {
+    local t0 inuse
     t0=$(date +%s)
     while inuse=$(sockstat_tcp inuse) && [ "$inuse" -gt $((SOCK0_INUSE + 20000)) ]; do
         [ $(($(date +%s) - t0)) -lt 60 ] || { log "still $inuse TCP sockets in use after 60 s"; break; }
@@ -616,12 +687,13 @@ jnum() { [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?$ ]] && echo "$1" || echo null; }
 jbool() { [ "$1" = 1 ] && echo true || echo false; }
 
 report() {
-    local out=bench/results/scale-$STAMP ratio cpu_ratio t_mem t_bcast t_uni t_exact t_n cpu mem
+    local out=bench/results/scale-$STAMP ratio ws_ratio cpu_ratio t_mem t_bcast t_uni t_exact t_n cpu mem
     ratio=$(awk -v a="$BCAST_LAST" -v f="$FLOOR_US" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }')
+    ws_ratio=$(awk -v a="$BCAST_LAST" -v f="$WS_LAST" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }')
     cpu_ratio=$(awk -v a="$BCAST_CPU_US" -v f="$FLOOR_CPU_US" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }')
     t_n=0; [ "$CONNECTED" = "$N" ] && [ "$FAILED" = 0 ] && t_n=1
     t_mem=0; [ "$EDGE_PER_CONN" -le 1024 ] && t_mem=1
-    t_bcast=$(awk -v r="$ratio" 'BEGIN { print (r > 0 && r <= 1.5) ? 1 : 0 }')
+    t_bcast=$(awk -v r="$ws_ratio" 'BEGIN { print (r > 0 && r <= 1.5) ? 1 : 0 }')
     t_uni=$(awk -v p="$UNI_P99" 'BEGIN { print (p + 0 <= 20000 && p != "-") ? 1 : 0 }')
     t_exact=0; [ "$BCAST_OK" = 1 ] && [ "$UNI_OK" = 1 ] && [ "$R_CLOSED" = 0 ] && t_exact=1
     cpu="$(getconf _NPROCESSORS_ONLN) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
@@ -637,8 +709,8 @@ report() {
         echo "$RPS_NOTE. Each connection subscribes bench.all and user.<i>"
         echo "(?topic=bench.all&topic=user.<i>&format=raw); 64-byte payloads. Edge pings set to 20 min"
         echo "(longer than the run), so no keepalive traffic overlaps a measurement. Latency: the"
-        echo "publisher's realtime stamp to the kernel receive stamp (SO_TIMESTAMPNS, taken on loopback when"
-        echo "the edge's send() queued the frame), merged over processes from log-linear histograms (~3%);"
+        echo "publisher's realtime stamp to the kernel receive stamp (SO_TIMESTAMPNS; with receive steering"
+        echo "it includes the receive side's backlog, so the floor is also timed to the same stamps), merged over processes from log-linear histograms (~3%);"
         echo "\"app p99\" is to when a load generator read it (the load core also runs the receive processing)."
         echo "Load average at the start / end: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (the machine is"
         echo "shared: other work on the pinned cores adds noise to every timing)."
@@ -654,8 +726,9 @@ report() {
         echo "| MemAvailable drop per connection (everything) | $(fmt $((AVAIL_DELTA / CONNECTED))) B | | +$(mib "$AVAIL_DELTA") |"
         echo "| load generator RSS | $(mib "$LG_RSS") ($(fmt $((LG_RSS / CONNECTED))) B per connection) | | |"
         echo "| broker RSS growth | $(mib "$BROKER_RSS_DELTA") ($(fmt "$SUBS") subscriptions) | | |"
-        echo "| kernel floor: one 66-byte send() on each of N idle sockets | $(fmt "$FLOOR_US") µs (min $(fmt "$FLOOR_MIN_US"), max $(fmt "$FLOOR_MAX_US"); $FLOOR_SEND_NS ns per send) | | bench/send_floor.c multi, $PROCS senders, median of $FLOOR_ROUNDS rounds; softnet drops $FLOOR_DROPS; run after the servers stopped (load average then $FLOOR_LOAD) |"
-        echo "| broadcast of one event to all N: last delivery | $(fmt "$BCAST_LAST") µs = $ratio × floor | ≤ 1.5 × floor | $(verdict "$t_bcast") |"
+        echo "| kernel floor with the same receivers: one 66-byte frame on each of the load generators' N connections, last delivery | $(fmt "$WS_LAST") µs (p50 $(fmt "$WS_P50"), p99 $(fmt "$WS_P99"); slowest probe's send loop $(fmt "$WS_LOOP") µs) | | bench/send_floor.c ws: $PROCS probes on CPU $EDGE_CPU in the edges' place, one port each, the same $PROCS load generators ($(fmt "$WS_CONNECTED") connected); every probe starts a round on one signal; timed to the same receive stamps as the broadcast; median of $FLOOR_ROUNDS rounds (below) |"
+        echo "| broadcast of one event to all N: last delivery | $(fmt "$BCAST_LAST") µs = $ws_ratio × that floor | ≤ 1.5 × floor | $(verdict "$t_bcast") |"
+        echo "| kernel floor, send loop with the probe's own readers: one 66-byte send() on each of N idle sockets | $(fmt "$FLOOR_US") µs (min $(fmt "$FLOOR_MIN_US"), max $(fmt "$FLOOR_MAX_US"); $FLOOR_SEND_NS ns per send); the broadcast's last delivery = $ratio × this | | bench/send_floor.c multi, $PROCS senders, median of $FLOOR_ROUNDS rounds; softnet drops $FLOOR_DROPS; run after the servers stopped (load average then $FLOOR_LOAD). The length of a send loop, not a delivery time (earlier runs read the target against it) |"
         echo "| broadcast latency p50 / p99 | $(fmt "$BCAST_P50") / $(fmt "$BCAST_P99") µs | | median of $BCAST_RUNS runs |"
         echo "| broadcast: edges' CPU time against the floor senders' CPU time | $(fmt "$BCAST_CPU_US") µs / $(fmt "$FLOOR_CPU_US") µs = $cpu_ratio | | medians; CPU time does not grow with other work on the core, wall time does |"
         echo "| unicast $UNICAST_RATE events/s for ${UNICAST_S}s: delivered rate | $(fmt "$UNI_RATE")/s (published at $(fmt "$UNI_PUB_RATE")/s) | | |"
@@ -668,6 +741,12 @@ report() {
         echo "| run | received / expected | short / extra conns | last delivery | p50 | p99 | app p99 | edge CPU time | cores, publish to drained | softnet drops |"
         echo "|---|---|---|---|---|---|---|---|---|---|"
         printf "%s" "$BCAST_ROWS"
+        echo
+        echo "Same-receiver floor rounds (one frame per connection from every probe at once; µs):"
+        echo
+        echo "| round | received / connected | last delivery | p50 | p99 |"
+        echo "|---|---|---|---|---|"
+        printf "%s" "$WS_ROWS"
         echo
         echo "Tuning (restored at exit): $(printf '%s; ' "${TUNED[@]}")"
         if [ -n "$EDGE_WARN" ]; then
@@ -687,8 +766,9 @@ report() {
   "edge_rss": {"total_bytes": $EDGE_RSS, "empty_bytes": $EDGE_BASE, "per_connection_bytes": $EDGE_PER_CONN},
   "kernel": {"slab_delta_bytes": $SLAB_DELTA, "slab_per_connection_bytes": $((SLAB_DELTA / CONNECTED)), "sunreclaim_delta_bytes": $SUNRECL_DELTA, "tcp_mem_delta_bytes": $TCPMEM_DELTA, "tcp_sockets_delta": $SOCK_DELTA, "mem_available_drop_bytes": $AVAIL_DELTA},
   "loadgen_rss_bytes": $LG_RSS, "broker_rss_delta_bytes": $BROKER_RSS_DELTA, "broker_subscriptions": $SUBS,
+  "ws_floor": {"last_delivery_us_median": $(jnum "$WS_LAST"), "p50_us_median": $(jnum "$WS_P50"), "p99_us_median": $(jnum "$WS_P99"), "send_loop_us_max": $(jnum "$WS_LOOP"), "connected": $(jnum "$WS_CONNECTED"), "rounds": $FLOOR_ROUNDS},
   "floor": {"round_us_p50": $(jnum "$FLOOR_US"), "round_us_min": $(jnum "$FLOOR_MIN_US"), "round_us_max": $(jnum "$FLOOR_MAX_US"), "send_ns_p50": $(jnum "$FLOOR_SEND_NS"), "rounds": $FLOOR_ROUNDS, "softnet_drops": $FLOOR_DROPS},
-  "broadcast": {"runs": [$BCAST_RUNS_JSON], "last_delivery_us_median": $(jnum "$BCAST_LAST"), "p50_us_median": $(jnum "$BCAST_P50"), "p99_us_median": $(jnum "$BCAST_P99"), "ratio_to_floor": $ratio, "edge_cpu_us_median": $(jnum "$BCAST_CPU_US"), "floor_cpu_us": $(jnum "$FLOOR_CPU_US"), "cpu_ratio_to_floor": $cpu_ratio, "exact": $(jbool "$BCAST_OK")},
+  "broadcast": {"runs": [$BCAST_RUNS_JSON], "last_delivery_us_median": $(jnum "$BCAST_LAST"), "p50_us_median": $(jnum "$BCAST_P50"), "p99_us_median": $(jnum "$BCAST_P99"), "ratio_to_floor": $ws_ratio, "ratio_to_send_loop_floor": $ratio, "edge_cpu_us_median": $(jnum "$BCAST_CPU_US"), "floor_cpu_us": $(jnum "$FLOOR_CPU_US"), "cpu_ratio_to_floor": $cpu_ratio, "exact": $(jbool "$BCAST_OK")},
   "unicast": {"rate_target": $UNICAST_RATE, "seconds": $UNICAST_S, "published": $(jnum "$UNI_PUBLISHED"), "published_rate": $(jnum "$UNI_PUB_RATE"), "received": $UNI_RECEIVED, "expected": $UNI_EXPECTED, "short": $UNI_SHORT, "extra": $UNI_EXTRA, "misrouted": $UNI_MISROUTED, "delivered_rate": $(jnum "$UNI_RATE"), "p50_us": $(jnum "$UNI_P50"), "p99_us": $(jnum "$UNI_P99"), "p999_us": $(jnum "$UNI_P999"), "max_us": $(jnum "$UNI_MAX"), "app_p99_us": $(jnum "$UNI_APP_P99"), "softnet_drops": $UNI_DROPS, "cpu": "$UNI_CPU; $UNI_PROC_CPU", "exact": $(jbool "$UNI_OK")},
   "targets": {"n_connected": $(jbool $t_n), "edge_rss_le_1024": $(jbool $t_mem), "broadcast_le_1_5_floor": $(jbool "$t_bcast"), "unicast_p99_le_20ms": $(jbool "$t_uni"), "zero_lost": $(jbool $t_exact)}
 }
@@ -733,6 +813,7 @@ main() {
     broadcast_phase
     unicast_phase
     stop_servers
+    ws_floor_phase
     floor_phase
     report
     log "done in $(elapsed)s"

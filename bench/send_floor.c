@@ -41,7 +41,8 @@
  * The same sends to the load generator's own connections (bench/edge.sh):
  * listens on 127.0.0.1:PORT, answers N WebSocket upgrades (101, the
  * Sec-WebSocket-Accept from libcrypto's SHA-1, TCP_NODELAY as an edge sets),
- * then every GAP_MS (default 1000) sends one 66-byte binary frame on each,
+ * then every GAP_MS (default 1000; 0: on each SIGUSR1, so that several
+ * probes start a round together) sends one 66-byte binary frame on each,
  * round-robin: a 64-byte herald-loadgen payload (t= stamped once per round,
  * s= the round, c= ROUNDS), so the load generators count and time it as
  * they do an edge's events. It is the floor with the very receivers an
@@ -418,6 +419,11 @@ static int ws_main(int argc, char **argv)
         *fds = calloc((size_t)(n > 0 ? n : 1), sizeof(int));
     double *per = calloc((size_t)(rounds > 0 ? rounds : 1), sizeof(double));
     struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    sigset_t usr1;
+
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL); /* held until sigwait() when GAP_MS is 0 */
 
     if (n <= 0 || port <= 0 || rounds <= 0 || gap_ms < 0 || !fds || !per || lfd < 0 ||
         setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -433,12 +439,17 @@ static int ws_main(int argc, char **argv)
         }
     }
     fprintf(stderr, "send_floor ws: %d connected\n", n);
-    usleep(2000000);
+    if (gap_ms > 0)
+        usleep(2000000);
     for (int r = 0; r < rounds; r++) {
         unsigned char frame[66] = {0x82, 64};
         char text[80];
         struct timespec rt;
         double t0;
+        int sig;
+
+        if (gap_ms == 0 && sigwait(&usr1, &sig) != 0)
+            return 1;
 
         clock_gettime(CLOCK_REALTIME, &rt);
         snprintf(text, sizeof(text), "t=%016" PRIu64 " s=%010d c=%010d r=%08x ",
@@ -454,7 +465,8 @@ static int ws_main(int argc, char **argv)
             }
         }
         per[r] = now_us() - t0;
-        usleep((useconds_t)gap_ms * 1000);
+        if (gap_ms > 0)
+            usleep((useconds_t)gap_ms * 1000);
     }
     qsort(per, (size_t)rounds, sizeof(double), cmp_double);
     printf("n=%d rounds=%d bytes=66 send_ns_p50=%.0f round_us_p50=%.0f round_us_min=%.0f\n", n,
