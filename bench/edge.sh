@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 N=${N:-15000}
 PER_PROC=${PER_PROC:-5000}            # sockets per load generator process (<= 18000)
 BUILD=${BUILD:-build}
-RATES=${RATES:-"5 10 20 40 80"}       # broadcast events/s, each to all N
+RATES=${RATES:-"5 10 20 40 80 160 320 640"} # broadcast events/s, each to all N
 STEP_S=${STEP_S:-4}                   # seconds per broadcast rate
 ONE_S=${ONE_S:-10}                    # seconds of each 1 event/s run
 ONE_RUNS=${ONE_RUNS:-3}               # 1 event/s runs; the median p99 is reported

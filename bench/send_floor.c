@@ -48,7 +48,8 @@
  * they do an edge's events. It is the floor with the very receivers an
  * edge has (their reads, ACKs and wake-ups load the kernel exactly as
  * during an edge run, which the own-sink modes above do not quite do).
- * Exits after the last round (or after 120 s without all N connections):
+ * Exits after the last round (GAP_MS 0: on one more SIGUSR1 or when killed;
+ * or after 120 s without all N connections):
  *   n=N rounds=R bytes=66 send_ns_p50=.. round_us_p50=.. round_us_min=..
  * Built by bench/edge.sh and bench/scale.sh with cc (-lcrypto); not part of
  * the CMake build.
@@ -471,6 +472,12 @@ static int ws_main(int argc, char **argv)
     qsort(per, (size_t)rounds, sizeof(double), cmp_double);
     printf("n=%d rounds=%d bytes=66 send_ns_p50=%.0f round_us_p50=%.0f round_us_min=%.0f\n", n,
            rounds, per[rounds / 2] * 1000.0 / n, per[rounds / 2], per[0]);
+    fflush(stdout);
+    if (gap_ms == 0) { /* stay until killed: closing now could cut the last round's retransmits */
+        int sig;
+
+        sigwait(&usr1, &sig);
+    }
     for (int i = 0; i < n; i++)
         close(fds[i]);
     free(fds);
