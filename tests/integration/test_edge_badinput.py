@@ -307,6 +307,40 @@ class BadInput(unittest.TestCase):
 
 
 class IdleTimeout(unittest.TestCase):
+    def test_pings_spread_over_the_interval(self):
+        # 40 connections opened together, ping-interval 4 s: each is pinged
+        # within the interval (plus the 1 s sweep), at its own phase, so the
+        # first pings land in several different seconds, not in one sweep.
+        b = Broker()
+        e = Edge(b.link_port, "--ping-interval", "4s", "--idle-timeout", "60s")
+        conns = []
+        try:
+            conns = [RawWs(e.port, "/ws?topic=ping.t") for _ in range(40)]
+            t0 = time.time()
+            first = {}
+            while time.time() - t0 < 7 and len(first) < len(conns):
+                for i, c in enumerate(conns):
+                    if i in first:
+                        continue
+                    try:
+                        fin, op, data = c.read_frame(timeout=0.02)
+                    except socket.timeout:
+                        continue
+                    self.assertEqual(op, OP_PING)
+                    first[i] = time.time() - t0
+            self.assertEqual(len(first), len(conns), "not every connection was pinged in 7 s")
+            self.assertLessEqual(max(first.values()), 6.0)
+            seconds = {int(t) for t in first.values()}
+            self.assertGreaterEqual(len(seconds), 3, "first pings all in %s" % sorted(seconds))
+            e.check_clean_exit()
+            b.check_clean_exit()
+        finally:
+            for c in conns:
+                c.close()
+            for p in (e, b):
+                if p.alive():
+                    p.stop()
+
     def test_idle_connection_closed_active_one_kept(self):
         b = Broker()
         e = Edge(b.link_port, "--ping-interval", "1s", "--idle-timeout", "3s")
