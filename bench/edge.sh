@@ -314,10 +314,10 @@ broadcast_phase() {
         WS_RATIOS+="$(awk -v p="$R_P99" -v f="${WS_P99:-0}" 'BEGIN { printf "%.2f", (f > 0 ? p / f : 0) }') "
         ONE_ROW+="run $i: floor $f, p50 $R_P50, p99 $R_P99, p999 $R_P999, app-level p99 $R_APP_P99 µs, $R_RECEIVED / $R_EXPECTED received, short $R_SHORT; "
     done
-    ONE_P99=$(echo "$p99s" | tr ' ' '\n' | { grep . || true; } | median)
-    FLOOR=$(echo "$floors" | tr ' ' '\n' | { grep . || true; } | median)
-    RATIO=$(echo "$RATIOS" | tr ' ' '\n' | { grep . || true; } | median)
-    WS_RATIO=$(echo "$WS_RATIOS" | tr ' ' '\n' | { grep . || true; } | median)
+    ONE_P99=$(median_of "$p99s")
+    FLOOR=$(median_of "$floors")
+    RATIO=$(median_of "$RATIOS")
+    WS_RATIO=$(median_of "$WS_RATIOS")
     SLOW_B=$(edge_metric herald_edge_slow_consumers_total)
     stop_subs
     stop_edge

@@ -25,6 +25,7 @@
 field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
 sum() { awk '{ s += $1 } END { print s + 0 }'; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR ? a[int((NR + 1) / 2)] : "") }'; }
+median_of() { printf '%s\n' $1 | awk NF | median; } # of a space-separated list
 
 window_lines() { grep -h "^window=$1 " "$TMP"/lg.*.out || true; }
 window_sum() { window_lines "$1" | field "$2" | sum; }

@@ -434,9 +434,9 @@ ws_floor_phase() {
         log "floor round $r: $R_RECEIVED/$WS_CONNECTED received, last delivery $R_LAT_MAX us, p50 $R_P50 us, p99 $R_P99 us"
         sleep 1
     done
-    WS_LAST=$(echo "$lasts" | tr ' ' '\n' | grep . | median)
-    WS_P50=$(echo "$p50s" | tr ' ' '\n' | grep . | median)
-    WS_P99=$(echo "$p99s" | tr ' ' '\n' | grep . | median)
+    WS_LAST=$(median_of "$lasts")
+    WS_P50=$(median_of "$p50s")
+    WS_P99=$(median_of "$p99s")
     WS_LOOP=$(cat "$TMP"/wsfloor.*.out | field round_us_p50 | maxof)
     stop_pids 10 "${probe_pids[@]}"
     probe_pids=()
@@ -636,10 +636,10 @@ broadcast_phase() {
         log "broadcast $i: $R_RECEIVED/$R_EXPECTED received, short $R_SHORT, extra $R_EXTRA, last delivery $R_LAT_MAX us, p50 $R_P50 us, p99 $R_P99 us, edge CPU ${edge_cpu}s, softnet drops $drops"
         sleep 1
     done
-    BCAST_LAST=$(echo "$BCAST_LASTS" | tr ' ' '\n' | grep . | median)
-    BCAST_P50=$(echo "$BCAST_P50S" | tr ' ' '\n' | grep . | median)
-    BCAST_P99=$(echo "$BCAST_P99S" | tr ' ' '\n' | grep . | median)
-    BCAST_CPU_US=$(( $(echo "$BCAST_CPUS" | tr ' ' '\n' | grep . | median) * 1000000 / $(getconf CLK_TCK) ))
+    BCAST_LAST=$(median_of "$BCAST_LASTS")
+    BCAST_P50=$(median_of "$BCAST_P50S")
+    BCAST_P99=$(median_of "$BCAST_P99S")
+    BCAST_CPU_US=$(( $(median_of "$BCAST_CPUS") * 1000000 / $(getconf CLK_TCK) ))
 }
 
 unicast_phase() {

@@ -293,13 +293,7 @@ class EdgeWs(unittest.TestCase):
     def test_5000_connections_receive_one_broadcast(self):
         n = 5000
         t0 = time.time()
-        many = subprocess.Popen(["node", os.path.join(NODE_DIR, "many.js"),
-                                 self.url + "?topic=fanout.all", str(n)], cwd=NODE_DIR,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        events = queue.Queue()
-        threading.Thread(target=lambda: [events.put(json.loads(l)) for l in many.stdout],
-                         daemon=True).start()
+        many, events = self._spawn_many("many.js", self.url + "?topic=fanout.all", n)
         try:
             ev = self._next_many(events, "opened", 150)
             self.assertEqual(ev["n"], n)
@@ -329,13 +323,7 @@ class EdgeWs(unittest.TestCase):
         # in, so clients close while they sit on the edge's pending list.
         # Each of the others must get all 200 envelopes, seq 1..200 in order.
         n, k, drop = 3000, 200, 10
-        many = subprocess.Popen(["node", os.path.join(NODE_DIR, "stream.js"),
-                                 self.url + "?topic=stream.all", str(n), str(k), str(drop)],
-                                cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        events = queue.Queue()
-        threading.Thread(target=lambda: [events.put(json.loads(l)) for l in many.stdout],
-                         daemon=True).start()
+        many, events = self._spawn_many("stream.js", self.url + "?topic=stream.all", n, k, drop)
         try:
             ev = self._next_many(events, "opened", 150)
             self.assertEqual(ev["n"], n)
@@ -365,6 +353,17 @@ class EdgeWs(unittest.TestCase):
                 many.kill()
                 many.wait()
         self.assertTrue(wait_until(lambda: edge_connections(self.e) == 0, 10))
+
+    def _spawn_many(self, script, *args):
+        """Starts a node script that prints one JSON event per line; returns
+        the process and a queue its lines are parsed into."""
+        proc = subprocess.Popen(["node", os.path.join(NODE_DIR, script)] + [str(a) for a in args],
+                                cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        events = queue.Queue()
+        threading.Thread(target=lambda: [events.put(json.loads(l)) for l in proc.stdout],
+                         daemon=True).start()
+        return proc, events
 
     def _next_many(self, events, kind, timeout):
         deadline = time.time() + timeout
