@@ -9,8 +9,9 @@
 # (--workers 1 each, one broker link each) share one port through
 # SO_REUSEPORT, pinned to CPU 0; E herald-loadgen processes, each connecting
 # from its own loopback source address (127.0.1.1, 127.0.1.2, ...), and the
-# broker (at nice -10, see SCRIPT_NICE) are pinned to CPU 1. Every connection subscribes two topics at
-# connect time, ?topic=bench.all&topic=user.<i> (loadgen --topic-mode both).
+# broker (at nice -10, see SCRIPT_NICE) are pinned to CPU 1. Every connection
+# subscribes two topics at connect time, ?topic=bench.all&topic=user.<i>
+# (loadgen --topic-mode both).
 #
 # Steps, each bounded in time (the whole run stops itself after MAX_S):
 #   1. tuning: raises the sysctls below where they are lower than needed,
@@ -230,7 +231,7 @@ tune() {
         RPS_NOTE="/sys/class/net/lo/queues/rx-0/rps_cpus not writable: loopback receive processing stays on the sending CPU"
     fi
     log "$RPS_NOTE"
-    log "pinning: edges on CPU $EDGE_CPU; broker (nice -10), load generators, publisher, this script on CPU $LOAD_CPU"
+    log "pinning: edges on CPU $EDGE_CPU; broker (nice $SCRIPT_NICE), load generators, publisher, this script on CPU $LOAD_CPU"
 }
 
 # Receive flow steering on top of RPS: a flow's packets are processed on the
@@ -711,7 +712,7 @@ report() {
         echo
         echo "Command: \`$CMD\`. Machine: $cpu, $mem, Linux $(uname -r); open-file"
         echo "limit $(ulimit -n) per process. $PROCS herald-edge processes (--workers 1, one broker link"
-        echo "each, SO_REUSEPORT on one port) pinned to CPU $EDGE_CPU; herald-broker (nice -10), $PROCS herald-loadgen"
+        echo "each, SO_REUSEPORT on one port) pinned to CPU $EDGE_CPU; herald-broker (nice $SCRIPT_NICE), $PROCS herald-loadgen"
         echo "processes (source addresses 127.0.1.1-$(lg_ip $((PROCS - 1)))) and the publisher pinned to CPU $LOAD_CPU;"
         echo "$RPS_NOTE. Each connection subscribes bench.all and user.<i>"
         echo "(?topic=bench.all&topic=user.<i>&format=raw); 64-byte payloads. Edge pings set to 20 min"

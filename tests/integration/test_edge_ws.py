@@ -311,9 +311,7 @@ class EdgeWs(unittest.TestCase):
                              % (opened_s, time.time() - t1))
             self.assertEqual(many.wait(30), 0)
         finally:
-            if many.poll() is None:
-                many.kill()
-                many.wait()
+            self._stop_many(many)
 
     def test_sustained_fanout_in_order_while_clients_drop(self):
         # 3,000 connections, 200 events paced 2 ms apart: a pass over every
@@ -349,9 +347,7 @@ class EdgeWs(unittest.TestCase):
             self.assertGreaterEqual(delivered, (n - n // drop) * k + (n // drop) * (k // 4))
             self.assertLessEqual(delivered, n * k)
         finally:
-            if many.poll() is None:
-                many.kill()
-                many.wait()
+            self._stop_many(many)
         self.assertTrue(wait_until(lambda: edge_connections(self.e) == 0, 10))
 
     def _spawn_many(self, script, *args):
@@ -364,6 +360,12 @@ class EdgeWs(unittest.TestCase):
         threading.Thread(target=lambda: [events.put(json.loads(l)) for l in proc.stdout],
                          daemon=True).start()
         return proc, events
+
+    @staticmethod
+    def _stop_many(proc):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def _next_many(self, events, kind, timeout):
         deadline = time.time() + timeout
