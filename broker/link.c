@@ -22,10 +22,12 @@
  *
  * Input is fed to the decoder one chunk at a time and decoded in between, so
  * the decoder never buffers more than one chunk beyond a frame. Request/
- * reply backpressure (STYLE.md §8): when a link's output passes a high mark
- * (PUBACKs, PONGs it is not reading), reading stops with the rest of its
- * input left queued; the write callback resumes at the low mark. Fan-out
- * never waits: link_deliver() closes a link past client-output-limit.
+ * reply backpressure (STYLE.md §8): when a request's reply (a PUBACK, say,
+ * that the link is not reading) takes the output past a high mark, reading
+ * stops with the rest of its input left queued; the write callback resumes
+ * at the low mark. A PING never pauses, nor does a frame that queued no
+ * reply, however long the output already is with fan-out. Fan-out never
+ * waits: link_deliver() closes a link past client-output-limit.
  *
  * Rejected: the edge's pooled, bufferevent-less connections (links are too
  * few to matter), and a per-link timer (the bufferevent's own write timeout
@@ -421,7 +423,17 @@ static int decode_all(struct link_conn *l)
     int r;
 
     while ((r = link_decoder_next(l->dec, &f, &err)) == 1) {
-        if (dispatch(l, &f) < 0 || maybe_pause(l))
+        size_t before = evbuffer_get_length(bufferevent_get_output(l->bev));
+
+        if (dispatch(l, &f) < 0)
+            return -1;
+        /* Only a request whose reply was queued can pause reading: an
+         * edge's output is mostly its fan-out, and a PING or SUB that it
+         * sends while behind on that must still be read (unanswered PINGs
+         * make the edge drop the link and lose what is published while it
+         * re-links). A PONG is a few bytes; the output limit bounds those. */
+        if (f.type != LINK_PING && evbuffer_get_length(bufferevent_get_output(l->bev)) > before &&
+            maybe_pause(l))
             return -1;
     }
     if (r < 0)

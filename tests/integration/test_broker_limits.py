@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from harness import (Broker, LinkClient, RespClient, RespError, http, run_cli, metric, mp_pack,
-                     wait_until, MSG, ERR, HELLO, PUB, SUB, WELCOME)
+                     wait_until, MSG, ERR, HELLO, PING, PONG, PUB, SUB, WELCOME)
 
 
 class BadInput(unittest.TestCase):
@@ -193,6 +193,43 @@ class SlowConsumer(unittest.TestCase):
                 f = edge.frame()
                 self.assertEqual(f[0], MSG)
                 got += 1
+            pub.close()
+            edge.close()
+        finally:
+            b.check_clean_exit(self)
+
+
+    def test_edge_behind_on_fanout_still_has_pings_and_subs_read(self):
+        """An edge far behind on its fan-out (output over the 256 KiB mark at
+        which a link's reading pauses) still has its PING and the SUB after
+        it read: only a request whose reply is queued pauses reading. (When
+        every frame paused it, the PING went unanswered until the edge caught
+        up, and an edge drops a link after 30 s without a PONG.)"""
+        b = Broker()
+        try:
+            edge = LinkClient(b.link_port, role="edge", rcvbuf=4096)
+            edge.sub("burst.>")
+            edge.sync()
+            pub = LinkClient(b.link_port)
+            for i in range(200):  # ~3 MiB queued to the edge, which reads nothing meanwhile
+                pub.publish("burst.x", b"p" * 16384, req_id=i)
+            edge.send([PING, 5])
+            edge.send([SUB, "later.x"])
+            self.assertTrue(wait_until(lambda: pub.publish("later.x", b"hi", req_id=9)[2] == 1, 5),
+                            "the SUB sent behind the PING was not applied")
+            bursts, pongs, later = 0, 0, 0
+            while later == 0:
+                f = edge.frame()
+                if f[0] == PONG:
+                    self.assertEqual((f[1], bursts), (5, 200))  # in order, after the backlog
+                    pongs += 1
+                elif f[0] == MSG and f[1] == "burst.x":
+                    bursts += 1
+                elif f[0] == MSG and f[1] == "later.x":
+                    later += 1
+                else:
+                    self.fail("unexpected frame %r" % (f[:2],))
+            self.assertEqual((bursts, pongs), (200, 1))
             pub.close()
             edge.close()
         finally:
