@@ -67,6 +67,8 @@ const struct conf_directive edge_conf_table[] = {
      "first delay before reconnecting to the broker"},
     {"reconnect-max", CONF_TIME_MS, F(reconnect_max), "5s", 1, 3600000, NULL,
      "cap of the doubling broker reconnect delay"},
+    {"broker-ping-interval", CONF_TIME_MS, F(broker_ping_interval), "10s", 100, 600000, NULL,
+     "PING to the broker this often; three intervals with nothing received drop the link"},
     {"pool-cache", CONF_SIZE, F(pool_cache), "4mb", 0, 1 << 30, NULL,
      "free buffer memory each worker keeps per size class"},
     {"log-level", CONF_LOGLEVEL, F(log_level), "info", 0, 0, NULL, "debug, info, warn or error"},

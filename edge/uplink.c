@@ -3,12 +3,16 @@
  *
  * Owns one bufferevent to the broker's link endpoint (there is one uplink
  * per worker, so the ~1 KB a bufferevent costs does not matter here), a
- * streaming link decoder, a backoff timer and a 10 s keepalive tick.
+ * streaming link decoder, a backoff timer and a keepalive tick
+ * (broker-ping-interval, 10 s by default).
  *
  * States: DOWN -> CONNECTING (TCP connect) -> HELLO (HELLO sent) -> UP
  * (WELCOME received: the worker re-sends its interest, MSGs flow). Any
- * EOF, error, ERR frame, malformed frame, connect timeout or three
- * unanswered PINGs drops back to DOWN and arms the backoff timer: the delay
+ * EOF, error, ERR frame, malformed frame, connect timeout or three ticks
+ * with a PING out and no frame at all received drops back to DOWN (any
+ * frame proves the broker alive: a PONG waits behind whatever fan-out the
+ * broker queued before it, which may take longer than three ticks to read
+ * when this worker is far behind) and arms the backoff timer: the delay
  * starts at reconnect-min, doubles up to reconnect-max, and each wait is
  * jittered by +-20% so a broker restart is not met by every edge worker at
  * the same instant. Clients are never touched by a link drop. SUB/UNSUB
@@ -50,7 +54,7 @@
 #include "common/net.h"
 
 #define UPLINK_MAX_FRAME  (16u << 20)
-#define UPLINK_TICK_S     10
+#define UPLINK_TICK_MS    10000 /* when the config leaves ping_interval_ms 0 */
 #define UPLINK_MAX_MISSED 3
 #define UPLINK_CONNECT_S  10
 #define UPLINK_READ_CHUNK (256u << 10)
@@ -153,6 +157,7 @@ static void on_welcome(struct uplink *u)
 /* Returns 0, or -1 when the link was closed. */
 static int handle_frame(struct uplink *u, const struct link_frame *f)
 {
+    u->missed = 0;
     switch (f->type) {
     case LINK_MSG:
         if (u->state == UPLINK_UP)
@@ -167,7 +172,6 @@ static int handle_frame(struct uplink *u, const struct link_frame *f)
         send_sb(u);
         return 0;
     case LINK_PONG:
-        u->missed = 0;
         return 0;
     case LINK_ERR:
         log_warn("uplink_error", "broker=%s code=%.*s text=\"%.*s\"", u->broker, (int)f->code.len,
@@ -329,7 +333,7 @@ static void uplink_on_retry(evutil_socket_t fd, short what, void *arg)
     uplink_connect(u);
 }
 
-/* Keepalive: a PING per tick when up; three unanswered (or no WELCOME) -> dead. */
+/* Keepalive: a PING per tick when up; three ticks with nothing received (or no WELCOME) -> dead. */
 static void uplink_on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct uplink *u = arg;
@@ -352,7 +356,8 @@ static void uplink_on_tick(evutil_socket_t fd, short what, void *arg)
 struct uplink *uplink_new(struct event_base *base, const struct uplink_config *cfg,
                           const struct uplink_handlers *h, const char **err)
 {
-    struct timeval tick = {UPLINK_TICK_S, 0};
+    int64_t tick_ms = cfg->ping_interval_ms > 0 ? cfg->ping_interval_ms : UPLINK_TICK_MS;
+    struct timeval tick = {(time_t)(tick_ms / 1000), (suseconds_t)(tick_ms % 1000) * 1000};
     struct uplink *u = mem_calloc(1, sizeof(*u));
 
     if (net_split_hostport(cfg->broker, u->host, sizeof(u->host), &u->port) < 0) {

@@ -39,6 +39,7 @@ struct uplink_config {
     const char *node;   /* this link's node id, copied */
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
+    int64_t ping_interval_ms; /* keepalive tick */
 };
 
 /*

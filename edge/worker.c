@@ -291,6 +291,7 @@ void worker_start_uplink(struct worker *w)
     cfg.node = node;
     cfg.reconnect_min_ms = w->conf->reconnect_min;
     cfg.reconnect_max_ms = w->conf->reconnect_max;
+    cfg.ping_interval_ms = w->conf->broker_ping_interval;
     w->uplink = uplink_new(w->base, &cfg, &h, &err);
     if (!w->uplink)
         log_error("uplink_failed", "broker=%s reason=\"%s\"", w->conf->broker, err);

@@ -16,7 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import Broker, Edge, LinkClient, PUBACK, http, metric, wait_until
+from harness import (Broker, Edge, LinkClient, HELLO, MSG, PING, PUBACK, WELCOME, NeedMore, http,
+                     metric, mp_pack, mp_unpack, wait_until)
 from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, RawWs,
                    close_payload, frame)
 
@@ -377,6 +378,102 @@ class IdleTimeout(unittest.TestCase):
             for p in (e, b):
                 if p.alive():
                     p.stop()
+
+
+class FakeBroker:
+    """A link endpoint that answers HELLO with WELCOME and never sends a
+    PONG: it counts the connections and PINGs it gets, and sends the newest
+    connection what the test asks for."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.conns, self.pings, self.lock = [], 0, threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        while True:
+            try:
+                chunk = c.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while True:
+                try:
+                    f, n = mp_unpack(buf)
+                except NeedMore:
+                    break
+                buf = buf[n:]
+                if f[0] == HELLO:
+                    c.sendall(mp_pack([WELCOME, 1, "fake", 1]))
+                    with self.lock:
+                        self.conns.append(c)
+                elif f[0] == PING:
+                    with self.lock:
+                        self.pings += 1
+
+    def send(self, frame):
+        with self.lock:
+            c = self.conns[-1]
+        c.sendall(mp_pack(frame))
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for c in self.conns:
+                c.close()
+
+
+class BrokerKeepalive(unittest.TestCase):
+    """The edge's link keepalive: a PING every broker-ping-interval, and the
+    link dropped after three intervals with nothing received. Any frame
+    counts: a broker whose PONGs wait behind a long fan-out backlog is busy,
+    not dead, and dropping it loses what is published while re-linking."""
+
+    def start(self):
+        fake = FakeBroker()
+        e = Edge(fake.port, "--broker-ping-interval", "300ms", "--reconnect-min", "50ms",
+                 "--reconnect-max", "100ms")
+        self.addCleanup(fake.close)
+        self.addCleanup(lambda: e.alive() and e.stop())
+        self.assertTrue(wait_until(lambda: len(fake.conns) == 1, 5), "the edge never linked")
+        return fake, e
+
+    def test_link_kept_while_events_flow_without_pongs(self):
+        fake, e = self.start()
+        ws = RawWs(e.port, "/ws?topic=ka.t&format=raw")
+        self.addCleanup(ws.close)
+        for i in range(30):  # 3 s = 10 intervals, an event every 100 ms, never a PONG
+            fake.send([MSG, "ka.t", i + 1, b"e%d" % i])
+            self.assertEqual(ws.recv_data()[1], b"e%d" % i)
+            time.sleep(0.1)
+        self.assertGreaterEqual(fake.pings, 5, "the edge stopped pinging")
+        self.assertEqual(len(fake.conns), 1, "the edge dropped a link that was sending events")
+        self.assertEqual(edge_metric(e, "herald_edge_broker_reconnects_total"), 0)
+        self.assertEqual(http(e.port, "GET", "/healthz")[0], 200)
+        e.check_clean_exit()
+
+    def test_link_dropped_after_three_silent_intervals(self):
+        fake, e = self.start()
+        t0 = time.time()
+        self.assertTrue(wait_until(lambda: len(fake.conns) >= 2, 5),
+                        "the edge kept a link on which nothing came back")
+        self.assertGreaterEqual(time.time() - t0, 0.6)  # 3 intervals of 300 ms, less the first
+        self.assertTrue(e.wait_log('reason="ping timeout"', 2))
+        e.check_clean_exit()
 
 
 if __name__ == "__main__":
