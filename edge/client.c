@@ -436,6 +436,7 @@ static void enter_closing(struct client *c)
 {
     c->state = CLIENT_CLOSING;
     c->last_ping_s = c->w->now_s + CLOSE_LINGER_S;
+    worker_sweep_soon(c->w, c);
     pool_put(c->w->pool, &c->in);
     pool_put(c->w->pool, &c->msg);
     c->msg_op = 0;
@@ -612,6 +613,7 @@ static void open_websocket(struct client *c, const struct ws_request *req)
      * clients that connected in the same second are not all pinged (and do
      * not all answer) in one sweep: 15,000 at once stalled delivery ~0.3 s. */
     c->last_ping_s = w->now_s - c->id % w->ping_interval_s;
+    worker_sweep_soon(w, c); /* its timers are now the open state's */
     w->stats.handshakes_ok++;
     if (req->too_many_topics)
         send_error(c, "", "too_many_subscriptions", "too many topics in the query string");

@@ -106,8 +106,13 @@ static void vec_push(struct client ***v, uint32_t *n, uint32_t *cap, struct clie
 
 void worker_add_client(struct worker *w, struct client *c)
 {
+    uint32_t cap = w->clients_cap;
+
     c->index = w->nclients;
     vec_push(&w->clients, &w->nclients, &w->clients_cap, c);
+    if (w->clients_cap != cap)
+        w->due_s = mem_realloc(w->due_s, w->clients_cap * sizeof(*w->due_s));
+    w->due_s[c->index] = 0;
     w->stats.conns_current++;
     w->stats.conns_total++;
 }
@@ -118,6 +123,7 @@ void worker_retire_client(struct worker *w, struct client *c)
 
     last->index = c->index;
     w->clients[c->index] = last;
+    w->due_s[c->index] = w->due_s[w->nclients];
     w->stats.conns_current--;
     vec_push(&w->closed, &w->nclosed, &w->closed_cap, c);
     if (w->reap_ev)
@@ -366,6 +372,30 @@ static void sweep_one(struct worker *w, struct client *c)
     }
 }
 
+/* The first second at which sweep_one would act on c (never later than that). */
+static uint32_t next_due(const struct worker *w, const struct client *c)
+{
+    uint32_t idle, ping;
+
+    switch (c->state) {
+    case CLIENT_HANDSHAKE:
+        return c->born_s + w->handshake_timeout_s + 1;
+    case CLIENT_OPEN:
+        idle = c->last_rx_s + w->idle_timeout_s + 1;
+        ping = c->last_ping_s + w->ping_interval_s;
+        return idle < ping ? idle : ping;
+    case CLIENT_CLOSING:
+        return c->last_ping_s;
+    default:
+        return w->now_s + 1;
+    }
+}
+
+void worker_sweep_soon(struct worker *w, const struct client *c)
+{
+    w->due_s[c->index] = 0;
+}
+
 static void update_clock(struct worker *w)
 {
     w->now_s = (uint32_t)((net_now_ms() - w->start_ms) / 1000u);
@@ -385,8 +415,18 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     update_clock(w);
     for (uint32_t i = w->nclients; i-- > 0;) {
-        if (i < w->nclients)
-            sweep_one(w, w->clients[i]);
+        struct client *c;
+
+        /* The due array is read in order and touches no client: with
+         * 18,000 connections a sweep that read every struct cost ~5 ms
+         * a second per worker (cache misses), 56 workers on one core
+         * ~28% of it, all in the same instant every second. */
+        if (i >= w->nclients || (int32_t)(w->due_s[i] - w->now_s) > 0)
+            continue;
+        c = w->clients[i];
+        sweep_one(w, c);
+        if (i < w->nclients && w->clients[i] == c) /* still here: when next */
+            w->due_s[i] = next_due(w, c);
     }
     if (w->accept_ev && !w->shutting_down && !event_pending(w->accept_ev, EV_READ, NULL))
         event_add(w->accept_ev, NULL);
@@ -600,6 +640,7 @@ void worker_free(struct worker *w)
     }
     mem_free(w->scratch);
     mem_free(w->clients);
+    mem_free(w->due_s);
     mem_free(w->closed);
     mem_free(w->dirty);
     mem_free(w->match);

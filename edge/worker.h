@@ -96,6 +96,7 @@ struct worker {
     struct trie *trie; /* client subscriptions; subscriber = struct client * */
     struct uplink *uplink;
     struct client **clients; /* every live connection; client->index is its slot */
+    uint32_t *due_s;         /* per slot: the second from which the sweep acts on it */
     uint32_t nclients, clients_cap;
     struct client **closed; /* closed, freed on the next loop pass */
     uint32_t nclosed, closed_cap;
@@ -181,6 +182,9 @@ void worker_add_client(struct worker *w, struct client *c);
  * is freed on the next loop pass. c must be fully closed already.
  */
 void worker_retire_client(struct worker *w, struct client *c);
+
+/* c's timers moved earlier (it started closing): the next sweep visits it. */
+void worker_sweep_soon(struct worker *w, const struct client *c);
 
 /* Queues c on the dirty list (once per fan-out; c->flags tracks it). */
 void worker_mark_dirty(struct worker *w, struct client *c);
