@@ -56,7 +56,7 @@ N=${1:-${N:-1000000}}
 # the command as run, with the knobs set in the environment, for the results
 CMD="bench/scale.sh $N"
 for v in RFS PER_PROC BUILD FLOOR_ROUNDS BCAST_RUNS UNICAST_RATE UNICAST_S UNICAST_SWEEP LG_PENDING LG_RATE; do
-    [ -z "${!v+x}" ] || CMD="$v=${!v} $CMD"
+    [ -z "${!v+x}" ] || { [[ "${!v}" == *" "* ]] && CMD="$v=\"${!v}\" $CMD" || CMD="$v=${!v} $CMD"; }
 done
 PER_PROC=${PER_PROC:-18000}         # connections per edge and per load generator (fd limit 20,000)
 BUILD=${BUILD:-build}
@@ -325,10 +325,15 @@ start_edges() {
     local k links=0
     for k in $(seq 0 $((PROCS - 1))); do
         # pings would add 1 frame per connection per interval to every
-        # measurement; the run is shorter than the interval set here
+        # measurement; the run is shorter than the interval set here. The
+        # link keepalive is 3 x 30 s instead of 3 x 10 s: on this one host
+        # the broker's incoming packets wait in the load core's receive
+        # backlog behind a broadcast's million deliveries (tens of seconds
+        # when other work takes the core), and 34 edges dropped their links
+        # mid-broadcast in scale-2026-12-03T102433Z.
         "${AS0[@]}" taskset -c $EDGE_CPU "$BIN/herald-edge" --bind 127.0.0.1 --port "$EDGE_PORT" \
             --broker "127.0.0.1:$LINK_PORT" --workers 1 --max-connections $((PER_PROC * 11 / 10)) \
-            --ping-interval 20m --idle-timeout 60m --shutdown-timeout 2s \
+            --ping-interval 20m --idle-timeout 60m --broker-ping-interval 30s --shutdown-timeout 2s \
             --log-level warn 2>"$TMP/edge.$k.err" &
         edge_pids+=($!)
     done
@@ -751,7 +756,8 @@ report() {
         echo "processes (source addresses 127.0.1.1-$(lg_ip $((PROCS - 1)))) and the publisher pinned to CPU $LOAD_CPU;"
         echo "$RPS_NOTE. Each connection subscribes bench.all and user.<i>"
         echo "(?topic=bench.all&topic=user.<i>&format=raw); 64-byte payloads. Edge pings set to 20 min"
-        echo "(longer than the run), so no keepalive traffic overlaps a measurement. Latency: the"
+        echo "(longer than the run), so no keepalive traffic overlaps a measurement; the edges' broker link"
+        echo "keepalive to 3 x 30 s (see the script). Latency: the"
         echo "publisher's realtime stamp to the kernel receive stamp (SO_TIMESTAMPNS; with receive steering"
         echo "it includes the receive side's backlog, so the floor is also timed to the same stamps), merged over processes from log-linear histograms (~3%);"
         echo "\"app p99\" is to when a load generator read it (the load core also runs the receive processing)."
@@ -808,7 +814,7 @@ report() {
     } >"$out.md"
     cat >"$out.json" <<EOF
 {
-  "command": "$CMD",
+  "command": "${CMD//\"/\\\"}",
   "date": "$STAMP",
   "machine": {"cpus": $(getconf _NPROCESSORS_ONLN), "mem_total_kb": $(meminfo_kb MemTotal), "kernel": "$(uname -r)", "nofile": $(ulimit -n)},
   "n": $N, "edge_processes": $PROCS, "loadgen_processes": $PROCS, "rps": "$RPS_NOTE", "rfs": $(jbool "$RFS"),
