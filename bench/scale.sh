@@ -712,7 +712,7 @@ unicast_run() {
     CLOSED_SERVED=$R_CLOSED # closes the load generators saw so far (a running total), all while the edges served
     UNI_ROWS+="| $(fmt "$rate") | $(fmt "$UNI_RATE") | $(fmt "$UNI_P50") | $(fmt "$UNI_P99") | $(fmt "$UNI_P999") | $(fmt "$UNI_MAX") | $UNI_CPU; $UNI_PROC_CPU | $( [ "$ok" = 1 ] && echo yes || echo NO ) |"$'\n'
     UNI_RUNS_JSON+="${UNI_RUNS_JSON:+, }{\"rate\": $rate, \"delivered_rate\": $(jnum "$UNI_RATE"), \"p50_us\": $(jnum "$UNI_P50"), \"p99_us\": $(jnum "$UNI_P99"), \"p999_us\": $(jnum "$UNI_P999"), \"max_us\": $(jnum "$UNI_MAX"), \"exact\": $(jbool "$ok")}"
-    if [ "$ok" = 1 ] && awk -v p="$UNI_P99" 'BEGIN { exit !(p != "" && p + 0 <= 20000) }'; then
+    if [ "$ok" = 1 ] && [ "$rate" -gt "$UNI_BEST" ] && awk -v p="$UNI_P99" 'BEGIN { exit !(p != "" && p + 0 <= 20000) }'; then
         UNI_BEST=$rate
     fi
 }
