@@ -340,31 +340,54 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 
 /*
  * Timestamps are whole seconds of the worker clock, so "now - t" undercounts
- * the time elapsed by up to a second: timeouts compare with ">" so they never
- * fire before the configured time (they may fire up to a second later).
+ * the time elapsed by up to a second: a timeout's deadline is one second past
+ * the configured time, so it never fires early (it may fire up to a second
+ * later). The deadlines below are what sweep_one acts on and what next_due
+ * files the client under; reached() compares them modulo 2^32 (a spread
+ * ping phase may start "before" second 0).
  */
+static bool reached(uint32_t now, uint32_t at)
+{
+    return (int32_t)(now - at) >= 0;
+}
+
+static uint32_t handshake_deadline(const struct worker *w, const struct client *c)
+{
+    return c->born_s + w->handshake_timeout_s + 1;
+}
+
+static uint32_t idle_deadline(const struct worker *w, const struct client *c)
+{
+    return c->last_rx_s + w->idle_timeout_s + 1;
+}
+
+static uint32_t ping_due(const struct worker *w, const struct client *c)
+{
+    return c->last_ping_s + w->ping_interval_s;
+}
+
 static void sweep_one(struct worker *w, struct client *c)
 {
     uint32_t now = w->now_s;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
-        if (now - c->born_s > w->handshake_timeout_s) {
+        if (reached(now, handshake_deadline(w, c))) {
             w->stats.hs_fail[HS_FAIL_TIMEOUT]++;
             client_abort(c);
         }
         break;
     case CLIENT_OPEN:
-        if (now - c->last_rx_s > w->idle_timeout_s) {
+        if (reached(now, idle_deadline(w, c))) {
             w->stats.closes[CLOSE_R_IDLE]++;
             log_debug("idle_timeout", "conn=%u", c->id);
             client_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
-        } else if (now - c->last_ping_s >= w->ping_interval_s) {
+        } else if (reached(now, ping_due(w, c))) {
             client_ping(c);
         }
         break;
     case CLIENT_CLOSING:
-        if ((int32_t)(now - c->last_ping_s) >= 0)
+        if (reached(now, c->last_ping_s)) /* the linger deadline */
             client_abort(c);
         break;
     default:
@@ -372,18 +395,18 @@ static void sweep_one(struct worker *w, struct client *c)
     }
 }
 
-/* The first second at which sweep_one would act on c (never later than that). */
+/* The first second at which sweep_one would act on c. */
 static uint32_t next_due(const struct worker *w, const struct client *c)
 {
     uint32_t idle, ping;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
-        return c->born_s + w->handshake_timeout_s + 1;
+        return handshake_deadline(w, c);
     case CLIENT_OPEN:
-        idle = c->last_rx_s + w->idle_timeout_s + 1;
-        ping = c->last_ping_s + w->ping_interval_s;
-        return idle < ping ? idle : ping;
+        idle = idle_deadline(w, c);
+        ping = ping_due(w, c);
+        return reached(idle, ping) ? ping : idle;
     case CLIENT_CLOSING:
         return c->last_ping_s;
     default:
@@ -417,11 +440,11 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
     for (uint32_t i = w->nclients; i-- > 0;) {
         struct client *c;
 
-        /* The due array is read in order and touches no client: with
-         * 18,000 connections a sweep that read every struct cost ~5 ms
-         * a second per worker (cache misses), 56 workers on one core
-         * ~28% of it, all in the same instant every second. */
-        if (i >= w->nclients || (int32_t)(w->due_s[i] - w->now_s) > 0)
+        /* The due array is read in order and touches no client: reading
+         * every struct instead cost an idle worker with 18,000
+         * connections ~0.7 ms a second (0.38 ms this way), and 56 such
+         * workers share one core at one million. */
+        if (i >= w->nclients || !reached(w->now_s, w->due_s[i]))
             continue;
         c = w->clients[i];
         sweep_one(w, c);
