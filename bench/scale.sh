@@ -488,11 +488,13 @@ floor_phase() {
 # Ends the servers and load generators after the measurements, before the
 # floor probe needs the memory; waits until their sockets are gone.
 stop_servers() {
-    # (head would end the pipeline early: under pipefail cat's SIGPIPE must not stop the run)
-    EDGE_WARN=$(cat "$TMP"/edge.*.err "$TMP/broker.err" 2>/dev/null | awk 'NR <= 5')
-    EDGE_WARN_COUNTS=$(cat "$TMP"/edge.*.err "$TMP/broker.err" 2>/dev/null | awk '
+    # read once (not `cat | head`: under pipefail, cat's SIGPIPE would stop the run)
+    local warn_log
+    warn_log=$(cat "$TMP"/edge.*.err "$TMP/broker.err" 2>/dev/null || true)
+    EDGE_WARN=$(awk 'NR <= 5' <<<"$warn_log")
+    EDGE_WARN_COUNTS=$(awk '
         { for (i = 1; i <= NF; i++) if ($i ~ /^event=/) { k = substr($i, 7) " (" $3 ")"; if (!(k in n)) o[m++] = k; n[k]++ } }
-        END { for (j = 0; j < m; j++) printf "%s%s: %d", (j ? ", " : ""), o[j], n[o[j]] }')
+        END { for (j = 0; j < m; j++) printf "%s%s: %d", (j ? ", " : ""), o[j], n[o[j]] }' <<<"$warn_log")
     log "stopping the load generators, edges and broker"
     stop_pids 20 "${lg_pids[@]}"
     lg_pids=()
