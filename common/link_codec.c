@@ -371,6 +371,11 @@ int link_decoder_next(struct link_decoder *d, struct link_frame *out, const char
     return 1;
 }
 
+void link_decoder_set_max(struct link_decoder *d, size_t max_frame)
+{
+    d->max_frame = max_frame;
+}
+
 size_t link_decoder_pending(const struct link_decoder *d)
 {
     return msgpack_unpacker_message_size(&d->unpacker);
@@ -394,9 +399,15 @@ struct field_spec {
     size_t has_off; /* of the bool has_* flag, F_OPT_* only */
 };
 
-/* The elements after the type, per frame type: the wire layout in the header. */
+/*
+ * The elements after the type, per frame type: the wire layout in the
+ * header. The last nfields - nrequired fields are optional trailing ones
+ * (added after the first release of a frame type): a frame may stop before
+ * them, and they read as absent (zero, has flag false).
+ */
 struct frame_spec {
     size_t nfields;
+    size_t nrequired;
     struct field_spec fields[LINK_MAX_ELEMS - 1];
 };
 
@@ -411,21 +422,28 @@ struct frame_spec {
 
 static const struct frame_spec grammar[] = {
     [LINK_HELLO] = {4,
+                    4,
                     {FIELD(F_UINT, version), FIELD(F_STR, role), FIELD(F_STR, node),
                      OPT_FIELD(F_OPT_STR, secret, has_secret)}},
-    [LINK_WELCOME] = {3, {FIELD(F_UINT, version), FIELD(F_STR, node), FIELD(F_UINT, epoch)}},
-    [LINK_SUB] = {1, {FIELD(F_STR, topic)}},
-    [LINK_UNSUB] = {1, {FIELD(F_STR, topic)}},
+    [LINK_WELCOME] = {4,
+                      3,
+                      {FIELD(F_UINT, version), FIELD(F_STR, node), FIELD(F_UINT, epoch),
+                       OPT_FIELD(F_OPT_UINT, max_subscriptions, has_max_subscriptions)}},
+    [LINK_SUB] = {1, 1, {FIELD(F_STR, topic)}},
+    [LINK_UNSUB] = {1, 1, {FIELD(F_STR, topic)}},
     [LINK_PUB] = {3,
+                  3,
                   {FIELD(F_STR, topic), FIELD(F_PAYLOAD, payload),
                    OPT_FIELD(F_OPT_UINT, req_id, has_req_id)}},
-    [LINK_PUBACK] = {3, {FIELD(F_UINT, req_id), FIELD(F_UINT, receivers), FIELD(F_UINT, seq)}},
-    [LINK_MSG] = {3, {FIELD(F_STR, topic), FIELD(F_UINT, seq), FIELD(F_PAYLOAD, payload)}},
-    [LINK_PING] = {1, {FIELD(F_UINT, token)}},
-    [LINK_PONG] = {1, {FIELD(F_UINT, token)}},
-    [LINK_ERR] = {2, {FIELD(F_STR, code), FIELD(F_STR, text)}},
-    [LINK_STATS] = {0, {{0}}},
-    [LINK_STATSR] = {1, {FIELD(F_STR, text)}},
+    [LINK_PUBACK] = {3, 3, {FIELD(F_UINT, req_id), FIELD(F_UINT, receivers), FIELD(F_UINT, seq)}},
+    [LINK_MSG] = {3, 3, {FIELD(F_STR, topic), FIELD(F_UINT, seq), FIELD(F_PAYLOAD, payload)}},
+    [LINK_PING] = {1, 1, {FIELD(F_UINT, token)}},
+    [LINK_PONG] = {1, 1, {FIELD(F_UINT, token)}},
+    [LINK_ERR] = {3,
+                  2,
+                  {FIELD(F_STR, code), FIELD(F_STR, text), OPT_FIELD(F_OPT_STR, topic, has_topic)}},
+    [LINK_STATS] = {0, 0, {{0}}},
+    [LINK_STATSR] = {1, 1, {FIELD(F_STR, text)}},
 };
 
 static int want_uint(const msgpack_object *o, uint64_t *out, const char **err)
@@ -512,12 +530,12 @@ static int decode_frame(const msgpack_object *o, struct link_frame *f, const cha
         return -1;
     }
     spec = &grammar[type];
-    if (o->via.array.size != spec->nfields + 1) {
+    if (o->via.array.size < spec->nrequired + 1 || o->via.array.size > spec->nfields + 1) {
         *err = "wrong element count";
         return -1;
     }
     f->type = (enum link_type)type;
-    for (size_t i = 0; i < spec->nfields; i++) {
+    for (size_t i = 0; i + 1 < o->via.array.size; i++) {
         if (decode_field(&a[i + 1], &spec->fields[i], f, err) < 0)
             return -1;
     }
@@ -574,14 +592,16 @@ void link_encode_hello(msgpack_sbuffer *sb, const char *role, const char *node, 
         must(msgpack_pack_nil(&pk));
 }
 
-void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch)
+void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
+                         uint64_t max_subscriptions)
 {
     msgpack_packer pk;
 
-    begin(&pk, sb, LINK_WELCOME, 4);
+    begin(&pk, sb, LINK_WELCOME, 5);
     must(msgpack_pack_uint64(&pk, LINK_VERSION));
     put_str(&pk, node, strlen(node));
     must(msgpack_pack_uint64(&pk, epoch));
+    must(msgpack_pack_uint64(&pk, max_subscriptions));
 }
 
 void link_encode_sub(msgpack_sbuffer *sb, const char *pattern, size_t len)
@@ -658,6 +678,17 @@ void link_encode_err(msgpack_sbuffer *sb, const char *code, const char *text)
     begin(&pk, sb, LINK_ERR, 3);
     put_str(&pk, code, strlen(code));
     put_str(&pk, text, strlen(text));
+}
+
+void link_encode_err_topic(msgpack_sbuffer *sb, const char *code, const char *text,
+                           const char *topic, size_t tlen)
+{
+    msgpack_packer pk;
+
+    begin(&pk, sb, LINK_ERR, 4);
+    put_str(&pk, code, strlen(code));
+    put_str(&pk, text, strlen(text));
+    put_str(&pk, topic, tlen);
 }
 
 void link_encode_stats(msgpack_sbuffer *sb)

@@ -11,7 +11,7 @@
  * first element is the frame type. Wire layout, one line per type:
  *
  *   HELLO   [1, version:uint, role:str, node:str, secret:str|nil]
- *   WELCOME [2, version:uint, node:str, epoch:uint]
+ *   WELCOME [2, version:uint, node:str, epoch:uint, max_subscriptions:uint?]
  *   SUB     [3, pattern:str]
  *   UNSUB   [4, pattern:str]
  *   PUB     [5, topic:str, payload:bin|str, req_id:uint|nil]
@@ -19,11 +19,18 @@
  *   MSG     [7, topic:str, seq:uint, payload:bin|str]
  *   PING    [8, token:uint]
  *   PONG    [9, token:uint]
- *   ERR     [10, code:str, text:str]
+ *   ERR     [10, code:str, text:str, topic:str?]
  *   STATS   [11]                      (request; the broker answers STATSR)
  *   STATSR  [12, text:str]            ("name value\n" lines, like INFO)
  *
- * Element counts are exact; a wrong count, type or value, an unknown frame
+ * A field marked ? is an optional trailing element, added after the frame
+ * type's first release: a peer may end the frame before it, and a decoder
+ * reads it as absent. WELCOME's max_subscriptions is the broker's per-link
+ * pattern limit (so an edge never asks for more); ERR's topic names the
+ * pattern or topic a refusal is about (a refused SUB refuses that pattern,
+ * not the link).
+ *
+ * Element counts are otherwise exact; a wrong count, type or value, an unknown frame
  * type, a non-array top-level object, or a frame over the configured
  * maximum is malformed. Encoders never fail (msgpack_sbuffer grows through
  * mem.c semantics of msgpack); pure code, no sockets.
@@ -64,8 +71,11 @@ struct link_frame {
     struct link_str node;   /* HELLO, WELCOME */
     struct link_str secret; /* HELLO; has_secret false when nil */
     bool has_secret;
-    uint64_t epoch;          /* WELCOME */
-    struct link_str topic;   /* SUB/UNSUB: the pattern; PUB, MSG: the topic */
+    uint64_t epoch;             /* WELCOME */
+    uint64_t max_subscriptions; /* WELCOME; has_max_subscriptions false when absent */
+    bool has_max_subscriptions;
+    struct link_str topic;   /* SUB/UNSUB: the pattern; PUB, MSG: the topic; ERR: optional */
+    bool has_topic;          /* ERR: topic present */
     struct link_str payload; /* PUB, MSG */
     uint64_t req_id;         /* PUB (has_req_id false when nil), PUBACK */
     bool has_req_id;
@@ -98,12 +108,20 @@ int link_decoder_feed(struct link_decoder *d, const void *data, size_t len, cons
  */
 int link_decoder_next(struct link_decoder *d, struct link_frame *out, const char **err);
 
+/*
+ * Sets the frame limit for the frame being received and those after it
+ * (the broker raises it once a link has authenticated). Raising it is
+ * always safe; lowering it below a frame already buffered fails that frame.
+ */
+void link_decoder_set_max(struct link_decoder *d, size_t max_frame);
+
 /* Bytes buffered and not yet returned as frames. */
 size_t link_decoder_pending(const struct link_decoder *d);
 
 /* Encoders: each appends one frame to sb. */
 void link_encode_hello(msgpack_sbuffer *sb, const char *role, const char *node, const char *secret);
-void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch);
+void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
+                         uint64_t max_subscriptions);
 void link_encode_sub(msgpack_sbuffer *sb, const char *pattern, size_t len);
 void link_encode_unsub(msgpack_sbuffer *sb, const char *pattern, size_t len);
 /* has_req_id false encodes nil. */
@@ -115,6 +133,9 @@ void link_encode_msg(msgpack_sbuffer *sb, const char *topic, size_t tlen, uint64
 void link_encode_ping(msgpack_sbuffer *sb, uint64_t token);
 void link_encode_pong(msgpack_sbuffer *sb, uint64_t token);
 void link_encode_err(msgpack_sbuffer *sb, const char *code, const char *text);
+/* ERR about one pattern or topic (a refused SUB, a bad topic): the link stays. */
+void link_encode_err_topic(msgpack_sbuffer *sb, const char *code, const char *text,
+                           const char *topic, size_t tlen);
 void link_encode_stats(msgpack_sbuffer *sb);
 void link_encode_statsr(msgpack_sbuffer *sb, const char *text, size_t len);
 

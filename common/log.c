@@ -105,3 +105,16 @@ void log_write(enum log_level level, const char *event, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, buf, len);
     (void)w;
 }
+
+uint64_t log_rate_tick(struct log_rate *r, uint64_t now_ms, uint64_t interval_ms)
+{
+    uint64_t n;
+
+    r->count++;
+    if (now_ms < r->next_ms)
+        return 0;
+    n = r->count;
+    r->count = 0;
+    r->next_ms = now_ms + interval_ms;
+    return n;
+}

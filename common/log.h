@@ -2,6 +2,7 @@
 #define HERALD_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * key=value logging, one write(2) per line to stderr:
@@ -39,6 +40,24 @@ bool log_enabled(enum log_level level);
  */
 void log_write(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * A rate limit for lines a peer can trigger at will (failed AUTHs, accept
+ * errors): the first occurrence in an interval is logged, later ones are
+ * only counted until the interval has passed, and the next line carries
+ * the count (count=N: occurrences since the previous line, this one
+ * included). Zero-initialised; one per call site, used by one thread.
+ */
+struct log_rate {
+    uint64_t next_ms; /* earliest time of the next line */
+    uint64_t count;   /* occurrences not reported yet */
+};
+
+/*
+ * Counts one occurrence at now_ms. Returns the count to print when a line
+ * is due (then the count restarts), or 0 when this one is only counted.
+ */
+uint64_t log_rate_tick(struct log_rate *r, uint64_t now_ms, uint64_t interval_ms);
 
 #define LOG_AT(lvl, event, ...)                                                                    \
     do {                                                                                           \

@@ -166,3 +166,121 @@ uint64_t net_now_ms(void)
 {
     return net_now_us() / 1000u;
 }
+
+/* ---- allow-lists ---------------------------------------------------------- */
+
+/* Parses one "addr" or "addr/bits" (NUL-terminated, trimmed) into *c. */
+static int cidr_one(const char *s, struct net_cidr *c, const char **err)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+    unsigned max;
+
+    if (alen == 0 || alen >= sizeof(addr)) {
+        *err = "expected an IPv4 or IPv6 address, optionally /bits";
+        return -1;
+    }
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    memset(c, 0, sizeof(*c));
+    if (inet_pton(AF_INET, addr, c->addr) == 1) {
+        c->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, c->addr) == 1) {
+        c->family = AF_INET6;
+        max = 128;
+    } else {
+        *err = "expected an IPv4 or IPv6 address, optionally /bits";
+        return -1;
+    }
+    c->bits = max;
+    if (slash) {
+        char *end;
+        unsigned long bits = strtoul(slash + 1, &end, 10);
+
+        if (end == slash + 1 || *end != '\0' || bits > max) {
+            *err = "prefix length out of range for the address family";
+            return -1;
+        }
+        c->bits = (unsigned)bits;
+    }
+    return 0;
+}
+
+int net_cidr_parse(const char *list, struct net_cidr *out, size_t cap, const char **err)
+{
+    size_t n = 0;
+    const char *p = list ? list : "";
+
+    while (*p) {
+        char item[INET6_ADDRSTRLEN + 8];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len >= sizeof(item)) {
+            *err = "address too long";
+            return -1;
+        }
+        if (len > 0) {
+            if (n == cap) {
+                *err = "too many addresses";
+                return -1;
+            }
+            memcpy(item, p, len);
+            item[len] = '\0';
+            if (cidr_one(item, &out[n], err) < 0)
+                return -1;
+            n++;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return (int)n;
+}
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+
+    if (memcmp(a, b, whole) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    return ((a[whole] ^ b[whole]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+bool net_cidr_match(const struct net_cidr *list, size_t n, const struct sockaddr *sa)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    uint8_t addr[16];
+    int family;
+
+    if (sa->sa_family == AF_INET) {
+        family = AF_INET;
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const uint8_t *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+
+        family = AF_INET6;
+        memcpy(addr, a6, 16);
+        if (memcmp(a6, v4mapped, sizeof(v4mapped)) == 0) {
+            family = AF_INET;
+            memcpy(addr, a6 + 12, 4);
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].family == family && prefix_equal(addr, list[i].addr, list[i].bits))
+            return true;
+    }
+    return false;
+}

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sockaddr;
+
 /*
  * Sockets and addresses shared by broker, edge and tools.
  */
@@ -27,6 +29,27 @@ int net_split_hostport(const char *s, char *hostbuf, size_t hostlen, int *port);
 
 /* Formats the peer address of fd as "ip:port" into buf. */
 void net_peer_name(int fd, char *buf, size_t len);
+
+/* One address block of an allow-list: family AF_INET or AF_INET6, the first `bits` bits of addr. */
+struct net_cidr {
+    int family;
+    unsigned bits;
+    uint8_t addr[16];
+};
+
+#define NET_CIDR_MAX 64 /* entries an allow-list may hold */
+
+/*
+ * Parses a comma-separated list of IPv4/IPv6 addresses or CIDR blocks
+ * ("127.0.0.1, 10.0.0.0/8, ::1, fd00::/8"; spaces allowed) into out (at
+ * most cap entries). Returns the number of entries, or -1 with *err
+ * (static) on a malformed entry, a prefix too long for its family, or more
+ * than cap entries. An empty list gives 0.
+ */
+int net_cidr_parse(const char *list, struct net_cidr *out, size_t cap, const char **err);
+
+/* True when sa (AF_INET or AF_INET6; IPv4-mapped IPv6 counts as IPv4) is in one of list[0..n). */
+bool net_cidr_match(const struct net_cidr *list, size_t n, const struct sockaddr *sa);
 
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 uint64_t net_rss_bytes(void);

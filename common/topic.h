@@ -19,6 +19,10 @@ struct topic_limits {
 
 #define TOPIC_DEFAULT_MAX_LEN    256
 #define TOPIC_DEFAULT_MAX_TOKENS 16
+/* The largest max-topic-length / max-topic-tokens the configurations accept:
+ * a stack buffer of TOPIC_MAX_LEN + 1 holds any topic or pattern. */
+#define TOPIC_MAX_LEN    4096
+#define TOPIC_MAX_TOKENS 256
 
 /* True when s[0..len) is a valid publish topic (no wildcard). *err (static) says why not. */
 bool topic_valid(const char *s, size_t len, const struct topic_limits *lim, const char **err);

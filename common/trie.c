@@ -6,30 +6,38 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "common/oaslots.h"
+#include "common/ptrset.h"
 
 /*
  * Topic trie: pattern -> set of opaque subscriber pointers.
  *
- * Data structure. One node per pattern prefix. A node is small (40 bytes
- * plus its pattern text) because the edge holds a million `user.<i>` leaves:
- *   - the full pattern prefix up to and including the node's token is stored
- *     inline (flexible array, NUL-terminated), so trie_node_pattern is free
- *     and the node's own token is the tail of that text;
+ * Data structure. One node per pattern prefix, holding only its own token
+ * (flexible array, not NUL-terminated): a node costs 40 bytes plus its
+ * token, whatever its depth. An earlier version stored the whole prefix in
+ * every node, so one 16-token, 250-byte pattern cost ~4 KB of node text;
+ * 64 such patterns per connection cost a browser's connection 270 KB on the
+ * edge and again on the broker. trie_node_pattern() now rebuilds the text
+ * by walking up the parents (at most max-topic-tokens of them), which only
+ * cold paths need: an UNSUB to the broker, a resend after reconnect, the
+ * pattern of a RESP pmessage.
  *   - children live in a separate `struct kids`, allocated only for inner
  *     nodes: the `*` and `>` children apart, literal children in an
- *     open-addressing table (linear probing, power-of-two size, starting at
- *     4 slots, grown at 3/4 load, shrunk at 1/8) keyed by token bytes, with
- *     the token's FNV-1a hash cached in the child node;
- *   - subscribers are a `struct subs` whose representation follows its
- *     capacity: one pointer inline (cap 1), a small array scanned linearly
- *     (cap 2..SUBS_LINEAR), or an open-addressing pointer set (larger caps),
- *     so subscribe/unsubscribe stay O(1) with 18,000 clients on one node.
- *   Both tables delete by backward shift, so there are no tombstones.
+ *     open-addressing table (oaslots.c; starting at 4 slots, grown at 3/4
+ *     load, shrunk at 1/8) keyed by token bytes, with the token's FNV-1a
+ *     hash cached in the child node - except a single literal child, kept
+ *     inline without a table (most inner nodes of long patterns have one);
+ *   - subscribers are a struct ptrset (ptrset.c): one pointer inline, a
+ *     small array, or a pointer table, so subscribe/unsubscribe stay O(1)
+ *     with 18,000 clients on one node.
  *
  * Invariants. Every node but the root has a subscriber or a child; a node's
  * `kids` is NULL when it has no child at all (so that is the prune test);
  * a `>` node never has children. t->patterns counts nodes with subscribers,
- * t->subscriptions the (pattern, sub) pairs.
+ * t->subscriptions the (pattern, sub) pairs, t->bytes the heap bytes the
+ * trie allocated (nodes, child tables, subscriber sets): the number the
+ * processes show in /metrics, since every byte a peer can make us hold is
+ * counted.
  *
  * Matching walks the topic token by token: at most the `>` child (a hit),
  * the `*` child and one literal child per level. Matched nodes are collected
@@ -40,39 +48,34 @@
  * t->pairs.
  *
  * Rejected: a global hash of full patterns (no wildcard walk), sorted child
- * arrays (O(n) inserts under a million siblings), storing only the token per
- * node (every caller of trie_node_pattern would rebuild the text), and a
- * per-match "seen" hash set (costs on every multi-hit match even when the
- * big node makes membership checks free).
+ * arrays (O(n) inserts under a million siblings), the full prefix in every
+ * node (see above), path compression (a million `user.<i>` leaves share
+ * one parent, so it saves nothing where the memory is, and splits cost on
+ * every subscribe), and a per-match "seen" hash set (costs on every
+ * multi-hit match even when the big node makes membership checks free).
  */
 
-#define SUBS_LINEAR    8 /* largest subscriber array scanned linearly */
 #define KIDS_MIN_SLOTS 4 /* first literal-child table */
 #define DEDUP_PROBE    8 /* up to this many hits dedup by membership probes */
-
-struct subs {
-    union {
-        void *one;  /* cap == 1 */
-        void **arr; /* cap 2..SUBS_LINEAR: array; larger: pointer set */
-    } u;
-
-    uint32_t n;
-    uint32_t cap;
-};
 
 struct trie_node {
     struct trie_node *parent;
     struct kids *kids;
-    struct subs subs;
-    uint32_t plen;  /* bytes of pattern[] without the NUL */
-    uint32_t hash;  /* FNV-1a of the node's own (last) token */
-    char pattern[]; /* full pattern prefix, NUL-terminated */
+    struct ptrset subs;
+    uint32_t tlen; /* bytes of token[] */
+    uint32_t hash; /* FNV-1a of token[] */
+    char token[];  /* the node's own token (not NUL-terminated) */
 };
 
 struct kids {
     struct trie_node *star;
     struct trie_node *gt;
-    struct trie_node **slots; /* literal children, NULL when cap == 0 */
+
+    union {
+        struct trie_node *one;    /* cap == 0: the only literal child, or NULL */
+        struct trie_node **slots; /* cap > 0: literal children, open addressing */
+    } u;
+
     uint32_t cap;
     uint32_t n;
 };
@@ -86,6 +89,7 @@ struct trie {
     struct trie_node *root;
     size_t patterns;
     size_t subscriptions;
+    size_t bytes;            /* heap bytes of nodes, kids and subscriber sets */
     struct trie_node **hits; /* match scratch */
     size_t nhits;
     size_t hits_cap;
@@ -105,265 +109,136 @@ static uint32_t token_hash(const char *s, size_t n)
     return h;
 }
 
-static uint32_t ptr_hash(const void *p)
-{
-    /* murmur3 fmix64: pointers differ mostly in middle bits. */
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
-
-/* ------------------------------------------- open addressing, shared part */
-
-typedef uint32_t slot_hash_fn(const void *entry);
-
 static uint32_t node_slot_hash(const void *entry)
 {
     return ((const struct trie_node *)entry)->hash;
 }
 
-/* Puts e in a table known to have room and not to hold e. */
-static void slots_put(void **slots, uint32_t cap, void *e, slot_hash_fn *hf)
-{
-    uint32_t mask = cap - 1;
-    uint32_t i = hf(e) & mask;
-    while (slots[i])
-        i = (i + 1) & mask;
-    slots[i] = e;
-}
-
-/* Empties slot i and shifts later entries of its probe run back (no tombstones). */
-static void slots_delete(void **slots, uint32_t cap, uint32_t i, slot_hash_fn *hf)
-{
-    uint32_t mask = cap - 1;
-    uint32_t hole = i;
-    for (uint32_t j = (i + 1) & mask; slots[j]; j = (j + 1) & mask) {
-        uint32_t home = hf(slots[j]) & mask;
-        /* Move j into the hole unless its home lies cyclically in (hole, j]. */
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            slots[hole] = slots[j];
-            hole = j;
-        }
-    }
-    slots[hole] = NULL;
-}
-
-/* Takes old (cap old_cap, may be 0), returns a new table of new_cap slots. */
-static void **slots_rehash(void **old, uint32_t old_cap, uint32_t new_cap, slot_hash_fn *hf)
-{
-    void **slots = mem_calloc(new_cap, sizeof(*slots));
-    for (uint32_t i = 0; i < old_cap; i++) {
-        if (old[i])
-            slots_put(slots, new_cap, old[i], hf);
-    }
-    mem_free(old);
-    return slots;
-}
-
-/* ------------------------------------------------------------ subscribers */
-
-static uint32_t sub_slot_hash(const void *entry)
-{
-    return ptr_hash(entry);
-}
-
-static bool subs_is_set(const struct subs *s)
-{
-    return s->cap > SUBS_LINEAR;
-}
-
-/* Index of p in the array or set, or -1. */
-static int64_t subs_find(const struct subs *s, const void *p)
-{
-    if (s->cap <= 1)
-        return s->n == 1 && s->u.one == p ? 0 : -1;
-    if (!subs_is_set(s)) {
-        for (uint32_t i = 0; i < s->n; i++) {
-            if (s->u.arr[i] == p)
-                return i;
-        }
-        return -1;
-    }
-    uint32_t mask = s->cap - 1;
-    for (uint32_t i = ptr_hash(p) & mask; s->u.arr[i]; i = (i + 1) & mask) {
-        if (s->u.arr[i] == p)
-            return i;
-    }
-    return -1;
-}
-
-/* The slots to scan for subscribers (NULL entries are holes), and their number. */
-static void *const *subs_view(const struct subs *s, uint32_t *nslots)
-{
-    if (s->cap <= 1) {
-        *nslots = s->n;
-        return &s->u.one;
-    }
-    *nslots = subs_is_set(s) ? s->cap : s->n;
-    return s->u.arr;
-}
-
-/* Adds p (not present, not NULL). */
-static void subs_add(struct subs *s, void *p)
-{
-    if (s->n == 0) {
-        s->u.one = p;
-        s->cap = 1;
-    } else if (s->cap == 1) {
-        void **arr = mem_alloc(2 * sizeof(*arr));
-        arr[0] = s->u.one;
-        arr[1] = p;
-        s->u.arr = arr;
-        s->cap = 2;
-    } else if (!subs_is_set(s) && s->n < s->cap) {
-        s->u.arr[s->n] = p;
-    } else if (!subs_is_set(s) && s->cap < SUBS_LINEAR) {
-        s->cap *= 2;
-        s->u.arr = mem_realloc(s->u.arr, s->cap * sizeof(void *));
-        s->u.arr[s->n] = p;
-    } else {
-        /* A full array of SUBS_LINEAR becomes a set; a set grows at 3/4 load. */
-        uint32_t used = subs_is_set(s) ? s->cap : s->n;
-        if ((s->n + 1) * 4 > s->cap * 3 || !subs_is_set(s)) {
-            s->u.arr = slots_rehash(s->u.arr, used, s->cap * 2, sub_slot_hash);
-            s->cap *= 2;
-        }
-        slots_put(s->u.arr, s->cap, p, sub_slot_hash);
-    }
-    s->n++;
-}
-
-/* Turns a set that became small back into an array of SUBS_LINEAR. */
-static void subs_set_to_array(struct subs *s)
-{
-    void **arr = mem_alloc(SUBS_LINEAR * sizeof(*arr));
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < s->cap; i++) {
-        if (s->u.arr[i])
-            arr[k++] = s->u.arr[i];
-    }
-    mem_free(s->u.arr);
-    s->u.arr = arr;
-    s->cap = SUBS_LINEAR;
-}
-
-/* Removes the entry at index i (from subs_find). */
-static void subs_remove_at(struct subs *s, uint32_t i)
-{
-    s->n--;
-    if (s->cap == 1) {
-        s->u.one = NULL;
-        s->cap = 0;
-    } else if (!subs_is_set(s)) {
-        s->u.arr[i] = s->u.arr[s->n];
-        if (s->n == 1) {
-            void *last = s->u.arr[0];
-            mem_free(s->u.arr);
-            s->u.one = last;
-            s->cap = 1;
-        }
-    } else {
-        slots_delete(s->u.arr, s->cap, i, sub_slot_hash);
-        if (s->n <= SUBS_LINEAR / 2) {
-            subs_set_to_array(s);
-        } else if (s->n * 8 < s->cap) {
-            s->u.arr = slots_rehash(s->u.arr, s->cap, s->cap / 2, sub_slot_hash);
-            s->cap /= 2;
-        }
-    }
-}
-
-static void subs_release(struct subs *s)
-{
-    if (s->cap > 1)
-        mem_free(s->u.arr);
-    memset(s, 0, sizeof(*s));
-}
-
 /* ------------------------------------------------------------------ nodes */
 
-/* Returns a new node for pattern[0..plen), whose last token starts at tok. */
-static struct trie_node *node_new(struct trie_node *parent, const char *pattern, size_t plen,
-                                  size_t tok)
+static size_t node_size(size_t tlen)
 {
-    assert(plen < UINT32_MAX);
-    struct trie_node *n = mem_alloc(sizeof(*n) + plen + 1);
-    n->parent = parent;
-    n->kids = NULL;
-    memset(&n->subs, 0, sizeof(n->subs));
-    n->plen = (uint32_t)plen;
-    n->hash = token_hash(pattern + tok, plen - tok);
-    memcpy(n->pattern, pattern, plen);
-    n->pattern[plen] = '\0';
-    return n;
+    return sizeof(struct trie_node) + tlen;
+}
+
+/* Returns a new node for token tok[0..n). */
+static struct trie_node *node_new(struct trie *t, struct trie_node *parent, const char *tok,
+                                  size_t n)
+{
+    assert(n < UINT32_MAX);
+    struct trie_node *node = mem_alloc(node_size(n));
+    node->parent = parent;
+    node->kids = NULL;
+    memset(&node->subs, 0, sizeof(node->subs));
+    node->tlen = (uint32_t)n;
+    node->hash = token_hash(tok, n);
+    memcpy(node->token, tok, n);
+    t->bytes += node_size(n);
+    return node;
+}
+
+/* Frees node's own memory (not its children), keeping t->bytes. */
+static void node_release(struct trie *t, struct trie_node *node)
+{
+    t->bytes -= node_size(node->tlen) + ptrset_heap_bytes(&node->subs);
+    ptrset_clear(&node->subs);
+    mem_free(node);
 }
 
 /* True when node's own token is tok[0..n). */
 static bool node_token_is(const struct trie_node *node, const char *tok, size_t n, uint32_t h)
 {
-    if (node->hash != h || node->plen < n)
-        return false;
-    size_t start = node->plen - n;
-    if (start > 0 && node->pattern[start - 1] != '.')
-        return false;
-    return memcmp(node->pattern + start, tok, n) == 0;
+    return node->hash == h && node->tlen == n && memcmp(node->token, tok, n) == 0;
 }
 
 static struct trie_node *kids_find(const struct kids *k, const char *tok, size_t n, uint32_t h)
 {
-    if (!k || k->cap == 0)
+    if (!k)
         return NULL;
+    if (k->cap == 0)
+        return k->u.one && node_token_is(k->u.one, tok, n, h) ? k->u.one : NULL;
     uint32_t mask = k->cap - 1;
-    for (uint32_t i = h & mask; k->slots[i]; i = (i + 1) & mask) {
-        if (node_token_is(k->slots[i], tok, n, h))
-            return k->slots[i];
+    for (uint32_t i = h & mask; k->u.slots[i]; i = (i + 1) & mask) {
+        if (node_token_is(k->u.slots[i], tok, n, h))
+            return k->u.slots[i];
     }
     return NULL;
 }
 
-static void kids_add_literal(struct kids *k, struct trie_node *child)
+/* The literal children to scan: *n entries, some NULL (holes of a table). */
+static struct trie_node *const *kids_view(const struct kids *k, uint32_t *n)
 {
-    if ((k->n + 1) * 4 > k->cap * 3) {
-        uint32_t cap = k->cap ? k->cap * 2 : KIDS_MIN_SLOTS;
-        k->slots =
-            (struct trie_node **)slots_rehash((void **)k->slots, k->cap, cap, node_slot_hash);
-        k->cap = cap;
+    if (k->cap == 0) {
+        *n = k->u.one ? 1 : 0;
+        return &k->u.one;
     }
-    slots_put((void **)k->slots, k->cap, child, node_slot_hash);
+    *n = k->cap;
+    return k->u.slots;
+}
+
+/* Moves k's literal children into a table of cap slots (cap 0: the one child inline). */
+static void kids_resize(struct trie *t, struct kids *k, uint32_t cap)
+{
+    struct trie_node *one = NULL;
+
+    t->bytes += (size_t)cap * sizeof(*k->u.slots);
+    t->bytes -= (size_t)k->cap * sizeof(*k->u.slots);
+    if (k->cap == 0) {
+        one = k->u.one;
+        k->u.slots = mem_calloc(cap, sizeof(*k->u.slots));
+        if (one)
+            oaslots_put((void **)k->u.slots, cap, one, node_slot_hash);
+    } else if (cap == 0) {
+        for (uint32_t i = 0; i < k->cap && !one; i++)
+            one = k->u.slots[i];
+        mem_free(k->u.slots);
+        k->u.one = one;
+    } else {
+        k->u.slots =
+            (struct trie_node **)oaslots_rehash((void **)k->u.slots, k->cap, cap, node_slot_hash);
+    }
+    k->cap = cap;
+}
+
+static void kids_add_literal(struct trie *t, struct kids *k, struct trie_node *child)
+{
+    if (k->n == 0) {
+        k->u.one = child;
+        k->n = 1;
+        return;
+    }
+    if (k->cap == 0 || (k->n + 1) * 4 > k->cap * 3)
+        kids_resize(t, k, k->cap ? k->cap * 2 : KIDS_MIN_SLOTS);
+    oaslots_put((void **)k->u.slots, k->cap, child, node_slot_hash);
     k->n++;
 }
 
-static void kids_remove_literal(struct kids *k, const struct trie_node *child)
+static void kids_remove_literal(struct trie *t, struct kids *k, const struct trie_node *child)
 {
+    if (k->cap == 0) {
+        assert(k->u.one == child);
+        k->u.one = NULL;
+        k->n = 0;
+        return;
+    }
     uint32_t mask = k->cap - 1;
     uint32_t i = child->hash & mask;
-    while (k->slots[i] != child) {
-        assert(k->slots[i] != NULL);
+    while (k->u.slots[i] != child) {
+        assert(k->u.slots[i] != NULL);
         i = (i + 1) & mask;
     }
-    slots_delete((void **)k->slots, k->cap, i, node_slot_hash);
+    oaslots_delete((void **)k->u.slots, k->cap, i, node_slot_hash);
     k->n--;
-    if (k->n == 0) {
-        mem_free(k->slots);
-        k->slots = NULL;
-        k->cap = 0;
-    } else if (k->cap > KIDS_MIN_SLOTS && k->n * 8 < k->cap) {
-        k->slots = (struct trie_node **)slots_rehash((void **)k->slots, k->cap, k->cap / 2,
-                                                     node_slot_hash);
-        k->cap /= 2;
-    }
+    if (k->n <= 1)
+        kids_resize(t, k, 0);
+    else if (k->cap > KIDS_MIN_SLOTS && k->n * 8 < k->cap)
+        kids_resize(t, k, k->cap / 2);
 }
 
-/* Returns the child of node for token pattern[tok..end), creating it when create is set. */
-static struct trie_node *child_get(struct trie_node *node, const char *pattern, size_t tok,
-                                   size_t end, bool create)
+/* Returns the child of node for token s[0..n), creating it when create is set. */
+static struct trie_node *child_get(struct trie *t, struct trie_node *node, const char *s, size_t n,
+                                   bool create)
 {
-    const char *s = pattern + tok;
-    size_t n = end - tok;
     bool star = n == 1 && s[0] == '*';
     bool gt = n == 1 && s[0] == '>';
     uint32_t h = token_hash(s, n);
@@ -373,15 +248,17 @@ static struct trie_node *child_get(struct trie_node *node, const char *pattern, 
         child = star ? k->star : gt ? k->gt : kids_find(k, s, n, h);
     if (child || !create)
         return child;
-    if (!k)
+    if (!k) {
         k = node->kids = mem_calloc(1, sizeof(*k));
-    child = node_new(node, pattern, end, tok);
+        t->bytes += sizeof(*k);
+    }
+    child = node_new(t, node, s, n);
     if (star)
         k->star = child;
     else if (gt)
         k->gt = child;
     else
-        kids_add_literal(k, child);
+        kids_add_literal(t, k, child);
     return child;
 }
 
@@ -393,14 +270,14 @@ static struct trie_node *path(struct trie *t, const char *pattern, size_t len, b
     while (node && i <= len) {
         const char *dot = memchr(pattern + i, '.', len - i);
         size_t end = dot ? (size_t)(dot - pattern) : len;
-        node = child_get(node, pattern, i, end, create);
+        node = child_get(t, node, pattern + i, end - i, create);
         i = end + 1;
     }
     return node;
 }
 
 /* Unlinks node from its parent and frees it; it has no subscriber and no child. */
-static void node_detach_free(struct trie_node *node)
+static void node_detach_free(struct trie *t, struct trie_node *node)
 {
     struct kids *k = node->parent->kids;
     if (k->star == node)
@@ -408,42 +285,47 @@ static void node_detach_free(struct trie_node *node)
     else if (k->gt == node)
         k->gt = NULL;
     else
-        kids_remove_literal(k, node);
+        kids_remove_literal(t, k, node);
     if (!k->star && !k->gt && k->n == 0) {
         mem_free(k);
+        t->bytes -= sizeof(*k);
         node->parent->kids = NULL;
     }
-    subs_release(&node->subs);
-    mem_free(node);
+    node_release(t, node);
 }
 
 /* Frees empty nodes from node up towards the root. */
-static void prune(struct trie_node *node)
+static void prune(struct trie *t, struct trie_node *node)
 {
     while (node->parent && node->subs.n == 0 && !node->kids) {
         struct trie_node *parent = node->parent;
-        node_detach_free(node);
+        node_detach_free(t, node);
         node = parent;
     }
 }
 
-static void node_free_tree(struct trie_node *node)
+static void node_free_tree(struct trie *t, struct trie_node *node)
 {
     struct kids *k = node->kids;
     if (k) {
         if (k->star)
-            node_free_tree(k->star);
+            node_free_tree(t, k->star);
         if (k->gt)
-            node_free_tree(k->gt);
-        for (uint32_t i = 0; i < k->cap; i++) {
-            if (k->slots[i])
-                node_free_tree(k->slots[i]);
+            node_free_tree(t, k->gt);
+        uint32_t n;
+        struct trie_node *const *kids = kids_view(k, &n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (kids[i])
+                node_free_tree(t, kids[i]);
         }
-        mem_free(k->slots);
+        if (k->cap) {
+            t->bytes -= (size_t)k->cap * sizeof(*k->u.slots);
+            mem_free(k->u.slots);
+        }
         mem_free(k);
+        t->bytes -= sizeof(*k);
     }
-    subs_release(&node->subs);
-    mem_free(node);
+    node_release(t, node);
 }
 
 /* ------------------------------------------------------------- public API */
@@ -451,7 +333,7 @@ static void node_free_tree(struct trie_node *node)
 struct trie *trie_new(void)
 {
     struct trie *t = mem_calloc(1, sizeof(*t));
-    t->root = node_new(NULL, "", 0, 0);
+    t->root = node_new(t, NULL, "", 0);
     return t;
 }
 
@@ -459,7 +341,7 @@ void trie_free(struct trie *t)
 {
     if (!t)
         return;
-    node_free_tree(t->root);
+    node_free_tree(t, t->root);
     mem_free(t->hits);
     mem_free(t->pairs);
     mem_free(t);
@@ -471,9 +353,10 @@ struct trie_node *trie_subscribe(struct trie *t, const char *pattern, size_t len
     assert(sub != NULL && len > 0);
     struct trie_node *node = path(t, pattern, len, true);
     bool was_empty = node->subs.n == 0;
-    bool add = subs_find(&node->subs, sub) < 0;
+    size_t before = ptrset_heap_bytes(&node->subs);
+    bool add = ptrset_add(&node->subs, sub);
+    t->bytes += ptrset_heap_bytes(&node->subs) - before;
     if (add) {
-        subs_add(&node->subs, sub);
         t->subscriptions++;
         if (was_empty)
             t->patterns++;
@@ -489,16 +372,16 @@ int trie_unsubscribe_node(struct trie *t, struct trie_node *node, void *sub, boo
 {
     if (last)
         *last = false;
-    int64_t i = subs_find(&node->subs, sub);
-    if (i < 0)
+    size_t before = ptrset_heap_bytes(&node->subs);
+    if (!ptrset_remove(&node->subs, sub))
         return -1;
-    subs_remove_at(&node->subs, (uint32_t)i);
+    t->bytes -= before - ptrset_heap_bytes(&node->subs);
     t->subscriptions--;
     if (node->subs.n == 0) {
         t->patterns--;
         if (last)
             *last = true;
-        prune(node);
+        prune(t, node);
     }
     return 0;
 }
@@ -513,11 +396,36 @@ int trie_unsubscribe(struct trie *t, const char *pattern, size_t len, void *sub,
     return trie_unsubscribe_node(t, node, sub, last);
 }
 
-const char *trie_node_pattern(const struct trie_node *node, size_t *len)
+struct trie_node *trie_find(struct trie *t, const char *pattern, size_t len)
 {
-    if (len)
-        *len = node->plen;
-    return node->pattern;
+    struct trie_node *node = len ? path(t, pattern, len, false) : NULL;
+    return node && node->subs.n ? node : NULL;
+}
+
+bool trie_node_has(const struct trie_node *node, const void *sub)
+{
+    return ptrset_has(&node->subs, sub);
+}
+
+size_t trie_node_pattern(const struct trie_node *node, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (const struct trie_node *n = node; n->parent; n = n->parent)
+        len += n->tlen + (n->parent->parent ? 1 : 0);
+    if (len >= cap) {
+        if (cap > 0)
+            buf[0] = '\0';
+        return len;
+    }
+    size_t end = len;
+    buf[len] = '\0';
+    for (const struct trie_node *n = node; n->parent; n = n->parent) {
+        end -= n->tlen;
+        memcpy(buf + end, n->token, n->tlen);
+        if (n->parent->parent)
+            buf[--end] = '.';
+    }
+    return len;
 }
 
 size_t trie_node_count(const struct trie_node *node)
@@ -533,6 +441,11 @@ size_t trie_pattern_count(const struct trie *t)
 size_t trie_subscription_count(const struct trie *t)
 {
     return t->subscriptions;
+}
+
+size_t trie_bytes(const struct trie *t)
+{
+    return t->bytes;
 }
 
 /* --------------------------------------------------------------- matching */
@@ -587,7 +500,7 @@ static size_t emit_node(struct trie *t, size_t idx, bool dedup, trie_match_fn *f
 {
     const struct trie_node *node = t->hits[idx];
     uint32_t nslots;
-    void *const *slots = subs_view(&node->subs, &nslots);
+    void *const *slots = ptrset_slots(&node->subs, &nslots);
     size_t calls = 0;
     for (uint32_t i = 0; i < nslots && !*stop; i++) {
         void *sub = slots[i];
@@ -595,7 +508,7 @@ static size_t emit_node(struct trie *t, size_t idx, bool dedup, trie_match_fn *f
             continue;
         bool seen = false;
         for (size_t j = 0; dedup && j < idx && !seen; j++)
-            seen = subs_find(&t->hits[j]->subs, sub) >= 0;
+            seen = ptrset_has(&t->hits[j]->subs, sub);
         if (seen)
             continue;
         calls++;
@@ -632,7 +545,7 @@ static size_t emit_sorted(struct trie *t, trie_match_fn *fn, void *arg)
     size_t k = 0;
     for (size_t i = 0; i < t->nhits; i++) {
         uint32_t nslots;
-        void *const *slots = subs_view(&t->hits[i]->subs, &nslots);
+        void *const *slots = ptrset_slots(&t->hits[i]->subs, &nslots);
         for (uint32_t j = 0; j < nslots; j++) {
             if (slots[j])
                 t->pairs[k++] = (struct pair){slots[j], t->hits[i]};
@@ -681,7 +594,7 @@ size_t trie_match_each(struct trie *t, const char *topic, size_t len, trie_match
 static int foreach_node(struct trie_node *node, trie_match_fn *fn, void *arg)
 {
     uint32_t nslots;
-    void *const *slots = subs_view(&node->subs, &nslots);
+    void *const *slots = ptrset_slots(&node->subs, &nslots);
     for (uint32_t i = 0; i < nslots; i++) {
         if (slots[i] && fn(slots[i], node, arg))
             return 1;
@@ -693,11 +606,28 @@ static int foreach_node(struct trie_node *node, trie_match_fn *fn, void *arg)
         return 1;
     if (k->gt && foreach_node(k->gt, fn, arg))
         return 1;
-    for (uint32_t i = 0; i < k->cap; i++) {
-        if (k->slots[i] && foreach_node(k->slots[i], fn, arg))
+    uint32_t n;
+    struct trie_node *const *kids = kids_view(k, &n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (kids[i] && foreach_node(kids[i], fn, arg))
             return 1;
     }
     return 0;
+}
+
+size_t trie_node_foreach(const struct trie_node *node, trie_match_fn *fn, void *arg)
+{
+    uint32_t nslots;
+    void *const *slots = ptrset_slots(&node->subs, &nslots);
+    size_t calls = 0;
+    for (uint32_t i = 0; i < nslots; i++) {
+        if (slots[i]) {
+            calls++;
+            if (fn(slots[i], node, arg))
+                break;
+        }
+    }
+    return calls;
 }
 
 void trie_foreach(struct trie *t, trie_match_fn *fn, void *arg)

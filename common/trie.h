@@ -42,8 +42,25 @@ int trie_unsubscribe(struct trie *t, const char *pattern, size_t len, void *sub,
 /* Same as trie_unsubscribe, by the node trie_subscribe returned. */
 int trie_unsubscribe_node(struct trie *t, struct trie_node *node, void *sub, bool *last);
 
-/* The full pattern text of a node that holds subscribers (NUL-terminated), borrowed. */
-const char *trie_node_pattern(const struct trie_node *node, size_t *len);
+/*
+ * Writes the node's full pattern text into buf (NUL-terminated) when it fits
+ * in cap bytes, and returns its length either way (snprintf-like: a return
+ * >= cap means nothing was written but buf[0] = '\0'). Nodes keep only their
+ * own token, so this walks up to the root: for cold paths (UNSUB, resend,
+ * a pmessage's pattern), not per subscriber. A pattern is at most
+ * TOPIC_MAX_LEN bytes (common/topic.h).
+ */
+size_t trie_node_pattern(const struct trie_node *node, char *buf, size_t cap);
+
+/*
+ * The node holding subscribers for exactly this pattern, or NULL (no walk
+ * creates anything). With trie_node_has, "is sub subscribed to pattern" in
+ * O(pattern tokens).
+ */
+struct trie_node *trie_find(struct trie *t, const char *pattern, size_t len);
+
+/* True when sub is one of node's subscribers (O(1)). */
+bool trie_node_has(const struct trie_node *node, const void *sub);
 
 /* Number of subscribers on this node's pattern. */
 size_t trie_node_count(const struct trie_node *node);
@@ -68,6 +85,15 @@ size_t trie_match_each(struct trie *t, const char *topic, size_t len, trie_match
 /* Number of distinct patterns (nodes with subscribers) and of (pattern, sub) pairs. */
 size_t trie_pattern_count(const struct trie *t);
 size_t trie_subscription_count(const struct trie *t);
+
+/* Heap bytes the trie holds for nodes, child tables and subscriber sets (not match scratch). */
+size_t trie_bytes(const struct trie *t);
+
+/*
+ * Calls fn for each subscriber of node (the trie must not change meanwhile:
+ * collect first, then act). Returns the number of calls.
+ */
+size_t trie_node_foreach(const struct trie_node *node, trie_match_fn *fn, void *arg);
 
 /* Calls fn for every (sub, node) pair, e.g. to re-send SUBs after a reconnect. */
 void trie_foreach(struct trie *t, trie_match_fn *fn, void *arg);

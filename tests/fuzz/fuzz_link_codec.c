@@ -1,6 +1,8 @@
 /*
- * fuzz_link_codec.c - libFuzzer target for the link decoder. Not built by
- * CMake; build and run by hand from the repository root:
+ * fuzz_link_codec.c - libFuzzer target for the link decoder. make test runs
+ * it for a few seconds (CTest fuzz_link_codec); `tests/fuzz/run.sh
+ * link_codec 600` runs it longer. To build it yourself, from the repository
+ * root:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
  *       -D_GNU_SOURCE -I. tests/fuzz/fuzz_link_codec.c common/link_codec.c common/mem.c \
@@ -62,7 +64,7 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         link_encode_hello(sb, a, b, f->has_secret ? c : NULL);
         break;
     case LINK_WELCOME:
-        link_encode_welcome(sb, b, f->epoch);
+        link_encode_welcome(sb, b, f->epoch, f->max_subscriptions);
         break;
     case LINK_SUB:
     case LINK_UNSUB:
@@ -83,7 +85,10 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         (f->type == LINK_PING ? link_encode_ping : link_encode_pong)(sb, f->token);
         break;
     case LINK_ERR:
-        link_encode_err(sb, e, t);
+        if (f->has_topic)
+            link_encode_err_topic(sb, e, t, f->topic.ptr, f->topic.len);
+        else
+            link_encode_err(sb, e, t);
         break;
     case LINK_STATS:
         link_encode_stats(sb);

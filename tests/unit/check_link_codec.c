@@ -98,12 +98,14 @@ START_TEST(welcome_edge_epochs)
         struct link_decoder *d;
 
         msgpack_sbuffer_init(&sb);
-        link_encode_welcome(&sb, "broker-a", epochs[i]);
+        link_encode_welcome(&sb, "broker-a", epochs[i], epochs[i] / 2);
         d = decode_one(&sb, 1024, &f);
         ck_assert_int_eq(f.type, LINK_WELCOME);
         ck_assert_uint_eq(f.version, LINK_VERSION);
         assert_cstr(f.node, "broker-a");
         ck_assert_uint_eq(f.epoch, epochs[i]);
+        ck_assert(f.has_max_subscriptions);
+        ck_assert_uint_eq(f.max_subscriptions, epochs[i] / 2);
         finish(d, &sb);
     }
 }
@@ -278,7 +280,66 @@ START_TEST(ping_pong_err)
     d = decode_one(&sb, 1024, &f);
     assert_cstr(f.code, "");
     assert_cstr(f.text, "");
+    ck_assert(!f.has_topic);
     finish(d, &sb);
+
+    msgpack_sbuffer_init(&sb);
+    link_encode_err_topic(&sb, "too_many_subscriptions", "limit", "mail.user.*.inbox", 17);
+    d = decode_one(&sb, 1024, &f);
+    assert_cstr(f.code, "too_many_subscriptions");
+    ck_assert(f.has_topic);
+    assert_cstr(f.topic, "mail.user.*.inbox");
+    finish(d, &sb);
+}
+
+END_TEST
+
+/* Frames of the first release, without the optional trailing fields, still decode. */
+START_TEST(optional_fields_absent)
+{
+    static const uint8_t welcome[] = {0x94, 0x02, 0x01, 0xa1, 'b', 0x07};
+    static const uint8_t err[] = {0x93, 0x0a, 0xa1, 'c', 0xa1, 't'};
+    struct link_decoder *d = link_decoder_new(64);
+    struct link_frame f;
+    const char *e = NULL;
+
+    ck_assert_int_eq(link_decoder_feed(d, welcome, sizeof(welcome), &e), 0);
+    ck_assert_int_eq(link_decoder_feed(d, err, sizeof(err), &e), 0);
+    ck_assert_int_eq(link_decoder_next(d, &f, &e), 1);
+    ck_assert_int_eq(f.type, LINK_WELCOME);
+    ck_assert_uint_eq(f.epoch, 7);
+    ck_assert(!f.has_max_subscriptions);
+    ck_assert_int_eq(link_decoder_next(d, &f, &e), 1);
+    ck_assert_int_eq(f.type, LINK_ERR);
+    ck_assert(!f.has_topic);
+    ck_assert_uint_eq(f.topic.len, 0);
+    link_decoder_free(d);
+}
+
+END_TEST
+
+/* A limit raised between frames (the broker after HELLO) admits the larger frame. */
+START_TEST(limit_raised_between_frames)
+{
+    msgpack_sbuffer sb;
+    struct link_decoder *d = link_decoder_new(32);
+    struct link_frame f;
+    char payload[100];
+    const char *e = NULL;
+
+    memset(payload, 'x', sizeof(payload));
+    msgpack_sbuffer_init(&sb);
+    link_encode_ping(&sb, 1);
+    ck_assert_int_eq(link_decoder_feed(d, sb.data, sb.size, &e), 0);
+    ck_assert_int_eq(link_decoder_next(d, &f, &e), 1);
+    link_decoder_set_max(d, 4096);
+    msgpack_sbuffer_clear(&sb);
+    link_encode_pub(&sb, "a.b", 3, payload, sizeof(payload), false, 0);
+    ck_assert_int_eq(link_decoder_feed(d, sb.data, sb.size, &e), 0);
+    ck_assert_int_eq(link_decoder_next(d, &f, &e), 1);
+    ck_assert_uint_eq(f.payload.len, sizeof(payload));
+    link_decoder_free(d);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 END_TEST
@@ -374,7 +435,7 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         link_encode_hello(sb, a, b, f->has_secret ? c : NULL);
         break;
     case LINK_WELCOME:
-        link_encode_welcome(sb, b, f->epoch);
+        link_encode_welcome(sb, b, f->epoch, f->max_subscriptions);
         break;
     case LINK_SUB:
         link_encode_sub(sb, f->topic.ptr, f->topic.len);
@@ -399,7 +460,10 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         link_encode_pong(sb, f->token);
         break;
     case LINK_ERR:
-        link_encode_err(sb, e, t);
+        if (f->has_topic)
+            link_encode_err_topic(sb, e, t, f->topic.ptr, f->topic.len);
+        else
+            link_encode_err(sb, e, t);
         break;
     case LINK_STATS:
         link_encode_stats(sb);
@@ -426,7 +490,7 @@ static void build_stream(msgpack_sbuffer *sb, size_t *nframes)
         uint64_t v = round == 0 ? 0 : round == 1 ? 300 : UINT64_MAX;
 
         link_encode_hello(sb, "edge", "n1", round == 1 ? NULL : "pw");
-        link_encode_welcome(sb, "b", v);
+        link_encode_welcome(sb, "b", v, v);
         link_encode_sub(sb, "a.*.c", 5);
         link_encode_unsub(sb, "a.>", 3);
         link_encode_pub(sb, "a.b", 3, "data", round == 0 ? 0 : 4, round != 1, v);
@@ -435,9 +499,10 @@ static void build_stream(msgpack_sbuffer *sb, size_t *nframes)
         link_encode_ping(sb, v);
         link_encode_pong(sb, v);
         link_encode_err(sb, "code", round == 2 ? "" : "some text");
+        link_encode_err_topic(sb, "too_many_subscriptions", "t", "a.>", 3);
         link_encode_stats(sb);
         link_encode_statsr(sb, "a 1\n", round == 0 ? 0 : 4);
-        *nframes += 12;
+        *nframes += 13;
     }
     link_encode_msg(sb, "big", 3, 1, big, sizeof(big));
     link_encode_ping(sb, 42);
@@ -634,6 +699,15 @@ static const struct bad_case bad_cases[] = {
      "expected string"},
     {"PUB topic nil", {0x94, 0x05, 0xc0, 0xc4, 0x00, 0xc0}, 6, 64, 0, -1, "expected string"},
     {"STATS with an element", {0x92, 0x0b, 0xc0}, 3, 64, 0, -1, "wrong element count"},
+    {"WELCOME without epoch", {0x93, 0x02, 0x01, 0xa1, 'b'}, 5, 64, 0, -1, "wrong element count"},
+    {"ERR with 4 fields",
+     {0x95, 0x0a, 0xa1, 'c', 0xa1, 't', 0xa1, 'p', 0xc0},
+     9,
+     64,
+     0,
+     -1,
+     "wrong element count"},
+    {"ERR topic as int", {0x94, 0x0a, 0xa1, 'c', 0xa1, 't', 0x01}, 7, 64, 0, -1, "expected string"},
     {"STATSR text as int", {0x92, 0x0c, 0x01}, 3, 64, 0, -1, "expected string"},
     {"PUBACK missing field", {0x93, 0x06, 0x01, 0x02}, 4, 64, 0, -1, "wrong element count"},
     {"nested array", {0x92, 0x03, 0x91, 0x01}, 4, 64, 0, -1, "nested array or map"},
@@ -810,6 +884,8 @@ static Suite *link_codec_suite(void)
     tcase_add_test(rt, msg_empty_payload);
     tcase_add_test(rt, msg_one_mib_payload_under_two_mib_limit);
     tcase_add_test(rt, ping_pong_err);
+    tcase_add_test(rt, optional_fields_absent);
+    tcase_add_test(rt, limit_raised_between_frames);
     tcase_add_test(rt, stats_and_statsr);
     tcase_add_test(rt, payload_as_str_accepted);
     tcase_add_test(rt, type_names);

@@ -167,9 +167,12 @@ START_TEST(test_first_and_added)
     ck_assert_uint_eq(trie_node_count(n1), 2);
     ck_assert_uint_eq(trie_pattern_count(trie), 1);
     ck_assert_uint_eq(trie_subscription_count(trie), 2);
-    size_t len = 0;
-    ck_assert_str_eq(trie_node_pattern(n1, &len), "a.b");
-    ck_assert_uint_eq(len, 3);
+    char buf[16];
+    ck_assert_uint_eq(trie_node_pattern(n1, buf, sizeof(buf)), 3);
+    ck_assert_str_eq(buf, "a.b");
+    /* Too small: the length is still returned, nothing but "" written. */
+    ck_assert_uint_eq(trie_node_pattern(n1, buf, 3), 3);
+    ck_assert_str_eq(buf, "");
 }
 
 END_TEST
@@ -354,6 +357,7 @@ START_TEST(test_prune_releases_memory)
     match("warm", &r); /* allocates the match scratch */
     unsub("warm", SUB(0), NULL);
     size_t base = heap_bytes();
+    size_t tbase = trie_bytes(trie);
     char p[64];
     for (size_t i = 0; i < 2000; i++) {
         snprintf(p, sizeof(p), "t.%zu.%s.%zu", i % 37, i % 3 ? "*" : "x", i);
@@ -363,7 +367,11 @@ START_TEST(test_prune_releases_memory)
     }
     for (size_t i = 0; i < 20; i++)
         sub("big", SUB(i), NULL, NULL);
-    ck_assert_uint_gt(heap_bytes(), base);
+    ck_assert_uint_gt(trie_bytes(trie), tbase);
+#ifdef HAVE_ASAN
+    /* trie_bytes counts exactly what the trie allocated (no match ran since base). */
+    ck_assert_uint_eq(heap_bytes() - base, trie_bytes(trie) - tbase);
+#endif
     for (size_t i = 0; i < 2000; i++) {
         snprintf(p, sizeof(p), "t.%zu.%s.%zu", i % 37, i % 3 ? "*" : "x", i);
         ck_assert_int_eq(unsub(p, SUB(i % 64), NULL), 0);
@@ -375,8 +383,42 @@ START_TEST(test_prune_releases_memory)
     ck_assert_uint_eq(trie_pattern_count(trie), 0);
     ck_assert_uint_eq(trie_subscription_count(trie), 0);
     ck_assert_uint_eq(heap_bytes(), base);
+    ck_assert_uint_eq(trie_bytes(trie), tbase);
     ck_assert_uint_eq(match("t.1.x.1", &r), 0);
     ck_assert_uint_eq(match("big", &r), 0);
+}
+
+END_TEST
+
+/*
+ * Issue 10: nodes hold only their own token. 64 distinct 16-token patterns
+ * of ~250 bytes (what one browser may subscribe to with default limits)
+ * cost under 1.5 KB each: one node per token (40 bytes + the token) and a
+ * child table per level. With the whole prefix in every node they cost
+ * ~4 KB each.
+ */
+START_TEST(test_issue10_long_patterns_cost_one_token_per_node)
+{
+    size_t base = trie_bytes(trie);
+    char p[300];
+    for (size_t i = 0; i < 64; i++) {
+        size_t n = 0;
+        for (size_t t = 0; t < 16; t++)
+            n += (size_t)snprintf(p + n, sizeof(p) - n, "%s%c%02zu-%012zu", t ? "." : "",
+                                  (char)('a' + t), i, t);
+        ck_assert_uint_ge(n, 250);
+        struct trie_node *node = sub(p, SUB(i), NULL, NULL);
+        char back[300];
+        ck_assert_uint_eq(trie_node_pattern(node, back, sizeof(back)), n);
+        ck_assert_str_eq(back, p);
+        ck_assert_ptr_eq(trie_find(trie, p, n), node);
+        ck_assert(trie_node_has(node, SUB(i)));
+        ck_assert(!trie_node_has(node, SUB(i + 1)));
+    }
+    size_t per_pattern = (trie_bytes(trie) - base) / 64;
+    ck_assert_msg(per_pattern < 1500, "%zu bytes per 16-token pattern", per_pattern);
+    ck_assert_ptr_null(trie_find(trie, "a00-000000000000", 16)); /* a prefix: no subscriber */
+    ck_assert_ptr_null(trie_find(trie, "nope", 4));
 }
 
 END_TEST
@@ -520,7 +562,11 @@ static void model_op(struct model *m)
         m->pairs += added;
         m->live_patterns += first;
         m->sub_of[p][s] = true;
-        ck_assert_str_eq(trie_node_pattern(node, NULL), pat);
+        char text[64];
+        ck_assert_uint_eq(trie_node_pattern(node, text, sizeof(text)), strlen(pat));
+        ck_assert_str_eq(text, pat);
+        ck_assert_ptr_eq(trie_find(trie, pat, strlen(pat)), node);
+        ck_assert(trie_node_has(node, SUB(s)));
         ck_assert_uint_eq(trie_node_count(node), model_live(m, p));
     } else {
         bool last;
@@ -603,8 +649,8 @@ struct fe {
 static int foreach_rec(void *s, const struct trie_node *node, void *arg)
 {
     struct fe *f = arg;
-    size_t len;
-    const char *p = trie_node_pattern(node, &len);
+    char p[sizeof(f->seen[0])];
+    size_t len = trie_node_pattern(node, p, sizeof(p));
     ck_assert_uint_eq(len, strlen(p));
     snprintf(f->seen[(char *)s - subs_storage], sizeof(f->seen[0]), "%s", p);
     f->calls++;
@@ -687,6 +733,7 @@ static Suite *trie_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_prune_releases_memory);
+    tcase_add_test(tc, test_issue10_long_patterns_cost_one_token_per_node);
     tcase_add_test(tc, test_big_subscriber_set);
     tcase_add_test(tc, test_million_topics);
     tcase_add_test(tc, test_random_model);
