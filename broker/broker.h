@@ -7,6 +7,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/topic.h"
 
 struct evbuffer;
@@ -25,13 +26,22 @@ struct broker_conf {
     int64_t resp_port;
     int64_t http_port;
     char *requirepass;
+    char *edge_secret; /* grants the edge role; unset: requirepass does */
+    char *edge_allow;  /* addresses whose HELLO role "edge" needs no credential */
     size_t max_payload;
     size_t client_output_limit;
     size_t edge_output_limit;
+    size_t edge_output_limit_total; /* budget for edges with neither credential nor edge-allow */
     int64_t max_topic_length;
     int64_t max_topic_tokens;
     int64_t max_subscriptions;
     int64_t max_clients;
+    int64_t max_unauthenticated;
+    int64_t auth_timeout;    /* ms */
+    int64_t request_timeout; /* ms */
+    int64_t http_max_connections;
+    int64_t max_topics;
+    int64_t topic_ttl; /* ms */
     int64_t shutdown_timeout;
     char *node_id;
     enum log_level log_level;
@@ -47,11 +57,14 @@ enum broker_endpoint {
 };
 
 enum broker_drop {
-    DROP_SLOW_CONSUMER, /* output over client-output-limit: disconnected */
-    DROP_PROTOCOL,      /* malformed input: ERR / -ERR then closed */
-    DROP_OVERSIZE,      /* frame, payload or request over a limit */
-    DROP_AUTH,          /* wrong or missing secret */
-    DROP_MAX_CLIENTS,   /* refused at accept: over max-clients */
+    DROP_SLOW_CONSUMER,   /* output over client-output-limit: disconnected */
+    DROP_PROTOCOL,        /* malformed input: ERR / -ERR then closed */
+    DROP_OVERSIZE,        /* frame, payload or request over a limit */
+    DROP_AUTH,            /* wrong or missing secret */
+    DROP_MAX_CLIENTS,     /* refused: over max-clients (or http-max-connections) */
+    DROP_AUTH_TIMEOUT,    /* not authenticated within auth-timeout */
+    DROP_UNAUTHENTICATED, /* closed to admit a newer one at max-unauthenticated */
+    DROP_REQUEST_TIMEOUT, /* a command, frame or request not complete within request-timeout */
     DROP_COUNT,
 };
 
@@ -65,6 +78,7 @@ struct broker_stats {
     uint64_t bytes_out; /* bytes queued to link and RESP connections */
     uint64_t drops[DROP_COUNT];
     uint64_t http_requests;
+    uint64_t accept_errors[EP_COUNT];
 };
 
 /*
@@ -89,6 +103,22 @@ struct close_entry {
     void (*free_fn)(struct close_entry *e);
 };
 
+/*
+ * A connection that has not authenticated yet: a link before its HELLO is
+ * accepted, a RESP client before AUTH while requirepass is set. Embedded in
+ * the connection; the broker keeps them in accept order, closes the oldest
+ * once auth-timeout has passed, and closes the oldest to admit a new one
+ * at max-unauthenticated (so idle sockets cannot lock real clients out).
+ * They do not count toward max-clients.
+ */
+struct preauth {
+    struct preauth *prev, *next;
+    uint64_t since_ms;
+    bool listed;
+    /* Closes the connection (counting why); it calls broker_preauth_leave itself. */
+    void (*expire)(struct preauth *p, enum broker_drop why);
+};
+
 struct broker {
     struct event_base *base;
     const struct broker_conf *conf;
@@ -105,6 +135,13 @@ struct broker {
     struct close_entry *close_list;
     struct event *close_ev; /* frees close_list on the next loop pass */
     struct event *shutdown_ev;
+    struct event *tick_ev;                       /* 1 s: timeouts, topic expiry */
+    struct preauth *preauth_head, *preauth_tail; /* oldest first */
+    uint64_t npreauth;
+    size_t edge_budget_used; /* of edge-output-limit-total */
+    struct net_cidr edge_allow[NET_CIDR_MAX];
+    size_t n_edge_allow;
+    struct log_rate auth_rate; /* failed authentications, all endpoints */
     bool stopping;
 };
 
@@ -138,8 +175,35 @@ void broker_conn_closed(struct broker *b, enum broker_endpoint ep);
 /* Total open connections over all endpoints. */
 uint64_t broker_conn_count(const struct broker *b);
 
+/*
+ * Lists a new, unauthenticated connection (since now). At
+ * max-unauthenticated the oldest listed one is expired first
+ * (DROP_UNAUTHENTICATED).
+ */
+void broker_preauth_add(struct broker *b, struct preauth *p);
+
+/* Unlists p (authenticated, or closing); a no-op when p is not listed. */
+void broker_preauth_leave(struct broker *b, struct preauth *p);
+
+/*
+ * True when one more authenticated connection fits under max-clients
+ * (unauthenticated ones do not count). When false the caller refuses the
+ * connection (counting DROP_MAX_CLIENTS is done here).
+ */
+bool broker_admit(struct broker *b);
+
 /* Checks a secret against requirepass in constant time; true when none is set. */
 bool broker_auth_ok(const struct broker *b, const char *secret, size_t len);
+
+/* Constant-time comparison of secret[0..len) with want (NUL-terminated); false when either is NULL.
+ */
+bool broker_secret_eq(const char *want, const char *secret, size_t len);
+
+/*
+ * Counts a failed authentication from peer on endpoint ep and logs it at
+ * most once a second with the number of failures since the last line.
+ */
+void broker_auth_failed(struct broker *b, enum broker_endpoint ep, const char *peer);
 
 /* Writes the Prometheus text of every broker metric into out. */
 void broker_metrics(struct broker *b, struct evbuffer *out);

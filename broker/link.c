@@ -8,9 +8,23 @@
  *
  * A link_conn starts with its struct sub_target (kind SUB_LINK): that
  * pointer is what it subscribes into b->link_trie, and what the router hands
- * back to link_deliver(). The link also keeps the trie nodes it subscribed
- * to (an array, swap-removed on UNSUB), so closing unsubscribes every
- * pattern without a trie walk; the count is capped by max-subscriptions.
+ * back to link_deliver(). The link also keeps the set of trie nodes it
+ * subscribed to (a ptrset: O(1) membership, so SUB and UNSUB of any pattern
+ * cost a trie lookup whatever the link holds), so closing unsubscribes
+ * every pattern without a trie walk; the count is capped by
+ * max-subscriptions, which WELCOME announces so an edge never asks for
+ * more. A SUB past the cap, or with a bad pattern, is refused with an ERR
+ * naming the pattern: the pattern is refused, never the link.
+ *
+ * Authentication. Until its HELLO is accepted a link is listed with the
+ * broker as unauthenticated (broker.c: auth-timeout, max-unauthenticated)
+ * and its decoder takes no frame over LINK_PREAUTH_FRAME bytes; HELLO
+ * raises that to max-payload plus framing. The output limit follows what
+ * the peer proved, not what it claims (DESIGN memory rule 4): role "edge"
+ * gets edge-output-limit with a credential (edge-secret, or requirepass
+ * when no edge-secret is set), from an edge-allow address, or reserved
+ * from edge-output-limit-total while that budget lasts; otherwise it is a
+ * client with client-output-limit like any other.
  *
  * States: HELLO (only a HELLO is accepted), READY, CLOSING (an ERR or the
  * shutdown is being flushed: reading is off, the patterns are already gone
@@ -26,8 +40,22 @@
  * that the link is not reading) takes the output past a high mark, reading
  * stops with the rest of its input left queued; the write callback resumes
  * at the low mark. A PING never pauses, nor does a frame that queued no
- * reply, however long the output already is with fan-out. Fan-out never
- * waits: link_deliver() closes a link past client-output-limit.
+ * reply, however long the output already is with fan-out. Every byte
+ * queued counts against the link's output limit, replies (PONGs included)
+ * as much as fan-out: past it the link is a slow consumer and is closed,
+ * so a peer that sends PINGs and never reads costs at most its limit.
+ * Fan-out never waits: link_deliver() closes a link past its limit.
+ *
+ * Close now, free later: link_close() drops the link from the trie, the
+ * socket and the lists at once, but its decoder - whose buffer the topic
+ * and payload of a PUB being routed point into - is freed only from the
+ * broker's close list, after the callback chain has returned. A link that
+ * publishes to its own topic until it is cut off as a slow consumer is
+ * closed in the middle of router_publish(), which still reads both.
+ *
+ * request-timeout: a frame that has started arriving must be complete
+ * within it (link_server_sweep, from the broker's tick); a link with no
+ * partial frame may stay silent for ever.
  *
  * Rejected: the edge's pooled, bufferevent-less connections (links are too
  * few to matter), and a per-link timer (the bufferevent's own write timeout
@@ -45,23 +73,25 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <msgpack.h>
 
 #include "broker/router.h"
 #include "common/frame.h"
 #include "common/outbuf.h"
 #include "common/link_codec.h"
+#include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/ptrset.h"
 #include "common/topic.h"
 #include "common/trie.h"
 
-#define LINK_FRAME_SLACK  4096       /* framing around the largest payload */
-#define LINK_READ_CHUNK   (64 << 10) /* bytes fed to the decoder between decodes */
-#define LINK_PAUSE_HIGH   (256 << 10)
-#define LINK_CLOSE_WAIT_S 2 /* how long an ERR or shutdown flush may take */
-#define LINK_STATS_MAX    2048
+#define LINK_FRAME_SLACK   4096       /* framing around the largest payload */
+#define LINK_PREAUTH_FRAME 4096       /* largest frame before HELLO is accepted */
+#define LINK_READ_CHUNK    (64 << 10) /* bytes fed to the decoder between decodes */
+#define LINK_PAUSE_HIGH    (256 << 10)
+#define LINK_CLOSE_WAIT_S  2 /* how long an ERR or shutdown flush may take */
+#define LINK_STATS_MAX     2048
 
 enum link_state {
     LINK_STATE_HELLO,
@@ -72,17 +102,20 @@ enum link_state {
 struct link_conn {
     struct sub_target target; /* first: the trie subscriber (SUB_LINK) */
     struct close_entry close_entry;
+    struct preauth preauth; /* listed with the broker until HELLO is accepted */
     struct broker *b;
     struct link_server *srv;
     struct link_conn *prev, *next; /* the server's list of live links */
     struct bufferevent *bev;
-    struct link_decoder *dec;
-    struct trie_node **subs; /* nodes of b->link_trie holding this link */
-    size_t nsubs, subs_cap;
+    struct link_decoder *dec; /* freed with the struct: router views point into it */
+    struct ptrset subs;       /* nodes of b->link_trie holding this link */
     enum link_state state;
-    bool paused; /* reading stopped: replies over the high mark */
+    bool paused;  /* reading stopped: replies over the high mark */
+    bool allowed; /* the peer's address is in edge-allow */
     const char *close_reason;
-    size_t output_limit; /* edge-output-limit for edges, else client-output-limit */
+    size_t output_limit;       /* edge-output-limit for granted edges, else client-output-limit */
+    size_t budget;             /* bytes reserved from edge-output-limit-total, 0 when none */
+    uint64_t partial_since_ms; /* a frame is partly received since then; 0: none */
     uint32_t id;
     char peer[64];
     char role[16];
@@ -91,7 +124,7 @@ struct link_conn {
 
 struct link_server {
     struct broker *b;
-    struct evconnlistener *listener;
+    struct listener *listener;
     struct link_conn *links;
     uint32_t next_id;
     size_t pause_high, pause_low;
@@ -103,13 +136,40 @@ static void process_input(struct link_conn *l);
 
 /* ---- replies and closing ---------------------------------------------- */
 
-/* Appends the reply encoded in the server's scratch buffer to l's output. */
-static void send_scratch(struct link_conn *l)
+/*
+ * Past l's output limit l is a slow consumer: closed and counted. Returns -1
+ * then (l is closed), else 0.
+ */
+static int check_output(struct link_conn *l)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(l->bev));
+
+    if (queued <= l->output_limit)
+        return 0;
+    log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
+             queued);
+    l->b->stats.drops[DROP_SLOW_CONSUMER]++;
+    link_close(l, "slow_consumer");
+    return -1;
+}
+
+/*
+ * Appends the reply encoded in the server's scratch buffer to l's output;
+ * replies count against the output limit like fan-out. Returns 0, or -1
+ * when l was closed (over its limit, or out of memory).
+ */
+static int send_scratch(struct link_conn *l)
 {
     msgpack_sbuffer *sb = &l->srv->sb;
 
-    if (evbuffer_add(bufferevent_get_output(l->bev), sb->data, sb->size) == 0)
-        l->b->stats.bytes_out += sb->size;
+    if (l->target.closed)
+        return -1;
+    if (evbuffer_add(bufferevent_get_output(l->bev), sb->data, sb->size) < 0) {
+        link_close(l, "error");
+        return -1;
+    }
+    l->b->stats.bytes_out += sb->size;
+    return check_output(l);
 }
 
 static msgpack_sbuffer *scratch(struct link_conn *l)
@@ -118,20 +178,30 @@ static msgpack_sbuffer *scratch(struct link_conn *l)
     return &l->srv->sb;
 }
 
-static void send_err(struct link_conn *l, const char *code, const char *text)
+static int send_err(struct link_conn *l, const char *code, const char *text)
 {
     link_encode_err(scratch(l), code, text);
-    send_scratch(l);
+    return send_scratch(l);
+}
+
+/* An ERR about one pattern or topic: that request is refused, the link stays. */
+static int send_err_topic(struct link_conn *l, const char *code, const char *text,
+                          const struct link_str *topic)
+{
+    link_encode_err_topic(scratch(l), code, text, topic->ptr, topic->len);
+    return send_scratch(l);
 }
 
 static void unsubscribe_all(struct link_conn *l)
 {
-    for (size_t i = 0; i < l->nsubs; i++) {
-        bool last;
+    uint32_t nslots;
+    void *const *nodes = ptrset_slots(&l->subs, &nslots);
 
-        trie_unsubscribe_node(l->b->link_trie, l->subs[i], l, &last);
+    for (uint32_t i = 0; i < nslots; i++) {
+        if (nodes[i])
+            trie_unsubscribe_node(l->b->link_trie, nodes[i], l, NULL);
     }
-    l->nsubs = 0;
+    ptrset_clear(&l->subs);
 }
 
 /*
@@ -158,12 +228,17 @@ static int close_after_flush(struct link_conn *l, const char *reason)
     return -1;
 }
 
-/* Sends ERR code/text, counts drop, and closes after the flush. Returns -1. */
+/*
+ * Sends ERR code/text, counts drop (DROP_COUNT: already counted), and
+ * closes after the flush. Returns -1.
+ */
 static int fail(struct link_conn *l, const char *code, const char *text, enum broker_drop drop)
 {
-    l->b->stats.drops[drop]++;
+    if (drop != DROP_COUNT)
+        l->b->stats.drops[drop]++;
     log_info("link_error", "conn=%u peer=%s code=%s reason=\"%s\"", l->id, l->peer, code, text);
-    send_err(l, code, text);
+    if (send_err(l, code, text) < 0)
+        return -1;
     return close_after_flush(l, code);
 }
 
@@ -171,7 +246,7 @@ static void free_entry(struct close_entry *e)
 {
     struct link_conn *l = (struct link_conn *)((char *)e - offsetof(struct link_conn, close_entry));
 
-    mem_free(l->subs);
+    link_decoder_free(l->dec);
     mem_free(l);
 }
 
@@ -186,7 +261,11 @@ static void list_remove(struct link_conn *l)
     l->prev = l->next = NULL;
 }
 
-/* The one way a link ends; idempotent. The struct is freed on a later loop pass. */
+/*
+ * The one way a link ends; idempotent. Detaches it from the trie, the
+ * socket and every list now; the struct and its decoder are freed on a
+ * later loop pass (see the top comment).
+ */
 static void link_close(struct link_conn *l, const char *reason)
 {
     if (l->target.closed)
@@ -194,15 +273,28 @@ static void link_close(struct link_conn *l, const char *reason)
     l->target.closed = true;
     l->state = LINK_STATE_CLOSING;
     unsubscribe_all(l);
-    log_info("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
-    link_decoder_free(l->dec);
-    l->dec = NULL;
+    if (l->preauth.listed)
+        log_debug("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
+    else
+        log_info("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
+    broker_preauth_leave(l->b, &l->preauth);
+    l->b->edge_budget_used -= l->budget;
+    l->budget = 0;
     bufferevent_free(l->bev);
     l->bev = NULL;
     list_remove(l);
     broker_conn_closed(l->b, EP_LINK);
     l->close_entry.free_fn = free_entry;
     broker_defer_free(l->b, &l->close_entry);
+}
+
+/* broker.c closes an unauthenticated link: auth-timeout passed, or a newer one needs its place. */
+static void link_expire(struct preauth *p, enum broker_drop why)
+{
+    struct link_conn *l = (struct link_conn *)((char *)p - offsetof(struct link_conn, preauth));
+
+    l->b->stats.drops[why]++;
+    link_close(l, broker_drop_name(why));
 }
 
 /* ---- frame handlers: each returns 0, or -1 when l is closing ---------- */
@@ -220,40 +312,88 @@ static void copy_name(char *dst, size_t cap, const struct link_str *s)
     dst[n] = '\0';
 }
 
+/*
+ * Decides l's output limit from what it proved (see the top comment).
+ * credential: its HELLO carried the secret that grants the edge role.
+ * Returns how it was granted, for the log.
+ */
+static const char *grant_output_limit(struct link_conn *l, bool credential)
+{
+    struct broker *b = l->b;
+    const struct broker_conf *conf = b->conf;
+    size_t want = conf->edge_output_limit;
+
+    if (strcmp(l->role, "edge") != 0)
+        return "none";
+    if (credential || l->allowed) {
+        l->output_limit = want;
+        return credential ? "secret" : "allow";
+    }
+    if (conf->edge_output_limit_total - b->edge_budget_used >= want) {
+        b->edge_budget_used += want;
+        l->budget = want;
+        l->output_limit = want;
+        return "budget";
+    }
+    log_warn("edge_role_refused",
+             "conn=%u peer=%s reason=\"no credential, not in edge-allow, "
+             "edge-output-limit-total spent\" output_limit=%zu",
+             l->id, l->peer, l->output_limit);
+    return "none";
+}
+
+/* Checks the HELLO's secret. Returns 0 with *edge_cred, or -1 (l is closing). */
+static int authenticate(struct link_conn *l, const struct link_frame *f, bool *edge_cred)
+{
+    struct broker *b = l->b;
+    const char *secret = f->has_secret ? f->secret.ptr : NULL;
+    size_t len = f->has_secret ? f->secret.len : 0;
+
+    *edge_cred = false;
+    if (broker_secret_eq(b->conf->edge_secret, secret, len)) {
+        *edge_cred = true;
+        return 0;
+    }
+    if (broker_auth_ok(b, secret, len)) {
+        /* Without an edge-secret the link secret is the edge credential. */
+        *edge_cred = !b->conf->edge_secret && b->conf->requirepass;
+        return 0;
+    }
+    broker_auth_failed(b, EP_LINK, l->peer);
+    return fail(l, "auth", f->has_secret ? "invalid secret" : "secret required", DROP_COUNT);
+}
+
 static int on_hello(struct link_conn *l, const struct link_frame *f)
 {
     struct broker *b = l->b;
     const char *node = b->conf->node_id ? b->conf->node_id : "broker";
+    const char *grant;
+    bool edge_cred;
 
     if (f->version != LINK_VERSION)
         return fail(l, "protocol", "unsupported link version", DROP_PROTOCOL);
-    if (!broker_auth_ok(b, f->has_secret ? f->secret.ptr : "", f->has_secret ? f->secret.len : 0))
-        return fail(l, "auth", f->has_secret ? "invalid secret" : "secret required", DROP_AUTH);
+    if (authenticate(l, f, &edge_cred) < 0)
+        return -1;
+    if (!broker_admit(b))
+        return fail(l, "max_clients", "max number of clients reached", DROP_COUNT);
+    broker_preauth_leave(b, &l->preauth);
+    link_decoder_set_max(l->dec, b->conf->max_payload + LINK_FRAME_SLACK);
     copy_name(l->role, sizeof(l->role), &f->role);
     copy_name(l->node, sizeof(l->node), &f->node);
-    /* An edge carries the events of thousands of browsers: it gets its own,
-     * larger bound, so a burst it is still draining is not mistaken for a
-     * dead subscriber. */
-    if (strcmp(l->role, "edge") == 0)
-        l->output_limit = b->conf->edge_output_limit;
+    grant = grant_output_limit(l, edge_cred);
     l->state = LINK_STATE_READY;
-    log_info("link_hello", "conn=%u peer=%s role=%s node=%s", l->id, l->peer, l->role, l->node);
-    link_encode_welcome(scratch(l), node, b->epoch);
-    send_scratch(l);
-    return 0;
+    log_info("link_hello", "conn=%u peer=%s role=%s node=%s output_limit=%zu grant=%s", l->id,
+             l->peer, l->role, l->node, l->output_limit, grant);
+    link_encode_welcome(scratch(l), node, b->epoch, (uint64_t)b->conf->max_subscriptions);
+    return send_scratch(l);
 }
 
-/* Index of l's node for pattern, or -1. Linear: only UNSUB and SUB at the cap use it. */
-static long find_sub(const struct link_conn *l, const struct link_str *p)
+/* The node of b->link_trie for pattern p when l holds it, else NULL. */
+static struct trie_node *held(struct link_conn *l, const struct link_str *p)
 {
-    for (size_t i = 0; i < l->nsubs; i++) {
-        size_t len;
-        const char *pat = trie_node_pattern(l->subs[i], &len);
+    struct trie_node *node = trie_find(l->b->link_trie, p->ptr, p->len);
 
-        if (len == p->len && memcmp(pat, p->ptr, len) == 0)
-            return (long)i;
-    }
-    return -1;
+    return node && ptrset_has(&l->subs, node) ? node : NULL;
 }
 
 static int on_sub(struct link_conn *l, const struct link_frame *f)
@@ -261,43 +401,30 @@ static int on_sub(struct link_conn *l, const struct link_frame *f)
     struct broker *b = l->b;
     struct trie_node *node;
     const char *err = "invalid pattern";
-    bool first, added;
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err)) {
-        send_err(l, "bad_topic", err);
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+        return send_err_topic(l, "bad_topic", err, &f->topic);
+    if (held(l, &f->topic))
         return 0;
-    }
-    if (b->conf->max_subscriptions > 0 && l->nsubs >= (size_t)b->conf->max_subscriptions) {
-        if (find_sub(l, &f->topic) < 0)
-            send_err(l, "too_many_subscriptions", "max-subscriptions reached");
-        return 0;
-    }
-    node = trie_subscribe(b->link_trie, f->topic.ptr, f->topic.len, l, &first, &added);
-    if (!added)
-        return 0;
-    if (l->nsubs == l->subs_cap) {
-        l->subs_cap = l->subs_cap ? l->subs_cap * 2 : 8;
-        l->subs = mem_realloc(l->subs, l->subs_cap * sizeof(*l->subs));
-    }
-    l->subs[l->nsubs++] = node;
+    if (ptrset_count(&l->subs) >= (uint64_t)b->conf->max_subscriptions)
+        return send_err_topic(l, "too_many_subscriptions", "max-subscriptions reached", &f->topic);
+    node = trie_subscribe(b->link_trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
+    ptrset_add(&l->subs, node);
     return 0;
 }
 
 static int on_unsub(struct link_conn *l, const struct link_frame *f)
 {
     const char *err = "invalid pattern";
-    long i;
-    bool last;
+    struct trie_node *node;
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err)) {
-        send_err(l, "bad_topic", err);
-        return 0;
-    }
-    i = find_sub(l, &f->topic);
-    if (i < 0)
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err))
+        return send_err_topic(l, "bad_topic", err, &f->topic);
+    node = held(l, &f->topic);
+    if (!node)
         return 0; /* like Redis: unsubscribing what is not subscribed is no error */
-    trie_unsubscribe_node(l->b->link_trie, l->subs[i], l, &last);
-    l->subs[i] = l->subs[--l->nsubs];
+    ptrset_remove(&l->subs, node);
+    trie_unsubscribe_node(l->b->link_trie, node, l, NULL);
     return 0;
 }
 
@@ -307,21 +434,18 @@ static int on_pub(struct link_conn *l, const struct link_frame *f)
     struct router_result res;
     const char *err = "invalid topic";
 
-    if (!topic_valid(f->topic.ptr, f->topic.len, &b->limits, &err)) {
-        send_err(l, "bad_topic", err);
-        return 0;
-    }
+    if (!topic_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+        return send_err_topic(l, "bad_topic", err, &f->topic);
     if (f->payload.len > b->conf->max_payload)
         return fail(l, "oversize", "payload over max-payload", DROP_OVERSIZE);
     router_publish(b, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
     /* A link subscribed to its own topic may just have been closed as a slow consumer. */
     if (l->target.closed || l->state == LINK_STATE_CLOSING)
         return -1;
-    if (f->has_req_id) {
-        link_encode_puback(scratch(l), f->req_id, res.receivers, res.seq);
-        send_scratch(l);
-    }
-    return 0;
+    if (!f->has_req_id)
+        return 0;
+    link_encode_puback(scratch(l), f->req_id, res.receivers, res.seq);
+    return send_scratch(l);
 }
 
 /* Appends "name value\n" to buf at *off, never past cap. */
@@ -367,8 +491,7 @@ static int on_stats(struct link_conn *l)
     stat_line(buf, sizeof(buf), &off, "uptime_s",
               now > b->started_ms ? (now - b->started_ms) / 1000 : 0);
     link_encode_statsr(scratch(l), buf, off);
-    send_scratch(l);
-    return 0;
+    return send_scratch(l);
 }
 
 static int dispatch(struct link_conn *l, const struct link_frame *f)
@@ -387,8 +510,7 @@ static int dispatch(struct link_conn *l, const struct link_frame *f)
         return on_pub(l, f);
     case LINK_PING:
         link_encode_pong(scratch(l), f->token);
-        send_scratch(l);
-        return 0;
+        return send_scratch(l);
     case LINK_PONG:
         return 0;
     case LINK_STATS:
@@ -458,18 +580,29 @@ static int feed_chunk(struct link_conn *l, struct evbuffer *in)
     return 0;
 }
 
+/* Starts or stops request-timeout's clock: a frame is partly received, and we are reading. */
+static void note_partial(struct link_conn *l)
+{
+    if (l->target.closed || l->state == LINK_STATE_CLOSING || l->paused ||
+        link_decoder_pending(l->dec) == 0)
+        l->partial_since_ms = 0;
+    else if (l->partial_since_ms == 0)
+        l->partial_since_ms = net_now_ms();
+}
+
 static void process_input(struct link_conn *l)
 {
     struct evbuffer *in = bufferevent_get_input(l->bev);
 
     for (;;) {
         if (decode_all(l) < 0)
-            return;
+            break;
         if (evbuffer_get_length(in) == 0)
-            return;
+            break;
         if (feed_chunk(l, in) < 0)
-            return;
+            break;
     }
+    note_partial(l);
 }
 
 static void link_on_read(struct bufferevent *bev, void *arg)
@@ -539,7 +672,7 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     /* libevent writes at most 16 KiB per pass by default; a subscriber
      * behind a busy topic needs whole socket buffers per write. */
     bufferevent_set_max_single_write(l->bev, 1 << 20);
-    l->dec = link_decoder_new(b->conf->max_payload + LINK_FRAME_SLACK);
+    l->dec = link_decoder_new(LINK_PREAUTH_FRAME);
     bufferevent_setcb(l->bev, link_on_read, link_on_write, link_on_event, l);
     if (bufferevent_enable(l->bev, EV_READ | EV_WRITE) < 0) {
         link_decoder_free(l->dec);
@@ -550,19 +683,14 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     return l;
 }
 
-static void link_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                           int salen, void *arg)
+static void link_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct link_server *srv = arg;
     struct broker *b = srv->b;
     struct link_conn *l;
 
-    (void)lev;
-    (void)sa;
     (void)salen;
-    if (b->stopping ||
-        (b->conf->max_clients > 0 && broker_conn_count(b) >= (uint64_t)b->conf->max_clients)) {
-        b->stats.drops[DROP_MAX_CLIENTS]++;
+    if (b->stopping) {
         close(fd);
         return;
     }
@@ -571,21 +699,16 @@ static void link_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struc
         log_warn("link_accept_failed", "reason=bufferevent");
         return;
     }
+    l->allowed = b->n_edge_allow > 0 && net_cidr_match(b->edge_allow, b->n_edge_allow, sa);
     l->next = srv->links;
     if (srv->links)
         srv->links->prev = l;
     srv->links = l;
     b->stats.conns_current[EP_LINK]++;
     b->stats.conns_total[EP_LINK]++;
-    log_info("link_open", "conn=%u peer=%s", l->id, l->peer);
-}
-
-static void link_on_accept_error(struct evconnlistener *lev, void *arg)
-{
-    (void)lev;
-    (void)arg;
-    /* EMFILE and friends: libevent retries on the next readiness; just say so. */
-    log_warn("link_accept_error", "errno=%d", EVUTIL_SOCKET_ERROR());
+    l->preauth.expire = link_expire;
+    broker_preauth_add(b, &l->preauth);
+    log_debug("link_open", "conn=%u peer=%s", l->id, l->peer);
 }
 
 /* ---- exported ----------------------------------------------------------- */
@@ -606,15 +729,13 @@ int link_server_start(struct broker *b, const char **err)
     if (b->conf->client_output_limit / 2 < srv->pause_high)
         srv->pause_high = b->conf->client_output_limit / 2;
     srv->pause_low = srv->pause_high / 4;
-    srv->listener = evconnlistener_new(b->base, link_on_accept, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    srv->listener =
+        listener_new(b->base, fd, "link", link_on_accept, srv, &b->stats.accept_errors[EP_LINK]);
     if (!srv->listener) {
-        close(fd);
         mem_free(srv);
         *err = "evconnlistener_new failed";
         return -1;
     }
-    evconnlistener_set_error_cb(srv->listener, link_on_accept_error);
     msgpack_sbuffer_init(&srv->sb);
     b->link = srv;
     log_info("link_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*",
@@ -629,14 +750,30 @@ void link_server_shutdown(struct broker *b)
 
     if (!srv)
         return;
-    if (srv->listener) {
-        evconnlistener_free(srv->listener);
-        srv->listener = NULL;
-    }
+    listener_free(srv->listener);
+    srv->listener = NULL;
     for (l = srv->links; l; l = next) {
         next = l->next;
         if (l->state != LINK_STATE_CLOSING)
             close_after_flush(l, "shutdown");
+    }
+}
+
+void link_server_sweep(struct broker *b, uint64_t now_ms)
+{
+    struct link_server *srv = b->link;
+    struct link_conn *l, *next;
+
+    if (!srv)
+        return;
+    for (l = srv->links; l; l = next) {
+        next = l->next;
+        if (l->partial_since_ms == 0 ||
+            now_ms - l->partial_since_ms < (uint64_t)b->conf->request_timeout)
+            continue;
+        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        log_info("request_timeout", "endpoint=link conn=%u peer=%s", l->id, l->peer);
+        link_close(l, "request_timeout");
     }
 }
 
@@ -647,14 +784,13 @@ void link_server_free(struct broker *b)
 
     if (!srv)
         return;
-    if (srv->listener)
-        evconnlistener_free(srv->listener);
-    /* Links still open after the loop: the trie may be gone already, so only free. */
+    listener_free(srv->listener);
+    /* Links still open after the loop (shutdown timeout): only free them. */
     for (l = srv->links; l; l = next) {
         next = l->next;
         link_decoder_free(l->dec);
         bufferevent_free(l->bev);
-        mem_free(l->subs);
+        ptrset_clear(&l->subs);
         mem_free(l);
     }
     msgpack_sbuffer_destroy(&srv->sb);
@@ -665,7 +801,6 @@ void link_server_free(struct broker *b)
 int link_deliver(struct link_conn *l, struct frame *f)
 {
     struct evbuffer *out;
-    size_t queued;
 
     if (l->target.closed || l->state == LINK_STATE_CLOSING)
         return 0;
@@ -675,13 +810,5 @@ int link_deliver(struct link_conn *l, struct frame *f)
         return -1;
     }
     l->b->stats.bytes_out += f->len;
-    queued = evbuffer_get_length(out);
-    if (queued > l->output_limit) {
-        log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
-                 queued);
-        l->b->stats.drops[DROP_SLOW_CONSUMER]++;
-        link_close(l, "slow_consumer");
-        return -1;
-    }
-    return 0;
+    return check_output(l);
 }

@@ -13,8 +13,9 @@ struct link_conn;
  * requirepass is set) -> WELCOME; then SUB/UNSUB (pattern), PUB (-> PUBACK
  * when a req_id is given), PING (-> PONG), STATS (-> STATS reply). Framing
  * errors, unknown types, oversize frames, a missing HELLO or a bad secret:
- * ERR, then close after the ERR is flushed. A bad topic or pattern in an
- * otherwise well-formed frame: ERR with code "bad_topic", the link stays.
+ * ERR, then close after the ERR is flushed. A bad topic or pattern, or a
+ * SUB past max-subscriptions, in an otherwise well-formed frame: ERR naming
+ * the pattern (code "bad_topic" / "too_many_subscriptions"), the link stays.
  */
 
 /* Binds and starts accepting when conf->link_port != 0. Returns 0, or -1 with *err. */
@@ -23,13 +24,17 @@ int link_server_start(struct broker *b, const char **err);
 /* Stops accepting; existing links flush their output and close. */
 void link_server_shutdown(struct broker *b);
 
+/* Closes links whose partial frame is older than request-timeout (the broker's tick). */
+void link_server_sweep(struct broker *b, uint64_t now_ms);
+
 /* Frees the server (after every link is closed and freed). NULL-safe. */
 void link_server_free(struct broker *b);
 
 /*
  * Adds a reference to f (an encoded MSG frame) to l's output. If the
- * output then exceeds client-output-limit, l is closed as a slow consumer
- * and -1 is returned (l is marked closed, freed later). Returns 0 otherwise.
+ * output then exceeds l's output limit, l is closed as a slow consumer
+ * and -1 is returned (l is marked closed, freed later; its decoder - which
+ * a PUB being routed may point into - lives until then). Returns 0 otherwise.
  */
 int link_deliver(struct link_conn *l, struct frame *f);
 

@@ -25,10 +25,14 @@
  * delivery form: `channel` (SUBSCRIBE, `message`) and `pattern`
  * (PSUBSCRIBE, `pmessage`), so the same text may be both a channel and a
  * pattern of one client, as in Redis. Each handle's sub_target is the trie
- * subscriber in b->resp_trie; the client also keeps its own list of
- * (node, kind) so UNSUBSCRIBE with no argument and close remove exactly its
- * entries. Invariant: an entry is in c->subs iff the handle is in that
- * trie node; both change together (Redis pubsub.c).
+ * subscriber in b->resp_trie; the client also keeps one set of trie nodes
+ * per kind (ptrset: O(1) membership), so UNSUBSCRIBE by name is a trie
+ * lookup plus a set probe whatever the client holds, and UNSUBSCRIBE with
+ * no argument and close remove exactly its entries. Invariant: a node is in
+ * c->channels (c->patterns) iff the channel (pattern) handle is in that
+ * trie node; both change together (Redis pubsub.c). A linear scan of the
+ * client's list per name cost 69 s of CPU for 3,000 PUNSUBSCRIBE names
+ * after 100,000 PSUBSCRIBE, stalling every other client.
  *
  * Fan-out: resp_deliver appends the shared frame (outbuf.h) after any
  * replies and puts the subscriber on the server's dirty list instead of
@@ -49,19 +53,31 @@
  * fan-out and must not slow publishers: past client-output-limit the
  * subscriber is closed as a slow consumer.
  *
+ * Authentication. With requirepass set a new client is listed with the
+ * broker as unauthenticated (auth-timeout, max-unauthenticated; broker.c)
+ * until AUTH succeeds, may keep at most RESP_PREAUTH_PENDING bytes of an
+ * incomplete command, and is closed when RESP_PREAUTH_OUT bytes of replies
+ * wait unread. A failed AUTH holds the client (no reading) until the
+ * broker's next tick, so guesses cost a second each on a connection, and
+ * the RESP_AUTH_MAX_FAILURES-th failure closes it; failures are logged at
+ * most once a second (broker_auth_failed).
+ *
+ * request-timeout: a command that has started arriving must be complete
+ * within it (resp_server_sweep); a client with nothing pending may stay
+ * idle for ever, as in Redis.
+ *
  * Closing: client_close detaches from the trie (the router collects targets
  * before delivering, so this is safe inside a delivery) and the dirty list,
- * frees the event, buffers and socket, and queues the struct on the
- * broker's close list. Errors that Redis answers before closing (protocol
+ * frees the event and closes the socket, and queues the struct on the
+ * broker's close list, which frees its buffers later: a command being run
+ * points into the input buffer. Errors that Redis answers before closing (protocol
  * errors, QUIT, shutdown) use close-after-flush: reading stops, the handles
  * are marked closed so no more deliveries queue, and the client closes once
  * its output is written, or when its event (armed with a timeout while
  * closing) sees no progress for RESP_FLUSH_TIMEOUT.
  *
- * Rejected: a per-client dict of subscriptions (UNSUBSCRIBE by name scans
- * the client's list; unsubscribing by name is rare next to close and
- * UNSUBSCRIBE-all, which are linear anyway), and a resumable parser state
- * per client (the parser re-scans a split command; see resp_parse.c).
+ * Rejected: a resumable parser state per client (the parser re-scans a
+ * split command; see resp_parse.c).
  */
 #include "broker/resp.h"
 
@@ -79,27 +95,33 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "broker/resp_parse.h"
 #include "broker/router.h"
 #include "common/frame.h"
 #include "common/outbuf.h"
+#include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/ptrset.h"
+#include "common/topic.h"
 #include "common/trie.h"
 
-#define RESP_MAX_ARGS      1024
-#define RESP_MAX_INLINE    (64 * 1024)
-#define RESP_BULK_SLACK    1024
-#define RESP_PENDING_SLACK (64 * 1024)
-#define RESP_OUT_HIGH      (1024 * 1024)
-#define RESP_OUT_LOW       (256 * 1024)
-#define RESP_WRITE_EARLY   (64 * 1024) /* replies of one batch written before it ends */
-#define RESP_READ_CHUNK    (64 * 1024)
-#define RESP_READ_BUDGET   (256 * 1024) /* bytes read per client per callback */
-#define RESP_FLUSH_TIMEOUT 10           /* seconds a closing client has to read its last replies */
-#define RESP_VERSION       "0.1.0"
+#define RESP_MAX_ARGS          1024
+#define RESP_MAX_INLINE        (64 * 1024)
+#define RESP_BULK_SLACK        1024
+#define RESP_PENDING_SLACK     (64 * 1024)
+#define RESP_OUT_HIGH          (1024 * 1024)
+#define RESP_OUT_LOW           (256 * 1024)
+#define RESP_WRITE_EARLY       (64 * 1024) /* replies of one batch written before it ends */
+#define RESP_READ_CHUNK        (64 * 1024)
+#define RESP_READ_BUDGET       (256 * 1024) /* bytes read per client per callback */
+#define RESP_FLUSH_TIMEOUT     10   /* seconds a closing client has to read its last replies */
+#define RESP_PREAUTH_PENDING   4096 /* incomplete command kept before AUTH */
+#define RESP_PREAUTH_OUT       (16 * 1024) /* unread replies before AUTH */
+#define RESP_AUTH_MAX_FAILURES 3           /* failed AUTHs that close a connection */
+#define RESP_AUTH_HOLD_MS      500         /* no reading after a failed AUTH */
+#define RESP_VERSION           "0.1.0"
 
 #define ERR_SUBSCRIBED_CTX                                                                         \
     "-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "   \
@@ -113,15 +135,9 @@ struct resp_handle {
     struct resp_client *client;
 };
 
-/* One of the client's subscriptions: the trie node holding one of its handles. */
-struct resp_sub {
-    struct trie_node *node;
-    uint32_t len; /* pattern length, to skip most entries without a memcmp */
-    bool pattern; /* the pattern handle (PSUBSCRIBE), else the channel handle */
-};
-
 struct resp_client {
     struct close_entry close;
+    struct preauth preauth; /* listed with the broker until AUTH succeeds */
     struct resp_handle channel;
     struct resp_handle pattern;
     struct resp_server *srv;
@@ -131,21 +147,24 @@ struct resp_client {
     evutil_socket_t fd;
     struct resp_client *prev, *next;
     struct resp_client *dirty_prev, *dirty_next; /* on srv->dirty iff dirty */
-    struct resp_sub *subs;
-    uint32_t nsubs, subs_cap;
+    struct ptrset channels;    /* trie nodes holding the channel handle (SUBSCRIBE) */
+    struct ptrset patterns;    /* trie nodes holding the pattern handle (PSUBSCRIBE) */
+    uint64_t partial_since_ms; /* an incomplete command is kept since then; 0: none */
     uint32_t id;
     short armed; /* what ev waits for: EV_READ, EV_WRITE, EV_TIMEOUT (closing) */
+    uint8_t auth_failures;
     bool authed;
     bool dirty;   /* deliveries queued for flush_ev to write */
     bool closed;  /* client_close ran; freed at the next close-list sweep */
     bool closing; /* close once the output is flushed */
     bool paused;  /* reading stopped: unread replies past RESP_OUT_HIGH */
+    bool held;    /* reading stopped after a failed AUTH, until the broker's next tick */
     char peer[64];
 };
 
 struct resp_server {
     struct broker *b;
-    struct evconnlistener *listener;
+    struct listener *listener;
     struct resp_client *clients;
     struct resp_limits limits;
     size_t max_pending; /* bytes of one incomplete command before a protocol error */
@@ -311,19 +330,28 @@ static uint64_t *kind_counter(struct resp_server *srv, bool pattern)
     return pattern ? &srv->pattern_subs : &srv->channel_subs;
 }
 
-/* Index of the client's subscription to name of this kind, or -1. */
-static long sub_find(const struct resp_client *c, const struct resp_arg *name, bool pattern)
+/* Subscriptions of both kinds (what Redis's replies count). */
+static uint64_t nsubs(const struct resp_client *c)
 {
-    for (uint32_t i = 0; i < c->nsubs; i++) {
-        const struct resp_sub *s = &c->subs[i];
-        size_t len;
+    return (uint64_t)ptrset_count(&c->channels) + ptrset_count(&c->patterns);
+}
 
-        if (s->pattern != pattern || s->len != name->len)
-            continue;
-        if (memcmp(trie_node_pattern(s->node, &len), name->ptr, name->len) == 0)
-            return (long)i;
-    }
-    return -1;
+static struct resp_handle *handle_of(struct resp_client *c, bool pattern)
+{
+    return pattern ? &c->pattern : &c->channel;
+}
+
+static struct ptrset *set_of(struct resp_client *c, bool pattern)
+{
+    return pattern ? &c->patterns : &c->channels;
+}
+
+/* The trie node of the client's subscription to name of this kind, or NULL: O(tokens). */
+static struct trie_node *sub_find(struct resp_client *c, const struct resp_arg *name, bool pattern)
+{
+    struct trie_node *node = trie_find(c->srv->b->resp_trie, name->ptr, name->len);
+
+    return node && ptrset_has(set_of(c, pattern), node) ? node : NULL;
 }
 
 /*
@@ -333,67 +361,59 @@ static long sub_find(const struct resp_client *c, const struct resp_arg *name, b
 static int sub_add(struct resp_client *c, const struct resp_arg *name, bool pattern)
 {
     struct resp_server *srv = c->srv;
-    struct resp_handle *h = pattern ? &c->pattern : &c->channel;
-    int64_t max = srv->b->conf->max_subscriptions;
+    struct resp_handle *h = handle_of(c, pattern);
     struct trie_node *node;
-    bool first, added;
 
-    node = trie_subscribe(srv->b->resp_trie, name->ptr, name->len, &h->target, &first, &added);
-    if (!added)
+    if (sub_find(c, name, pattern))
         return 0;
-    if (max > 0 && c->nsubs >= (uint64_t)max) {
-        trie_unsubscribe_node(srv->b->resp_trie, node, &h->target, &first);
+    if (nsubs(c) >= (uint64_t)srv->b->conf->max_subscriptions)
         return -1;
-    }
-    if (c->nsubs == c->subs_cap) {
-        c->subs_cap = c->subs_cap ? c->subs_cap * 2 : 4;
-        c->subs = mem_realloc(c->subs, c->subs_cap * sizeof(*c->subs));
-    }
-    c->subs[c->nsubs].node = node;
-    c->subs[c->nsubs].len = (uint32_t)name->len;
-    c->subs[c->nsubs].pattern = pattern;
-    if (c->nsubs++ == 0)
+    node = trie_subscribe(srv->b->resp_trie, name->ptr, name->len, &h->target, NULL, NULL);
+    if (nsubs(c) == 0)
         srv->pubsub_clients++;
+    ptrset_add(set_of(c, pattern), node);
     (*kind_counter(srv, pattern))++;
     return 0;
 }
 
-/* Removes subscription i (order is not kept). */
-static void sub_remove(struct resp_client *c, uint32_t i)
+/* Removes the subscription held at node. */
+static void sub_remove(struct resp_client *c, struct trie_node *node, bool pattern)
 {
     struct resp_server *srv = c->srv;
-    struct resp_sub *s = &c->subs[i];
-    struct resp_handle *h = s->pattern ? &c->pattern : &c->channel;
-    bool last;
 
-    trie_unsubscribe_node(srv->b->resp_trie, s->node, &h->target, &last);
-    (*kind_counter(srv, s->pattern))--;
-    c->subs[i] = c->subs[--c->nsubs];
-    if (c->nsubs == 0)
+    ptrset_remove(set_of(c, pattern), node);
+    trie_unsubscribe_node(srv->b->resp_trie, node, &handle_of(c, pattern)->target, NULL);
+    (*kind_counter(srv, pattern))--;
+    if (nsubs(c) == 0)
         srv->pubsub_clients--;
 }
 
 /* Drops every subscription of this kind, replying for each when reply is set. */
 static void sub_remove_all(struct resp_client *c, bool pattern, bool reply)
 {
+    struct resp_server *srv = c->srv;
     const char *kind = pattern ? "punsubscribe" : "unsubscribe";
-    bool any = false;
+    struct ptrset *set = set_of(c, pattern);
+    uint64_t left = nsubs(c), had = ptrset_count(set);
+    uint32_t nslots;
+    void *const *nodes = ptrset_slots(set, &nslots);
 
-    for (uint32_t i = c->nsubs; i-- > 0;) {
-        size_t len;
-        const char *name;
+    if (reply && had == 0)
+        reply_sub_event(c, kind, NULL, 0, left);
+    for (uint32_t i = 0; i < nslots; i++) {
+        char name[TOPIC_MAX_LEN + 1];
 
-        if (c->subs[i].pattern != pattern)
+        if (!nodes[i])
             continue;
-        any = true;
-        if (reply) {
-            name = trie_node_pattern(c->subs[i].node, &len);
-            reply_sub_event(c, kind, name, len, c->nsubs - 1u);
-        }
-        sub_remove(c, i);
+        /* The text first: unsubscribing may prune the node. */
+        if (reply)
+            reply_sub_event(c, kind, name, trie_node_pattern(nodes[i], name, sizeof(name)), --left);
+        trie_unsubscribe_node(srv->b->resp_trie, nodes[i], &handle_of(c, pattern)->target, NULL);
     }
-    if (reply && !any)
-        reply_sub_event(c, kind, NULL, 0, c->nsubs);
+    ptrset_clear(set);
+    *kind_counter(srv, pattern) -= had;
+    if (had > 0 && nsubs(c) == 0)
+        srv->pubsub_clients--;
 }
 
 static void do_subscribe(struct resp_client *c, const struct resp_arg *argv, size_t argc,
@@ -417,7 +437,7 @@ static void do_subscribe(struct resp_client *c, const struct resp_arg *argv, siz
             return;
         }
         reply_sub_event(c, pattern ? "psubscribe" : "subscribe", argv[i].ptr, argv[i].len,
-                        c->nsubs);
+                        nsubs(c));
     }
 }
 
@@ -429,12 +449,12 @@ static void do_unsubscribe(struct resp_client *c, const struct resp_arg *argv, s
         return;
     }
     for (size_t i = 1; i < argc; i++) {
-        long at = sub_find(c, &argv[i], pattern);
+        struct trie_node *node = sub_find(c, &argv[i], pattern);
 
-        if (at >= 0)
-            sub_remove(c, (uint32_t)at);
+        if (node)
+            sub_remove(c, node, pattern);
         reply_sub_event(c, pattern ? "punsubscribe" : "unsubscribe", argv[i].ptr, argv[i].len,
-                        c->nsubs);
+                        nsubs(c));
     }
 }
 
@@ -486,7 +506,7 @@ static void cmd_ping(struct resp_client *c, const struct resp_arg *argv, size_t 
         REPLY_LIT(c, "-ERR wrong number of arguments for 'ping' command\r\n");
         return;
     }
-    if (c->nsubs > 0) {
+    if (nsubs(c) > 0) {
         /* Subscribed clients can only take push-shaped replies (Redis). */
         REPLY_LIT(c, "*2\r\n$4\r\npong\r\n");
         reply_bulk(c, argc == 2 ? argv[1].ptr : "", argc == 2 ? argv[1].len : 0);
@@ -503,20 +523,42 @@ static void cmd_echo(struct resp_client *c, const struct resp_arg *argv, size_t 
     reply_bulk(c, argv[1].ptr, argv[1].len);
 }
 
-/* Checks user (NULL: the default user) and password; replies -WRONGPASS on failure. */
+/* The first successful AUTH: counted under max-clients from now on, or refused. */
+static bool promote(struct resp_client *c)
+{
+    struct broker *b = c->srv->b;
+
+    if (c->authed)
+        return true;
+    if (!broker_admit(b)) {
+        REPLY_LIT(c, "-ERR max number of clients reached\r\n");
+        close_after_flush(c, "max_clients");
+        return false;
+    }
+    broker_preauth_leave(b, &c->preauth);
+    c->authed = true;
+    return true;
+}
+
+/*
+ * Checks user (NULL: the default user) and password. On failure replies
+ * -WRONGPASS, holds the client (no reading) for a moment, and closes it at
+ * the RESP_AUTH_MAX_FAILURES-th failure.
+ */
 static bool auth_check(struct resp_client *c, const struct resp_arg *user,
                        const struct resp_arg *pass)
 {
     struct broker *b = c->srv->b;
 
     if ((!user || (user->len == 7 && memcmp(user->ptr, "default", 7) == 0)) &&
-        broker_auth_ok(b, pass->ptr, pass->len)) {
-        c->authed = true;
-        return true;
-    }
-    b->stats.drops[DROP_AUTH]++;
-    log_info("resp_auth_failed", "conn=%u peer=%s", c->id, c->peer);
+        broker_auth_ok(b, pass->ptr, pass->len))
+        return promote(c);
+    broker_auth_failed(b, EP_RESP, c->peer);
     REPLY_LIT(c, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    if (++c->auth_failures >= RESP_AUTH_MAX_FAILURES)
+        close_after_flush(c, "auth_failures");
+    else
+        c->held = true;
     return false;
 }
 
@@ -727,7 +769,11 @@ static void cmd_reset(struct resp_client *c, const struct resp_arg *argv, size_t
     (void)argc;
     sub_remove_all(c, false, false);
     sub_remove_all(c, true, false);
-    c->authed = c->srv->b->conf->requirepass == NULL;
+    if (c->srv->b->conf->requirepass && c->authed) {
+        /* Redis's RESET deauthenticates: back under auth-timeout. */
+        c->authed = false;
+        broker_preauth_add(c->srv->b, &c->preauth);
+    }
     REPLY_LIT(c, "+RESET\r\n");
 }
 
@@ -804,7 +850,7 @@ static void dispatch(struct resp_client *c, const struct resp_arg *argv, size_t 
         REPLY_LIT(c, "-NOAUTH Authentication required.\r\n");
         return;
     }
-    if (c->nsubs > 0 && !(cmd->flags & CMD_PUBSUB)) {
+    if (nsubs(c) > 0 && !(cmd->flags & CMD_PUBSUB)) {
         reply_errorf(c, ERR_SUBSCRIBED_CTX, cmd->name);
         return;
     }
@@ -823,24 +869,28 @@ static void client_on_event(evutil_socket_t fd, short what, void *arg);
  */
 static void client_arm(struct resp_client *c)
 {
-    struct timeval tv = {RESP_FLUSH_TIMEOUT, 0};
+    struct timeval flush = {RESP_FLUSH_TIMEOUT, 0};
+    struct timeval hold = {0, RESP_AUTH_HOLD_MS * 1000};
     short want = 0;
 
-    if (!c->closing && !c->paused)
+    if (!c->closing && !c->paused && !c->held)
         want |= EV_READ;
     if (evbuffer_get_length(c->out) > 0)
         want |= EV_WRITE;
-    if (c->closing)
+    if (c->closing || c->held)
         want |= EV_TIMEOUT;
     if (want == c->armed)
         return;
     event_del(c->ev);
     c->armed = want;
-    if (!(want & (EV_READ | EV_WRITE)))
+    if (want == 0)
         return;
+    /* A held client with nothing to write waits on the timeout alone. */
     if (event_assign(c->ev, c->srv->b->base, c->fd, (short)((want & ~EV_TIMEOUT) | EV_PERSIST),
                      client_on_event, c) < 0 ||
-        event_add(c->ev, c->closing ? &tv : NULL) < 0)
+        event_add(c->ev, c->closing ? &flush
+                         : c->held  ? &hold
+                                    : NULL) < 0)
         client_close(c, "error");
 }
 
@@ -895,6 +945,24 @@ static void protocol_error(struct resp_client *c, const char *err)
 }
 
 /*
+ * An unauthenticated client gets no backpressure budget: past
+ * RESP_PREAUTH_OUT of replies it has not read, it is closed. Returns true
+ * when c was closed.
+ */
+static bool preauth_unread(struct resp_client *c)
+{
+    if (evbuffer_get_length(c->out) <= RESP_PREAUTH_OUT)
+        return false;
+    if (!(c->armed & EV_WRITE) && write_out(c) < 0)
+        return true;
+    if (evbuffer_get_length(c->out) <= RESP_PREAUTH_OUT)
+        return false;
+    c->srv->b->stats.drops[DROP_PROTOCOL]++;
+    client_close(c, "unauthenticated_unread");
+    return true;
+}
+
+/*
  * Runs complete commands from buf; returns the bytes consumed. A batch's
  * replies past RESP_WRITE_EARLY are written before it ends, unless the
  * kernel is already refusing; past RESP_OUT_HIGH unwritten, c pauses.
@@ -904,7 +972,7 @@ static size_t run_commands(struct resp_client *c, char *buf, size_t len, bool *i
     struct resp_server *srv = c->srv;
     size_t off = 0;
 
-    while (off < len && !c->closing && !c->paused) {
+    while (off < len && !c->closing && !c->paused && !c->held) {
         const char *err = NULL;
         size_t argc = 0;
         ssize_t n = resp_parse_command(buf + off, len - off, &srv->limits, srv->argv, &argc, &err);
@@ -929,17 +997,28 @@ static size_t run_commands(struct resp_client *c, char *buf, size_t len, bool *i
             if (c->closed)
                 break;
         }
+        if (!c->authed && preauth_unread(c))
+            break;
         if (evbuffer_get_length(c->out) > RESP_OUT_HIGH)
             c->paused = true; /* client_arm drops EV_READ when the callback ends */
     }
     return off;
 }
 
-/* After a batch: an incomplete command larger than a request may be is an error. */
+/*
+ * After a batch: an incomplete command larger than a request may be is an
+ * error (before AUTH: a few KB). Also starts or stops request-timeout's clock.
+ */
 static void check_pending(struct resp_client *c, bool incomplete, size_t left)
 {
-    if (incomplete && !c->closing && left > c->srv->max_pending)
+    size_t max = c->authed ? c->srv->max_pending : RESP_PREAUTH_PENDING;
+
+    if (incomplete && !c->closing && left > max)
         protocol_error(c, "Protocol error: request too large");
+    if (c->closed || c->closing || c->paused || c->held || evbuffer_get_length(c->in) == 0)
+        c->partial_since_ms = 0;
+    else if (c->partial_since_ms == 0)
+        c->partial_since_ms = net_now_ms();
 }
 
 /* Runs every complete command kept in c->in, then drains them at once. */
@@ -997,7 +1076,7 @@ static void client_read(struct resp_client *c)
     struct resp_server *srv = c->srv;
     size_t budget = RESP_READ_BUDGET;
 
-    while (!c->closed && !c->closing && !c->paused) {
+    while (!c->closed && !c->closing && !c->paused && !c->held) {
         ssize_t n = read(c->fd, srv->rbuf, sizeof(srv->rbuf));
 
         if (n > 0) {
@@ -1058,6 +1137,15 @@ static void client_on_event(evutil_socket_t fd, short what, void *arg)
     struct resp_client *c = arg;
 
     (void)fd;
+    if ((what & EV_TIMEOUT) && c->held && !c->closing) {
+        /* The hold after a failed AUTH is over: run what waited, read again. */
+        c->held = false;
+        process_input(c);
+        if (c->closed)
+            return;
+        client_settle(c, true);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         client_close(c, "timeout");
         return;
@@ -1121,25 +1209,24 @@ static void list_unlink(struct resp_server *srv, struct resp_client *c)
     c->prev = c->next = NULL;
 }
 
+/* Frees the struct and its buffers (the close list, or a failed client_new). */
 static void client_free(struct close_entry *e)
 {
     struct resp_client *c = (struct resp_client *)e;
 
-    mem_free(c->subs);
-    mem_free(c);
-}
-
-/* Frees what client_new allocated for the socket, and closes it. */
-static void client_free_io(struct resp_client *c)
-{
-    if (c->ev)
-        event_free(c->ev);
     if (c->in)
         evbuffer_free(c->in);
     if (c->out)
         evbuffer_free(c->out);
+    mem_free(c);
+}
+
+/* Frees the socket's event and closes the socket. */
+static void client_close_io(struct resp_client *c)
+{
+    if (c->ev)
+        event_free(c->ev);
     c->ev = NULL;
-    c->in = c->out = NULL;
     close(c->fd);
 }
 
@@ -1156,11 +1243,28 @@ static void client_close(struct resp_client *c, const char *reason)
     sub_remove_all(c, false, false);
     sub_remove_all(c, true, false);
     dirty_remove(c);
-    client_free_io(c);
+    client_close_io(c);
     list_unlink(srv, c);
-    log_info("resp_close", "conn=%u peer=%s reason=%s", c->id, c->peer, reason ? reason : "done");
+    if (c->authed)
+        log_info("resp_close", "conn=%u peer=%s reason=%s", c->id, c->peer,
+                 reason ? reason : "done");
+    else
+        log_debug("resp_close", "conn=%u peer=%s reason=%s", c->id, c->peer,
+                  reason ? reason : "done");
+    broker_preauth_leave(b, &c->preauth);
     broker_conn_closed(b, EP_RESP);
     broker_defer_free(b, &c->close);
+}
+
+/* broker.c closes an unauthenticated client: auth-timeout passed, or a newer one needs its place.
+ */
+static void resp_expire(struct preauth *p, enum broker_drop why)
+{
+    struct resp_client *c =
+        (struct resp_client *)((char *)p - offsetof(struct resp_client, preauth));
+
+    c->srv->b->stats.drops[why]++;
+    client_close(c, broker_drop_name(why));
 }
 
 static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t fd)
@@ -1187,39 +1291,38 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
     c->ev = event_new(b->base, fd, EV_READ | EV_PERSIST, client_on_event, c);
     c->armed = EV_READ;
     if (!c->in || !c->out || !c->ev || event_add(c->ev, NULL) < 0) {
-        client_free_io(c);
-        mem_free(c);
+        client_close_io(c);
+        client_free(&c->close);
         return NULL;
     }
     return c;
 }
 
+/* Refuses a connection over max-clients (broker_admit counted it). */
 static void refuse(struct broker *b, evutil_socket_t fd)
 {
     static const char msg[] = "-ERR max number of clients reached\r\n";
 
-    b->stats.drops[DROP_MAX_CLIENTS]++;
     log_warn("resp_refused", "reason=max_clients open=%" PRIu64, broker_conn_count(b));
     /* Best effort: the socket is fresh, its send buffer is empty. */
     (void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
 }
 
-static void resp_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                           int salen, void *arg)
+static void resp_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct resp_server *srv = arg;
     struct broker *b = srv->b;
     struct resp_client *c;
 
-    (void)lev;
     (void)sa;
     (void)salen;
     if (b->stopping) {
         close(fd);
         return;
     }
-    if (b->conf->max_clients > 0 && broker_conn_count(b) >= (uint64_t)b->conf->max_clients) {
+    /* Without requirepass a client is authenticated from its first byte. */
+    if (!b->conf->requirepass && !broker_admit(b)) {
         refuse(b, fd);
         return;
     }
@@ -1234,15 +1337,10 @@ static void resp_on_accept(struct evconnlistener *lev, evutil_socket_t fd, struc
     srv->clients = c;
     b->stats.conns_current[EP_RESP]++;
     b->stats.conns_total[EP_RESP]++;
-    log_info("resp_open", "conn=%u peer=%s", c->id, c->peer);
-}
-
-static void resp_on_accept_error(struct evconnlistener *lev, void *arg)
-{
-    (void)lev;
-    (void)arg;
-    /* EMFILE and friends: libevent retries on the next readiness. */
-    log_warn("resp_accept_error", "errno=%d", EVUTIL_SOCKET_ERROR());
+    c->preauth.expire = resp_expire;
+    if (!c->authed)
+        broker_preauth_add(b, &c->preauth);
+    log_debug("resp_open", "conn=%u peer=%s", c->id, c->peer);
 }
 
 /* ---- exported ----------------------------------------------------------- */
@@ -1271,17 +1369,14 @@ int resp_server_start(struct broker *b, const char **err)
         *err = "event_new failed";
         return -1;
     }
-    /* Backlog 0: net_listen already called listen(511); keep that backlog. */
-    srv->listener = evconnlistener_new(b->base, resp_on_accept, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    srv->listener =
+        listener_new(b->base, fd, "resp", resp_on_accept, srv, &b->stats.accept_errors[EP_RESP]);
     if (!srv->listener) {
-        close(fd);
         event_free(srv->flush_ev);
         mem_free(srv);
         *err = "evconnlistener_new failed";
         return -1;
     }
-    evconnlistener_set_error_cb(srv->listener, resp_on_accept_error);
     b->resp = srv;
     log_info("resp_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*", srv->port);
     return 0;
@@ -1294,13 +1389,29 @@ void resp_server_shutdown(struct broker *b)
 
     if (!srv)
         return;
-    if (srv->listener) {
-        evconnlistener_free(srv->listener);
-        srv->listener = NULL;
-    }
+    listener_free(srv->listener);
+    srv->listener = NULL;
     for (c = srv->clients; c; c = next) {
         next = c->next;
         close_after_flush(c, "shutdown");
+    }
+}
+
+void resp_server_sweep(struct broker *b, uint64_t now_ms)
+{
+    struct resp_server *srv = b->resp;
+    struct resp_client *c, *next;
+
+    if (!srv)
+        return;
+    for (c = srv->clients; c; c = next) {
+        next = c->next;
+        if (c->partial_since_ms == 0 ||
+            now_ms - c->partial_since_ms < (uint64_t)b->conf->request_timeout)
+            continue;
+        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        log_info("request_timeout", "endpoint=resp conn=%u peer=%s", c->id, c->peer);
+        client_close(c, "request_timeout");
     }
 }
 
@@ -1311,12 +1422,13 @@ void resp_server_free(struct broker *b)
 
     if (!srv)
         return;
-    if (srv->listener)
-        evconnlistener_free(srv->listener);
+    listener_free(srv->listener);
     /* Clients still open after the loop (shutdown timeout): only free them. */
     for (c = srv->clients; c; c = next) {
         next = c->next;
-        client_free_io(c);
+        client_close_io(c);
+        ptrset_clear(&c->channels);
+        ptrset_clear(&c->patterns);
         client_free(&c->close);
     }
     event_free(srv->flush_ev);

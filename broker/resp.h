@@ -19,6 +19,9 @@ int resp_server_start(struct broker *b, const char **err);
 /* Stops accepting; clients flush their output and close. */
 void resp_server_shutdown(struct broker *b);
 
+/* Closes clients whose incomplete command is older than request-timeout (the broker's tick). */
+void resp_server_sweep(struct broker *b, uint64_t now_ms);
+
 /* Frees the server (after every client is closed and freed). NULL-safe. */
 void resp_server_free(struct broker *b);
 

@@ -30,6 +30,8 @@
 #include "common/frame.h"
 #include "common/link_codec.h"
 #include "common/mem.h"
+#include "common/net.h"
+#include "common/topic.h"
 #include "common/trie.h"
 
 struct match {
@@ -141,8 +143,8 @@ static uint64_t deliver_resp(struct broker *b, const char *topic, size_t tlen, c
             continue;
         }
         if (matches[i].node != pnode) {
-            size_t patlen;
-            const char *pat = trie_node_pattern(matches[i].node, &patlen);
+            char pat[TOPIC_MAX_LEN + 1];
+            size_t patlen = trie_node_pattern(matches[i].node, pat, sizeof(pat));
 
             frame_unref(&pmessage);
             pmessage = encode_resp(pat, patlen, topic, tlen, payload, plen);
@@ -158,7 +160,7 @@ static uint64_t deliver_resp(struct broker *b, const char *topic, size_t tlen, c
 void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out)
 {
-    uint64_t seq = seq_map_next(b->seqs, topic, tlen);
+    uint64_t seq = seq_map_next(b->seqs, topic, tlen, net_now_ms());
     uint64_t n;
 
     if (!sbuf.data)

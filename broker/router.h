@@ -18,7 +18,10 @@ struct router_result {
  * RESP `message`, one RESP `pmessage` per matching pattern), and adds a
  * reference to every matching subscriber's output. Subscribers past their
  * output limit are closed as slow consumers (deferred free, so the walk is
- * safe). Borrows topic and payload.
+ * safe). Borrows topic and payload, which must stay valid for the whole
+ * call even when a delivery closes the publisher itself (a link subscribed
+ * to its own topic): endpoints free their parsers' memory only from the
+ * broker's close list, never in a close.
  */
 void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out);

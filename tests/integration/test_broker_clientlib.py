@@ -80,7 +80,7 @@ class ClientLibTest(unittest.TestCase):
             self.assertEqual(res["ok"], False, detail)
         finally:
             b.check_clean_exit()
-        self.assertEqual(b.log().count("event=resp_auth_failed"), 1, b.log())
+        self.assertEqual(b.log().count("event=auth_failed endpoint=resp"), 1, b.log())
 
 
 if __name__ == "__main__":
