@@ -1,0 +1,306 @@
+/*
+ * http_request.c - one HTTP/1.x request, parsed as its bytes arrive.
+ *
+ * libhttp-parser does the syntax (request line, header folding, chunked
+ * bodies, Content-Length) and keeps its state in r->parser, so a request
+ * may arrive in any number of pieces. This file keeps only what the broker
+ * acts on: the URL, the Authorization value, how many Content-Length and
+ * Transfer-Encoding headers came, and the body.
+ *
+ * Headers are tracked as the parser reports them: a field name may come in
+ * pieces, and the first piece of its value marks the end of the name, when
+ * the name is classified (case-insensitively). A name longer than
+ * r->field is no header we act on.
+ *
+ * Smuggling: behind a proxy, a request whose length two parties read
+ * differently lets one hide a second request in the first one's body.
+ * libhttp-parser refuses some of these itself; the checks in
+ * on_headers_complete refuse all of them here whatever its version does:
+ * more than one Content-Length (equal or not), or Content-Length together
+ * with Transfer-Encoding.
+ *
+ * on_message_complete pauses the parser, so http_parser_execute stops
+ * exactly at the end of a request and the connection answers it before
+ * the next (pipelined) one is parsed; http_request_next unpauses.
+ *
+ * Rejected: evhttp (libevent): its request timeout restarts on every byte
+ * (a client sending one byte a second holds a connection for ever), it
+ * accepts two Content-Length headers, and it has no hook between a
+ * request's head and its body, so a 1 MB body was read before a missing
+ * password was noticed.
+ */
+#include "broker/http_request.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "common/mem.h"
+
+static struct http_request *req_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* Refuses the request: a callback returns the -1 this gives back. */
+static int refuse(struct http_request *r, int status, const char *err)
+{
+    if (r->status == 0) {
+        r->status = status;
+        r->err = err;
+    }
+    return -1;
+}
+
+/* Counts head bytes; past the limit the request is refused with 431. */
+static int count_head(struct http_request *r, size_t len)
+{
+    r->head_bytes += len;
+    if (r->head_bytes > r->lim->max_head)
+        return refuse(r, 431, "request header fields too large");
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    req_of(p)->started = true;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_request *r = req_of(p);
+
+    if (r->url_len + len > r->lim->max_head)
+        return refuse(r, 414, "URI too long");
+    if (count_head(r, len) < 0)
+        return -1;
+    if (r->url_len + len + 1 > r->url_cap) {
+        r->url_cap = (r->url_len + len + 1) * 2;
+        r->url = mem_realloc(r->url, r->url_cap);
+    }
+    memcpy(r->url + r->url_len, at, len);
+    r->url_len += len;
+    r->url[r->url_len] = '\0';
+    return 0;
+}
+
+static enum http_request_header classify(const struct http_request *r)
+{
+    static const struct {
+        const char *name;
+        enum http_request_header h;
+    } known[] = {
+        {"authorization", HTTP_H_AUTHORIZATION},
+        {"content-length", HTTP_H_CONTENT_LENGTH},
+        {"transfer-encoding", HTTP_H_TRANSFER_ENCODING},
+    };
+
+    if (r->field_len >= sizeof(r->field))
+        return HTTP_H_OTHER;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strlen(known[i].name) == r->field_len &&
+            strncasecmp(known[i].name, r->field, r->field_len) == 0)
+            return known[i].h;
+    }
+    return HTTP_H_OTHER;
+}
+
+/* The name is complete: classify it, and count the headers that are counted. */
+static void end_field(struct http_request *r)
+{
+    r->cur = classify(r);
+    r->field_len = 0;
+    if (r->cur == HTTP_H_CONTENT_LENGTH)
+        r->content_lengths++;
+    else if (r->cur == HTTP_H_TRANSFER_ENCODING)
+        r->transfer_encoding = true;
+    else if (r->cur == HTTP_H_AUTHORIZATION) {
+        /* A second Authorization replaces nothing: it is refused below. */
+        if (r->has_auth)
+            r->auth_overflow = true;
+        r->has_auth = true;
+        r->auth_len = 0;
+        r->auth[0] = '\0';
+    }
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_request *r = req_of(p);
+
+    if (count_head(r, len) < 0)
+        return -1;
+    /* After a value, a field callback starts the next header; otherwise it
+     * continues this name (a name split across reads). A name that fills
+     * r->field is longer than any header classify() knows. */
+    r->in_value = false;
+    for (size_t i = 0; i < len && r->field_len < sizeof(r->field); i++)
+        r->field[r->field_len++] = at[i];
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_request *r = req_of(p);
+
+    if (count_head(r, len) < 0)
+        return -1;
+    if (!r->in_value) {
+        r->in_value = true;
+        end_field(r);
+    }
+    if (r->cur != HTTP_H_AUTHORIZATION)
+        return 0;
+    if (r->auth_len + len > HTTP_AUTH_MAX) {
+        r->auth_overflow = true;
+        return 0;
+    }
+    memcpy(r->auth + r->auth_len, at, len);
+    r->auth_len += len;
+    r->auth[r->auth_len] = '\0';
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_request *r = req_of(p);
+    const char *err = "refused";
+    int status;
+
+    if (r->content_lengths > 1)
+        return refuse(r, 400, "more than one Content-Length header");
+    if (r->content_lengths && r->transfer_encoding)
+        return refuse(r, 400, "Content-Length together with Transfer-Encoding");
+    if (r->on_head && (status = r->on_head(r, r->arg, &err)) != 0)
+        return refuse(r, status, err);
+    if (r->content_lengths && p->content_length > r->lim->max_body)
+        return refuse(r, 413, "payload too large");
+    if (r->content_lengths && p->content_length > 0) {
+        r->body_cap = (size_t)p->content_length;
+        r->body = mem_realloc(r->body, r->body_cap);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_request *r = req_of(p);
+
+    if (len > r->lim->max_body - r->body_len)
+        return refuse(r, 413, "payload too large");
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
+
+        if (cap < r->body_len + len)
+            cap = r->body_len + len;
+        if (cap > r->lim->max_body)
+            cap = r->lim->max_body;
+        r->body = mem_realloc(r->body, cap);
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, at, len);
+    r->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct http_request *r = req_of(p);
+
+    r->complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Forgets the current request, keeping allocations for the next one. */
+static void reset(struct http_request *r)
+{
+    r->url_len = 0;
+    if (r->url)
+        r->url[0] = '\0';
+    r->auth_len = 0;
+    r->auth[0] = '\0';
+    r->has_auth = false;
+    r->auth_overflow = false;
+    r->content_lengths = 0;
+    r->transfer_encoding = false;
+    r->body_len = 0;
+    r->head_bytes = 0;
+    r->started = false;
+    r->complete = false;
+    r->status = 0;
+    r->err = NULL;
+    r->field_len = 0;
+    r->cur = HTTP_H_OTHER;
+    r->in_value = false;
+}
+
+void http_request_init(struct http_request *r, const struct http_request_limits *lim,
+                       http_request_head_fn *on_head, void *arg)
+{
+    memset(r, 0, sizeof(*r));
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+    r->lim = lim;
+    r->on_head = on_head;
+    r->arg = arg;
+    reset(r);
+}
+
+void http_request_free(struct http_request *r)
+{
+    mem_free(r->url);
+    mem_free(r->body);
+    r->url = r->body = NULL;
+    r->url_cap = r->body_cap = 0;
+}
+
+size_t http_request_feed(struct http_request *r, const char *data, size_t len)
+{
+    enum http_errno e;
+    size_t n;
+
+    if (r->complete || r->status || len == 0)
+        return 0;
+    n = http_parser_execute(&r->parser, &settings, data, len);
+    if (r->complete || r->status)
+        return n;
+    e = HTTP_PARSER_ERRNO(&r->parser);
+    if (e == HPE_HEADER_OVERFLOW)
+        refuse(r, 431, "request header fields too large");
+    else if (e != HPE_OK)
+        refuse(r, 400, http_errno_description(e));
+    return n;
+}
+
+void http_request_next(struct http_request *r)
+{
+    /* A large body's buffer is not kept for the next request. */
+    if (r->body_cap > 64 * 1024) {
+        mem_free(r->body);
+        r->body = NULL;
+        r->body_cap = 0;
+    }
+    reset(r);
+    http_parser_pause(&r->parser, 0);
+}
+
+int http_request_method(const struct http_request *r)
+{
+    return (int)r->parser.method;
+}
+
+bool http_request_keep_alive(const struct http_request *r)
+{
+    return http_should_keep_alive(&r->parser) != 0;
+}
