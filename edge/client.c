@@ -22,7 +22,13 @@
  * are appended to c->msg; UTF-8 is validated incrementally across them
  * (c->utf8), so a bad byte closes with 1007 as soon as it arrives.
  *
- * Output. Deliveries and replies are refcounted frames (memory rule 2).
+ * Output. Deliveries and replies are refcounted frames (memory rule 2),
+ * and every one of them - events, JSON replies, pongs, keepalive pings -
+ * counts against send-queue-limit (queue_counted): a client that sends
+ * pings or ops and never reads the answers is a slow consumer like one
+ * that never reads its events, closed with 1008 once the limit is reached.
+ * Only the close frame and the handshake's own answer are exempt (one
+ * bounded frame each, on a connection that is ending or just starting).
  * The first frame queued goes into c->pending (one reference, no
  * allocation); a second one, or the part of a frame the kernel refused,
  * moves everything into a borrowed evbuffer: by reference
@@ -69,6 +75,7 @@
 #include "edge/client_proto.h"
 #include "edge/interest.h"
 #include "edge/pool.h"
+#include "edge/uplink.h"
 #include "edge/utf8.h"
 #include "edge/worker.h"
 #include "edge/ws_frame.h"
@@ -178,7 +185,11 @@ static void spill_pending(struct client *c, size_t skip)
     }
 }
 
-/* Takes a reference to f and queues it after everything already queued. */
+/*
+ * Takes a reference to f and queues it after everything already queued,
+ * outside send-queue-limit: only for the close frame and the handshake's
+ * answer. Everything else goes through queue_counted.
+ */
 static void queue_frame(struct client *c, struct frame *f)
 {
     if (c->state == CLIENT_OPEN)
@@ -271,25 +282,51 @@ broken:
     return -1;
 }
 
+/* True when len more bytes would take c past send-queue-limit. */
+static bool over_limit(const struct client *c, size_t len)
+{
+    return client_queued(c) + len > c->w->conf->send_queue_limit;
+}
+
+/* c's output is full: close it 1008 and count it. Returns -1. */
+static int slow_consumer(struct client *c)
+{
+    struct worker *w = c->w;
+    char peer[PEER_MAX];
+
+    peer_of(c, peer, sizeof(peer));
+    log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, peer, client_queued(c));
+    w->stats.slow_consumers++;
+    w->stats.closes[CLOSE_R_1008]++;
+    /* Deliveries stop here (client_close unsubscribes). The close frame
+     * goes after what is queued, which ends on a frame boundary, and the
+     * closing grace period bounds how long that queue (at most
+     * send-queue-limit) may take to drain before the socket is cut. */
+    client_close(c, WS_CLOSE_POLICY, "slow consumer");
+    return -1;
+}
+
+/*
+ * Takes f (a reference the caller owns) and queues it, unless that would
+ * take c past send-queue-limit: then f is dropped and c is closed as a slow
+ * consumer. Returns 0, or -1 when c was closed.
+ */
+static int queue_counted(struct client *c, struct frame *f)
+{
+    if (over_limit(c, f->len)) {
+        frame_unref(&f);
+        return slow_consumer(c);
+    }
+    queue_frame(c, f);
+    return 0;
+}
+
 int client_deliver(struct client *c, struct frame *f)
 {
     struct worker *w = c->w;
-    size_t queued = client_queued(c);
 
-    if (queued + f->len > w->conf->send_queue_limit) {
-        char peer[PEER_MAX];
-
-        peer_of(c, peer, sizeof(peer));
-        log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, peer, queued);
-        w->stats.slow_consumers++;
-        w->stats.closes[CLOSE_R_1008]++;
-        /* Deliveries stop here (client_close unsubscribes). The close frame
-         * goes after what is queued, which ends on a frame boundary, and the
-         * closing grace period bounds how long that queue (at most
-         * send-queue-limit) may take to drain before the socket is cut. */
-        client_close(c, WS_CLOSE_POLICY, "slow consumer");
-        return -1;
-    }
+    if (over_limit(c, f->len))
+        return slow_consumer(c);
     queue_frame(c, frame_ref(f));
     w->stats.deliveries++;
     if (!(c->flags & CLIENT_F_DIRTY))
@@ -305,45 +342,43 @@ int client_ping(struct client *c)
      * worker_new runs on the main thread. */
     if (!w->ping_frame)
         w->ping_frame = control_frame(WS_OP_PING, NULL, 0);
-    queue_frame(c, frame_ref(w->ping_frame));
+    if (queue_counted(c, frame_ref(w->ping_frame)) < 0)
+        return -1;
     c->last_ping_s = c->w->now_s;
     return client_flush(c);
 }
 
-/* Queues a JSON text reply. */
-static void queue_text(struct client *c, const char *s, size_t len)
+/* Queues a JSON text reply. Returns 0, or -1 when c was closed (over its limit). */
+static int queue_text(struct client *c, const char *s, size_t len)
 {
-    queue_frame(c, client_encode_text(s, len));
+    return queue_counted(c, client_encode_text(s, len));
 }
 
-static void send_error(struct client *c, const char *id_text, const char *code, const char *msg)
+/* Returns 0, or -1 when c was closed (over its limit). */
+static int send_error(struct client *c, const char *id_text, const char *code, const char *msg)
 {
     char buf[REPLY_MAX];
     size_t n = client_reply_error(buf, sizeof(buf), id_text, code, msg);
 
-    if (n < sizeof(buf))
-        queue_text(c, buf, n);
+    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
 /* ---------- subscriptions ---------- */
 
-static int find_sub(const struct client *c, const char *pattern, size_t len)
+/* The node of w->trie for pattern when c holds it, else NULL: O(pattern tokens). */
+static struct trie_node *held(const struct client *c, const char *pattern, size_t len)
 {
-    for (int i = 0; i < c->nsubs; i++) {
-        size_t plen;
-        const char *p = trie_node_pattern(c->subs[i], &plen);
+    struct trie_node *node = trie_find(c->w->trie, pattern, len);
 
-        if (plen == len && memcmp(p, pattern, len) == 0)
-            return i;
-    }
-    return -1;
+    return node && ptrset_has(&c->subs, node) ? node : NULL;
 }
 
-static size_t max_subs(const struct client *c)
+/* True when a pattern new to this worker would pass the broker's per-link limit. */
+static bool room_for_new_pattern(const struct worker *w)
 {
-    int64_t m = c->w->conf->max_subscriptions;
+    uint64_t limit = w->uplink ? uplink_max_patterns(w->uplink) : 0;
 
-    return m > UINT16_MAX ? UINT16_MAX : (size_t)m;
+    return limit == 0 || trie_pattern_count(w->trie) < limit;
 }
 
 int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
@@ -356,18 +391,20 @@ int client_subscribe(struct client *c, const char *pattern, size_t len, const ch
         *code = "bad_topic";
         return -1;
     }
-    if (find_sub(c, pattern, len) >= 0)
+    if (held(c, pattern, len))
         return 0;
-    if (c->nsubs >= max_subs(c)) {
+    if (ptrset_count(&c->subs) >= (uint64_t)w->conf->max_subscriptions) {
         *code = "too_many_subscriptions";
         *err = "max-subscriptions reached for this connection";
         return -1;
     }
-    if (c->nsubs == c->subs_cap) {
-        c->subs_cap = (uint16_t)(c->subs_cap + 2);
-        c->subs = mem_realloc(c->subs, c->subs_cap * sizeof(*c->subs));
+    if (!trie_find(w->trie, pattern, len) && !room_for_new_pattern(w)) {
+        w->stats.patterns_refused++;
+        *code = "too_many_subscriptions";
+        *err = "the server holds as many distinct patterns as its broker allows";
+        return -1;
     }
-    c->subs[c->nsubs++] = trie_subscribe(w->trie, pattern, len, c, &first, NULL);
+    ptrset_add(&c->subs, trie_subscribe(w->trie, pattern, len, c, &first, NULL));
     if (first)
         interest_gained(w->uplink, pattern, len);
     return 0;
@@ -376,40 +413,56 @@ int client_subscribe(struct client *c, const char *pattern, size_t len, const ch
 /* Removes c from node; the broker hears UNSUB when c was its last holder. */
 static void drop_node(struct client *c, struct trie_node *node)
 {
-    bool last = false;
-
-    /* UNSUB first: the node (and its pattern text) is pruned with its last subscriber. */
+    /* UNSUB first: the node (and its pattern) is pruned with its last subscriber. */
     if (trie_node_count(node) == 1) {
-        size_t len;
-        const char *p = trie_node_pattern(node, &len);
+        char p[TOPIC_MAX_LEN + 1];
+        size_t len = trie_node_pattern(node, p, sizeof(p));
 
         interest_lost(c->w->uplink, p, len);
     }
-    trie_unsubscribe_node(c->w->trie, node, c, &last);
+    trie_unsubscribe_node(c->w->trie, node, c, NULL);
 }
 
 int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
                        const char **err)
 {
-    int i = find_sub(c, pattern, len);
+    struct trie_node *node = held(c, pattern, len);
 
-    if (i < 0) {
+    if (!node) {
         *code = "not_subscribed";
         *err = "not subscribed to this topic";
         return -1;
     }
-    drop_node(c, c->subs[i]);
-    c->subs[i] = c->subs[--c->nsubs];
+    ptrset_remove(&c->subs, node);
+    drop_node(c, node);
     return 0;
+}
+
+int client_refused(struct client *c, struct trie_node *node, const char *code, const char *pattern,
+                   size_t len)
+{
+    char buf[2 * TOPIC_MAX_LEN + REPLY_MAX]; /* the pattern, JSON-escaped */
+    size_t n;
+
+    if (!ptrset_remove(&c->subs, node))
+        return 0;
+    /* No UNSUB: the broker never took the pattern. */
+    trie_unsubscribe_node(c->w->trie, node, c, NULL);
+    n = client_reply_refused(buf, sizeof(buf), code, pattern, len,
+                             "the broker refused this subscription");
+    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
 static void unsubscribe_all(struct client *c)
 {
-    for (int i = 0; i < c->nsubs; i++)
-        drop_node(c, c->subs[i]);
-    mem_free(c->subs);
-    c->subs = NULL;
-    c->nsubs = c->subs_cap = 0;
+    uint32_t nslots;
+    void *const *nodes = ptrset_slots(&c->subs, &nslots);
+
+    for (uint32_t i = 0; i < nslots; i++) {
+        if (nodes[i])
+            drop_node(c, nodes[i]);
+    }
+    ptrset_clear(&c->subs);
 }
 
 /* ---------- closing ---------- */
@@ -615,11 +668,13 @@ static void open_websocket(struct client *c, const struct ws_request *req)
     c->last_ping_s = w->now_s - c->id % w->ping_interval_s;
     worker_sweep_soon(w, c); /* its timers are now the open state's */
     w->stats.handshakes_ok++;
-    if (req->too_many_topics)
-        send_error(c, "", "too_many_subscriptions", "too many topics in the query string");
+    if (req->too_many_topics &&
+        send_error(c, "", "too_many_subscriptions", "too many topics in the query string") < 0)
+        return;
     for (size_t i = 0; i < req->ntopics; i++) {
-        if (client_subscribe(c, req->topics[i], req->topic_lens[i], &code, &err) < 0)
-            send_error(c, "", code, err);
+        if (client_subscribe(c, req->topics[i], req->topic_lens[i], &code, &err) < 0 &&
+            send_error(c, "", code, err) < 0)
+            return;
     }
 }
 
@@ -646,7 +701,7 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
         return -1;
     }
     open_websocket(c, &req);
-    return r;
+    return c->state == CLIENT_OPEN ? r : -1; /* its first replies may have filled the queue */
 }
 
 /* ---------- frames ---------- */
@@ -668,10 +723,8 @@ static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t
 {
     uint16_t code = 0;
 
-    if (opcode == WS_OP_PING) {
-        queue_frame(c, control_frame(WS_OP_PONG, p, len));
-        return 0;
-    }
+    if (opcode == WS_OP_PING)
+        return queue_counted(c, control_frame(WS_OP_PONG, p, len));
     if (opcode == WS_OP_PONG)
         return 0;
     if (!ws_close_payload_valid(p, len, &code))
@@ -682,41 +735,42 @@ static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t
     return -1;
 }
 
-/* One complete text message: a JSON op. Never closes c. */
-static void on_message(struct client *c, const char *msg, size_t len)
+/* Runs one parsed op and queues its reply. Returns 0, or -1 when c was closed. */
+static int run_op(struct client *c, const struct client_op *op)
+{
+    const char *code = "bad_request", *err = "malformed op";
+    char buf[REPLY_MAX];
+    size_t n;
+    int rc;
+
+    if (op->kind == CLIENT_OP_PING) {
+        n = client_reply_pong(buf, sizeof(buf), op->id_text);
+        return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
+    }
+    if (op->kind == CLIENT_OP_SUB)
+        rc = client_subscribe(c, op->topic, op->topic_len, &code, &err);
+    else
+        rc = client_unsubscribe(c, op->topic, op->topic_len, &code, &err);
+    if (rc < 0)
+        return send_error(c, op->id_text, code, err);
+    n = client_reply_ok(buf, sizeof(buf), op->id_text);
+    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
+}
+
+/* One complete text message: a JSON op. Returns 0, or -1 when c was closed. */
+static int on_message(struct client *c, const char *msg, size_t len)
 {
     struct client_op op;
     const char *code = "bad_request", *err = "malformed op";
-    char buf[REPLY_MAX];
     int rc;
 
     memset(&op, 0, sizeof(op));
-    if (client_op_parse(msg, len, &op, &code, &err) < 0) {
-        send_error(c, op.id_text, code, err);
-        client_op_release(&op);
-        return;
-    }
-    if (op.kind == CLIENT_OP_PING) {
-        size_t n = client_reply_pong(buf, sizeof(buf), op.id_text);
-
-        if (n < sizeof(buf))
-            queue_text(c, buf, n);
-        client_op_release(&op);
-        return;
-    }
-    if (op.kind == CLIENT_OP_SUB)
-        rc = client_subscribe(c, op.topic, op.topic_len, &code, &err);
+    if (client_op_parse(msg, len, &op, &code, &err) < 0)
+        rc = send_error(c, op.id_text, code, err);
     else
-        rc = client_unsubscribe(c, op.topic, op.topic_len, &code, &err);
-    if (rc == 0) {
-        size_t n = client_reply_ok(buf, sizeof(buf), op.id_text);
-
-        if (n < sizeof(buf))
-            queue_text(c, buf, n);
-    } else {
-        send_error(c, op.id_text, code, err);
-    }
+        rc = run_op(c, &op);
     client_op_release(&op);
+    return rc;
 }
 
 /* Appends p[0..len) to the fragmented message being assembled in c->msg. */
@@ -743,6 +797,7 @@ static void append_msg(struct client *c, const uint8_t *p, size_t len)
 static int on_data(struct client *c, const struct ws_frame_header *h, const uint8_t *p, size_t len)
 {
     size_t have = c->msg ? c->msg->len : 0;
+    int rc;
 
     if (h->opcode == WS_OP_CONT && !c->msg_op)
         return protocol_close(c, WS_CLOSE_PROTOCOL, "continuation without a message");
@@ -769,12 +824,11 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
         append_msg(c, p, len);
         m = c->msg;
         c->msg = NULL;
-        on_message(c, (const char *)m->data, m->len);
+        rc = on_message(c, (const char *)m->data, m->len);
         pool_put(c->w->pool, &m);
-        return 0;
+        return rc;
     }
-    on_message(c, (const char *)p, len);
-    return 0;
+    return on_message(c, (const char *)p, len);
 }
 
 /* Returns the frame's length, 0 when incomplete, -1 when c is closing. */

@@ -7,6 +7,8 @@
 
 #include <event2/event_struct.h>
 
+#include "common/ptrset.h"
+
 /*
  * One client connection on the edge port: the HTTP request head, then a
  * WebSocket (RFC 6455) carrying the JSON ops of DESIGN.md "Client
@@ -39,12 +41,11 @@ enum client_state {
 struct client {
     struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */
     struct worker *w;
-    struct chunk *in;        /* incomplete frame or request head, NULL when none */
-    struct chunk *msg;       /* payload of a fragmented message being assembled, or NULL */
-    struct evbuffer *out;    /* output the kernel refused (borrowed from the pool), or NULL */
-    struct frame *pending;   /* the single queued frame when out is NULL, or NULL */
-    struct trie_node **subs; /* nodes of w->trie holding this client */
-    uint16_t nsubs, subs_cap;
+    struct chunk *in;      /* incomplete frame or request head, NULL when none */
+    struct chunk *msg;     /* payload of a fragmented message being assembled, or NULL */
+    struct evbuffer *out;  /* output the kernel refused (borrowed from the pool), or NULL */
+    struct frame *pending; /* the single queued frame when out is NULL, or NULL */
+    struct ptrset subs;    /* nodes of w->trie holding this client (one: no allocation) */
     uint32_t id;
     uint32_t index;       /* slot in w->clients */
     uint32_t born_s;      /* worker clock at accept */
@@ -64,11 +65,12 @@ struct client *client_new(struct worker *w, int fd);
 
 /*
  * Subscribes c to pattern[0..len) (borrowed): validates it (topic limits),
- * enforces max-subscriptions, adds c to the worker's trie and, when the
- * pattern is new to this worker, sends SUB to the broker. Subscribing twice
- * to one pattern succeeds once. Returns 0, or -1 with *code ("bad_topic",
- * "too_many_subscriptions") and *err (static). The one gate every
- * subscription passes (query string and JSON ops alike).
+ * enforces max-subscriptions and, for a pattern new to this worker, the
+ * broker's per-link pattern limit (announced in WELCOME), adds c to the
+ * worker's trie and, when the pattern is new to this worker, sends SUB to
+ * the broker. Subscribing twice to one pattern succeeds once. Returns 0, or
+ * -1 with *code ("bad_topic", "too_many_subscriptions") and *err (static).
+ * The one gate every subscription passes (query string and JSON ops alike).
  */
 int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
                      const char **err);
@@ -85,7 +87,8 @@ int client_unsubscribe(struct client *c, const char *pattern, size_t len, const 
  * Queues a reference to f (borrowed: c takes its own reference) for a
  * delivery and puts c on the worker's dirty list. Closes c as a slow
  * consumer (1008) when its queued output would exceed send-queue-limit:
- * returns -1 then, 0 otherwise.
+ * returns -1 then, 0 otherwise. Replies, pongs and pings count against the
+ * same limit.
  */
 int client_deliver(struct client *c, struct frame *f);
 
@@ -103,6 +106,15 @@ int client_flush(struct client *c);
  * the struct to the worker's close list (freed on the next loop pass).
  */
 void client_close(struct client *c, uint16_t code, const char *reason);
+
+/*
+ * The broker refused node's pattern (text: pattern[0..len), code its ERR
+ * code): c loses that subscription without an UNSUB and is told with
+ * {"op":"error","code":code,"topic":pattern,...}. Returns 0, or -1 when c
+ * was closed (the reply took it past send-queue-limit).
+ */
+int client_refused(struct client *c, struct trie_node *node, const char *code, const char *pattern,
+                   size_t len);
 
 /* Sends a WebSocket ping (the sweep's keepalive). Returns 0, or -1 when c was closed. */
 int client_ping(struct client *c);

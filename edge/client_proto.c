@@ -327,6 +327,22 @@ size_t client_reply_error(char *out, size_t cap, const char *id_text, const char
     return reply_end(&o, out, cap);
 }
 
+size_t client_reply_refused(char *out, size_t cap, const char *code, const char *pattern,
+                            size_t len, const char *message)
+{
+    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+
+    put_reply_head(&o, "error", NULL);
+    put_str(&o, ",\"code\":");
+    put_json_string(&o, code, strlen(code));
+    put_str(&o, ",\"topic\":");
+    put_json_string(&o, pattern, len);
+    put_str(&o, ",\"message\":");
+    put_json_string(&o, message, strlen(message));
+    put(&o, "}", 1);
+    return reply_end(&o, out, cap);
+}
+
 /* ------------------------------------------------------------ frames */
 
 /*

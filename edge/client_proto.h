@@ -55,6 +55,14 @@ size_t client_reply_error(char *out, size_t cap, const char *id_text, const char
                           const char *message);
 
 /*
+ * Formats {"op":"error","code":"<code>","topic":"<pattern>","message":"<message>"}: a
+ * subscription the broker refused after it was accepted (no id: it answers
+ * no request of the moment). pattern[0..len) is JSON-escaped.
+ */
+size_t client_reply_refused(char *out, size_t cap, const char *code, const char *pattern,
+                            size_t len, const char *message);
+
+/*
  * Returns a new reference to one complete server WebSocket text frame
  * (header + payload) carrying
  *   {"op":"msg","topic":"<topic>","seq":<seq>,"data":<payload>}

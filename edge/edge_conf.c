@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/net.h"
+#include "common/topic.h"
 
 #define F(field) offsetof(struct edge_conf, field)
 
@@ -57,9 +58,9 @@ const struct conf_directive edge_conf_table[] = {
      "time allowed to complete the WebSocket handshake"},
     {"shutdown-timeout", CONF_TIME_MS, F(shutdown_timeout), "5s", 0, 3600000, NULL,
      "how long SIGTERM waits for close frames to flush before exiting"},
-    {"max-topic-length", CONF_INT, F(max_topic_length), "256", 1, 4096, NULL,
+    {"max-topic-length", CONF_INT, F(max_topic_length), "256", 1, TOPIC_MAX_LEN, NULL,
      "longest topic or pattern, in bytes"},
-    {"max-topic-tokens", CONF_INT, F(max_topic_tokens), "16", 1, 256, NULL,
+    {"max-topic-tokens", CONF_INT, F(max_topic_tokens), "16", 1, TOPIC_MAX_TOKENS, NULL,
      "most dot-separated tokens in a topic or pattern"},
     {"allowed-origins", CONF_STRING, F(allowed_origins), NULL, 0, 0, NULL,
      "comma-separated Origin values allowed to connect (unset: any)"},

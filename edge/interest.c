@@ -16,6 +16,7 @@
  */
 #include "edge/interest.h"
 
+#include "common/topic.h"
 #include "common/trie.h"
 #include "edge/uplink.h"
 
@@ -40,14 +41,14 @@ struct resend {
 static int resend_one(void *sub, const struct trie_node *node, void *arg)
 {
     struct resend *r = arg;
-    const char *pattern;
+    char pattern[TOPIC_MAX_LEN + 1];
     size_t len;
 
     (void)sub;
     if (node == r->prev)
         return 0;
     r->prev = node;
-    pattern = trie_node_pattern(node, &len);
+    len = trie_node_pattern(node, pattern, sizeof(pattern));
     uplink_sub(r->u, pattern, len);
     r->sent++;
     return 0;

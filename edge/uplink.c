@@ -15,9 +15,20 @@
  * when this worker is far behind) and arms the backoff timer: the delay
  * starts at reconnect-min, doubles up to reconnect-max, and each wait is
  * jittered by +-20% so a broker restart is not met by every edge worker at
- * the same instant. Clients are never touched by a link drop. SUB/UNSUB
- * while not UP are dropped: the resend after WELCOME states the whole
- * interest.
+ * the same instant. The delay goes back to reconnect-min only once a link
+ * has stayed up for a keepalive interval: a broker that accepts the HELLO
+ * and then drops the link (or refuses something at once) is retried at the
+ * doubling delay, not hammered. Clients are never touched by a link drop.
+ * SUB/UNSUB while not UP are dropped: the resend after WELCOME states the
+ * whole interest.
+ *
+ * ERR. An ERR that names a pattern (its optional topic element) with code
+ * "too_many_subscriptions" or "bad_topic" is the broker refusing that one
+ * SUB: on_refused hands it to the worker, which drops the pattern locally
+ * and tells its clients; the link stays. Any other ERR (protocol, auth,
+ * oversize) means the broker is closing the link. WELCOME's
+ * max_subscriptions is the broker's per-link pattern limit, which the
+ * worker applies before it would SUB a pattern the broker must refuse.
  *
  * Reads hand every MSG of one read to the worker, then call on_batch_end
  * once, which is where the worker flushes its coalesced client output.
@@ -77,6 +88,9 @@ struct uplink {
     enum uplink_state state;
     bool quiet; /* a drop was logged; further failures go to debug */
     unsigned missed;
+    int64_t ping_ms; /* keepalive tick: also how long a link must stay up to reset the backoff */
+    uint64_t up_since_ms;  /* last WELCOME */
+    uint64_t max_patterns; /* the broker's per-link limit (WELCOME), 0: unknown */
     uint64_t token;
     uint64_t reconnects;
     unsigned int seed;
@@ -127,7 +141,11 @@ static int64_t next_delay(struct uplink *u)
 /* The link failed or dropped: close it and arm the backoff timer. */
 static void link_down(struct uplink *u, const char *why)
 {
-    int64_t d = next_delay(u);
+    int64_t d;
+
+    if (u->state == UPLINK_UP && net_now_ms() - u->up_since_ms >= (uint64_t)u->ping_ms)
+        u->delay_ms = u->min_ms; /* it was a working link: reconnect at once */
+    d = next_delay(u);
     struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
 
     if (u->state == UPLINK_UP || !u->quiet)
@@ -143,15 +161,41 @@ static void link_down(struct uplink *u, const char *why)
     evtimer_add(u->retry_ev, &tv);
 }
 
-static void on_welcome(struct uplink *u)
+static void on_welcome(struct uplink *u, const struct link_frame *f)
 {
     u->state = UPLINK_UP;
-    u->delay_ms = u->min_ms;
+    u->up_since_ms = net_now_ms();
+    u->max_patterns = f->has_max_subscriptions ? f->max_subscriptions : 0;
     u->quiet = false;
     u->missed = 0;
     log_info("uplink_up", "broker=%s node=%s", u->broker, u->node);
     if (u->h.on_up)
         u->h.on_up(u->h.arg);
+}
+
+static bool code_is(const struct link_frame *f, const char *code)
+{
+    return f->code.len == strlen(code) && memcmp(f->code.ptr, code, f->code.len) == 0;
+}
+
+/* True when an ERR refuses one pattern rather than the link. */
+static bool refusal(const struct link_frame *f)
+{
+    return f->has_topic && f->topic.len > 0 &&
+           (code_is(f, "too_many_subscriptions") || code_is(f, "bad_topic"));
+}
+
+static void on_refused(struct uplink *u, const struct link_frame *f)
+{
+    char code[32];
+    size_t n = f->code.len < sizeof(code) - 1 ? f->code.len : sizeof(code) - 1;
+
+    memcpy(code, f->code.ptr, n);
+    code[n] = '\0';
+    log_info("uplink_refused", "broker=%s code=%s pattern=%.*s", u->broker, code,
+             (int)(f->topic.len < LOG_TOPIC_MAX ? f->topic.len : LOG_TOPIC_MAX), f->topic.ptr);
+    if (u->h.on_refused)
+        u->h.on_refused(u->h.arg, code, f->topic.ptr, f->topic.len);
 }
 
 /* Returns 0, or -1 when the link was closed. */
@@ -165,7 +209,7 @@ static int handle_frame(struct uplink *u, const struct link_frame *f)
         return 0;
     case LINK_WELCOME:
         if (u->state == UPLINK_HELLO)
-            on_welcome(u);
+            on_welcome(u, f);
         return 0;
     case LINK_PING:
         link_encode_pong(&u->sb, f->token);
@@ -174,6 +218,10 @@ static int handle_frame(struct uplink *u, const struct link_frame *f)
     case LINK_PONG:
         return 0;
     case LINK_ERR:
+        if (refusal(f)) {
+            on_refused(u, f);
+            return 0;
+        }
         log_warn("uplink_error", "broker=%s code=%.*s text=\"%.*s\"", u->broker, (int)f->code.len,
                  f->code.ptr, (int)f->text.len, f->text.ptr);
         link_down(u, "ERR from broker");
@@ -370,6 +418,7 @@ struct uplink *uplink_new(struct event_base *base, const struct uplink_config *c
     u->broker = cfg->broker;
     u->secret = cfg->secret;
     u->node = mem_strdup(cfg->node);
+    u->ping_ms = tick_ms;
     u->min_ms = cfg->reconnect_min_ms > 0 ? cfg->reconnect_min_ms : 1;
     u->max_ms = cfg->reconnect_max_ms > u->min_ms ? cfg->reconnect_max_ms : u->min_ms;
     u->delay_ms = u->min_ms;
@@ -419,6 +468,11 @@ void uplink_unsub(struct uplink *u, const char *pattern, size_t len)
 enum uplink_state uplink_state(const struct uplink *u)
 {
     return u->state;
+}
+
+uint64_t uplink_max_patterns(const struct uplink *u)
+{
+    return u->max_patterns;
 }
 
 uint64_t uplink_reconnects(const struct uplink *u)

@@ -9,7 +9,8 @@
  * A worker's persistent link to the broker (common/link_codec.h over one
  * bufferevent): HELLO/WELCOME, SUB/UNSUB, MSG in, PING/PONG keepalive,
  * reconnect with exponential backoff and jitter. Clients are not touched
- * when the link drops; on reconnect the worker re-sends its interest.
+ * when the link drops; on reconnect the worker re-sends its interest. An
+ * ERR refusing one pattern refuses that pattern (on_refused), not the link.
  */
 
 struct event_base;
@@ -30,6 +31,12 @@ struct uplink_handlers {
     void (*on_batch_end)(void *arg);
     /* WELCOME received: re-send interest now. */
     void (*on_up)(void *arg);
+    /*
+     * The broker refused one pattern (ERR naming it: code
+     * "too_many_subscriptions" or "bad_topic"); the link stays up. The
+     * views are borrowed during the call.
+     */
+    void (*on_refused)(void *arg, const char *code, const char *pattern, size_t len);
     void *arg;
 };
 
@@ -68,6 +75,10 @@ enum uplink_state uplink_state(const struct uplink *u);
  * Returns the bytes read (0: nothing waiting, the link is not up, or u is NULL).
  */
 size_t uplink_poll(struct uplink *u);
+
+/* The broker's per-link pattern limit from the last WELCOME; 0 before one, or when it did not say.
+ */
+uint64_t uplink_max_patterns(const struct uplink *u);
 
 /* Reconnect attempts made after a failure or a dropped link. */
 uint64_t uplink_reconnects(const struct uplink *u);

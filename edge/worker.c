@@ -273,6 +273,27 @@ static void on_link_batch_end(void *arg)
     worker_flush_dirty(arg);
 }
 
+/*
+ * The broker refused a pattern: every local subscriber loses it (without an
+ * UNSUB) and is told. The subscribers are collected first: telling one may
+ * close it, and the node is pruned with its last subscriber.
+ */
+static void on_link_refused(void *arg, const char *code, const char *pattern, size_t len)
+{
+    struct worker *w = arg;
+    struct trie_node *node = trie_find(w->trie, pattern, len);
+
+    if (!node)
+        return;
+    w->stats.patterns_refused++;
+    w->nmatch = 0;
+    trie_node_foreach(node, collect, w);
+    /* The last one prunes the node: it is not used after this loop. */
+    for (uint32_t i = 0; i < w->nmatch; i++)
+        client_refused(w->match[i], node, code, pattern, len);
+    w->nmatch = 0;
+}
+
 static void on_link_up(void *arg)
 {
     struct worker *w = arg;
@@ -284,7 +305,7 @@ static void on_link_up(void *arg)
 
 void worker_start_uplink(struct worker *w)
 {
-    struct uplink_handlers h = {on_link_msg, on_link_batch_end, on_link_up, w};
+    struct uplink_handlers h = {on_link_msg, on_link_batch_end, on_link_up, on_link_refused, w};
     struct uplink_config cfg;
     char node[64];
     const char *err = "";
@@ -305,6 +326,24 @@ void worker_start_uplink(struct worker *w)
 
 /* ---------- accept ---------- */
 
+/*
+ * EMFILE & co: stop accepting until the next sweep (at most a second), or
+ * the level-triggered listener would wake the loop again at once and spin
+ * while the condition lasts; the sweep re-enables it. One line a second at
+ * most, with the count.
+ */
+static void accept_failed(struct worker *w, int err)
+{
+    uint64_t n;
+
+    w->stats.accept_errors++;
+    n = log_rate_tick(&w->accept_log, net_now_ms(), 1000);
+    if (n)
+        log_warn("accept_failed", "endpoint=ws errno=%d reason=\"%s\" count=%llu", err,
+                 strerror(err), (unsigned long long)n);
+    event_del(w->accept_ev);
+}
+
 static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -317,12 +356,8 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                /* EMFILE & co: stop accepting until the next sweep, or the
-                 * level-triggered listener would spin. */
-                log_warn("accept_failed", "errno=%d reason=\"%s\"", errno, strerror(errno));
-                event_del(w->accept_ev);
-            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                accept_failed(w, errno);
             return;
         }
         if ((int64_t)w->nclients >= w->conf->max_connections || w->shutting_down) {
@@ -716,6 +751,7 @@ static void live_stats(struct worker *w, struct worker_stats *out)
         w->stats.broker_reconnects + (w->uplink ? uplink_reconnects(w->uplink) : 0);
     out->subscriptions = w->trie ? trie_subscription_count(w->trie) : 0;
     out->patterns = w->trie ? trie_pattern_count(w->trie) : 0;
+    out->trie_bytes = w->trie ? trie_bytes(w->trie) : 0;
     out->frames_live = frame_live();
     if (w->pool)
         pool_get_stats(w->pool, &out->pool);
@@ -808,6 +844,11 @@ static void render_traffic(struct evbuffer *out, const struct worker_stats *s)
                   s->subscriptions);
     metrics_gauge(out, "herald_edge_patterns", "Distinct patterns subscribed at the broker",
                   s->patterns);
+    metrics_counter(out, "herald_edge_patterns_refused_total",
+                    "Subscriptions refused for the broker's per-link pattern limit",
+                    s->patterns_refused);
+    metrics_gauge(out, "herald_edge_trie_bytes", "Heap bytes of the subscription tries",
+                  s->trie_bytes);
 }
 
 static void render_conns(struct evbuffer *out, const struct worker_stats *s)
@@ -822,6 +863,8 @@ static void render_conns(struct evbuffer *out, const struct worker_stats *s)
                     s->conns_total);
     metrics_counter(out, "herald_edge_connections_rejected_total",
                     "Connections refused at accept (max-connections)", s->conns_rejected);
+    metrics_counter(out, "herald_edge_accept_errors_total",
+                    "Failed accept() calls (EMFILE and the like)", s->accept_errors);
     metrics_counter(out, "herald_edge_handshakes_total", "Successful WebSocket handshakes",
                     s->handshakes_ok);
     render_labelled(out, "herald_edge_handshake_failures_total",

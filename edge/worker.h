@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "common/topic.h"
 #include "edge/edge_conf.h"
 #include "edge/pool.h"
@@ -56,6 +57,7 @@ struct worker_stats {
     uint64_t conns_current;  /* gauge: open sockets, any state */
     uint64_t conns_total;    /* accepted */
     uint64_t conns_rejected; /* over max-connections at accept */
+    uint64_t accept_errors;  /* failed accept() calls (EMFILE and the like) */
     uint64_t handshakes_ok;
     uint64_t hs_fail[HS_FAIL_COUNT];
     uint64_t http_healthz;
@@ -69,11 +71,13 @@ struct worker_stats {
     uint64_t flush_polls;  /* uplink reads during a flush that brought data */
     uint64_t flush_yields; /* flushes that left the rest of the list for the next pass */
     uint64_t slow_consumers;
+    uint64_t patterns_refused; /* subscriptions refused for the broker's pattern limit */
     uint64_t closes[CLOSE_R_COUNT];
     uint64_t broker_reconnects;
     uint64_t link_up;       /* gauge: 1 when the uplink is connected */
     uint64_t subscriptions; /* gauge: (pattern, client) pairs */
     uint64_t patterns;      /* gauge: distinct patterns (= SUBs held at the broker) */
+    uint64_t trie_bytes;    /* gauge: heap bytes of the subscription trie */
     uint64_t frames_live;   /* gauge */
     struct pool_stats pool; /* gauges */
 };
@@ -110,6 +114,7 @@ struct worker {
     uint32_t next_conn_id;
     bool shutting_down;
     uint64_t shutdown_deadline_ms;
+    struct log_rate accept_log; /* accept() failures: a line a second at most */
     struct worker_stats stats;
     pthread_mutex_t snap_lock;
     struct worker_stats snap; /* copy of stats for other threads, under snap_lock */

@@ -212,8 +212,12 @@ bad:
 
 static void print_err(const struct link_frame *f)
 {
-    fprintf(stderr, "herald: error: %.*s: %.*s\n", (int)f->code.len, f->code.ptr, (int)f->text.len,
-            f->text.ptr);
+    if (f->has_topic)
+        fprintf(stderr, "herald: error: %.*s: %.*s: %.*s\n", (int)f->code.len, f->code.ptr,
+                (int)f->text.len, f->text.ptr, (int)f->topic.len, f->topic.ptr);
+    else
+        fprintf(stderr, "herald: error: %.*s: %.*s\n", (int)f->code.len, f->code.ptr,
+                (int)f->text.len, f->text.ptr);
 }
 
 /*
