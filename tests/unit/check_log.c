@@ -347,6 +347,23 @@ END_TEST
 /* Seconds per test: generous, as the machine may be shared with load tests. */
 #define TCASE_TIMEOUT 60
 
+/* A peer-triggered line is written once per interval, with the count since the last one. */
+START_TEST(test_rate_counts_between_lines)
+{
+    struct log_rate r;
+
+    memset(&r, 0, sizeof(r));
+    ck_assert_uint_eq(log_rate_tick(&r, 1000, 1000), 1); /* the first one: at once */
+    for (int i = 0; i < 500; i++)
+        ck_assert_uint_eq(log_rate_tick(&r, 1000 + (uint64_t)i, 1000), 0);
+    ck_assert_uint_eq(log_rate_tick(&r, 1999, 1000), 0);
+    ck_assert_uint_eq(log_rate_tick(&r, 2000, 1000), 502); /* 501 counted + this one */
+    ck_assert_uint_eq(log_rate_tick(&r, 2500, 1000), 0);
+    ck_assert_uint_eq(log_rate_tick(&r, 9000, 1000), 2);
+}
+
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -368,6 +385,10 @@ static Suite *log_suite(void)
     tcase_add_loop_test(tc, test_enabled_table, LOG_LEVEL_DEBUG, LOG_LEVEL_ERROR + 1);
     tcase_add_loop_test(tc, test_level_parse, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
     tcase_set_timeout(tc, TCASE_TIMEOUT);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("rate");
+    tcase_add_test(tc, test_rate_counts_between_lines);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("long");

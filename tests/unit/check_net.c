@@ -2,9 +2,11 @@
  * Sockets, addresses and clocks (common/net.c): the host:port splitting
  * table, listening on an ephemeral loopback port, SO_REUSEPORT sharing a
  * port only when both sockets ask for it, the peer name of an accepted
- * connection, the monotonic clock and the resident set size. Every socket
- * is on 127.0.0.1.
+ * connection, the monotonic clock and the resident set size, and the
+ * allow-lists of addresses and CIDR blocks (edge-allow). Every socket is on
+ * 127.0.0.1.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -278,6 +280,97 @@ END_TEST
 /* Seconds per test: generous, as the machine may be shared with load tests. */
 #define TCASE_TIMEOUT 60
 
+/* ---------------------------------------------------------------- allow-lists */
+
+static struct sockaddr_storage addr4(const char *ip)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    sin->sin_family = AF_INET;
+    ck_assert_int_eq(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+    return ss;
+}
+
+static struct sockaddr_storage addr6(const char *ip)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+    memset(&ss, 0, sizeof(ss));
+    sin6->sin6_family = AF_INET6;
+    ck_assert_int_eq(inet_pton(AF_INET6, ip, &sin6->sin6_addr), 1);
+    return ss;
+}
+
+START_TEST(test_cidr_parse_and_match)
+{
+    struct net_cidr list[NET_CIDR_MAX];
+    struct sockaddr_storage a;
+    const char *err = NULL;
+    int n = net_cidr_parse(" 127.0.0.1 , 10.0.0.0/8,fd00::/8, ::1,192.168.1.128/25", list,
+                           NET_CIDR_MAX, &err);
+
+    ck_assert_int_eq(n, 5);
+    a = addr4("127.0.0.1");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr4("127.0.0.2");
+    ck_assert(!net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr4("10.200.3.4");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr4("11.0.0.1");
+    ck_assert(!net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr4("192.168.1.200");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr4("192.168.1.100");
+    ck_assert(!net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr6("fd12::1");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr6("::1");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    a = addr6("::2");
+    ck_assert(!net_cidr_match(list, 5, (struct sockaddr *)&a));
+    /* An IPv4 peer on a dual-stack socket arrives IPv4-mapped: matched as IPv4. */
+    a = addr6("::ffff:10.1.2.3");
+    ck_assert(net_cidr_match(list, 5, (struct sockaddr *)&a));
+    ck_assert_int_eq(net_cidr_parse("", list, NET_CIDR_MAX, &err), 0);
+    ck_assert_int_eq(net_cidr_parse(NULL, list, NET_CIDR_MAX, &err), 0);
+    ck_assert_int_eq(net_cidr_parse("0.0.0.0/0", list, NET_CIDR_MAX, &err), 1);
+    a = addr4("8.8.8.8");
+    ck_assert(net_cidr_match(list, 1, (struct sockaddr *)&a));
+}
+
+END_TEST
+
+static const char *const bad_cidrs[] = {
+    "127.0.0.1/33", "::1/129",     "10.0.0.0/",   "10.0.0.0/x", "host.example",
+    "1.2.3",        "1.2.3.4/8/8", "10.0.0.0/-1", "/8",
+};
+
+START_TEST(test_cidr_bad)
+{
+    struct net_cidr list[2];
+    const char *err = NULL;
+
+    ck_assert_int_eq(net_cidr_parse(bad_cidrs[_i], list, 2, &err), -1);
+    ck_assert_ptr_nonnull(err);
+}
+
+END_TEST
+
+START_TEST(test_cidr_too_many)
+{
+    struct net_cidr list[2];
+    const char *err = NULL;
+
+    ck_assert_int_eq(net_cidr_parse("1.1.1.1,2.2.2.2", list, 2, &err), 2);
+    ck_assert_int_eq(net_cidr_parse("1.1.1.1,2.2.2.2,3.3.3.3", list, 2, &err), -1);
+    ck_assert_str_eq(err, "too many addresses");
+}
+
+END_TEST
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
@@ -299,6 +392,12 @@ static Suite *net_suite(void)
     tcase_add_test(tc, test_peer_name);
     tcase_add_test(tc, test_peer_name_unconnected);
     tcase_set_timeout(tc, TCASE_TIMEOUT);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("cidr");
+    tcase_add_test(tc, test_cidr_parse_and_match);
+    tcase_add_loop_test(tc, test_cidr_bad, 0, sizeof(bad_cidrs) / sizeof(bad_cidrs[0]));
+    tcase_add_test(tc, test_cidr_too_many);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("clock_rss");
