@@ -160,8 +160,8 @@ void broker_auth_failed(struct broker *b, enum broker_endpoint ep, const char *p
     b->stats.drops[DROP_AUTH]++;
     n = log_rate_tick(&b->auth_rate, net_now_ms(), 1000);
     if (n)
-        log_warn("auth_failed", "endpoint=%s peer=%s count=%llu", endpoint_names[ep], peer,
-                 (unsigned long long)n);
+        log_warn("auth_failed", "endpoint=%s count=%llu peer=%s", endpoint_names[ep],
+                 (unsigned long long)n, peer);
 }
 
 void broker_conn_closed(struct broker *b, enum broker_endpoint ep)
