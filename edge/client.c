@@ -450,7 +450,14 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     trie_unsubscribe_node(c->w->trie, node, c, NULL);
     n = client_reply_refused(buf, sizeof(buf), code, pattern, len,
                              "the broker refused this subscription");
-    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
+    if (n >= sizeof(buf))
+        return 0;
+    if (queue_text(c, buf, n) < 0)
+        return -1;
+    /* Not in c's own callback: written with the fan-out's dirty list. */
+    if (!(c->flags & CLIENT_F_DIRTY))
+        worker_mark_dirty(c->w, c);
+    return 0;
 }
 
 static void unsubscribe_all(struct client *c)

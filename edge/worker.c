@@ -285,9 +285,9 @@ static void on_link_refused(void *arg, const char *code, const char *pattern, si
 
     if (!node)
         return;
-    w->stats.patterns_refused++;
     w->nmatch = 0;
     trie_node_foreach(node, collect, w);
+    w->stats.patterns_refused += w->nmatch;
     /* The last one prunes the node: it is not used after this loop. */
     for (uint32_t i = 0; i < w->nmatch; i++)
         client_refused(w->match[i], node, code, pattern, len);
@@ -845,7 +845,7 @@ static void render_traffic(struct evbuffer *out, const struct worker_stats *s)
     metrics_gauge(out, "herald_edge_patterns", "Distinct patterns subscribed at the broker",
                   s->patterns);
     metrics_counter(out, "herald_edge_patterns_refused_total",
-                    "Subscriptions refused for the broker's per-link pattern limit",
+                    "Subscriptions refused: over the broker's pattern limit, or by the broker",
                     s->patterns_refused);
     metrics_gauge(out, "herald_edge_trie_bytes", "Heap bytes of the subscription tries",
                   s->trie_bytes);

@@ -39,8 +39,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, Edge, LinkClient, HELLO, PUBACK, WELCOME, NeedMore, Process, binary,
-                     free_port, http, metric, mp_pack, mp_unpack, wait_until)
+from harness import (Broker, Edge, LinkClient, ERR, HELLO, MSG, PUBACK, SUB, UNSUB, WELCOME,
+                     NeedMore, Process, binary, free_port, http, metric, mp_pack, mp_unpack,
+                     wait_until)
 from rawws import OP_CLOSE, OP_PING, OP_TEXT, Closed, RawWs
 
 SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -175,6 +176,61 @@ class LimitedEdge(Process):
                 "--bind", "127.0.0.1", "--port", str(self.port),
                 "--broker", "127.0.0.1:%d" % broker_port, "--workers", "1"]
         super().__init__(argv + list(extra))
+
+
+class RecordingBroker:
+    """A link endpoint that WELCOMEs each HELLO (the first release's 4-element
+    WELCOME: no pattern limit announced), records the SUB/UNSUB patterns it
+    gets, and sends the newest connection what the test asks for."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.conns, self.subs, self.lock = [], [], threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        while True:
+            try:
+                chunk = c.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while True:
+                try:
+                    f, n = mp_unpack(buf)
+                except NeedMore:
+                    break
+                buf = buf[n:]
+                with self.lock:
+                    if f[0] == HELLO:
+                        c.sendall(mp_pack([WELCOME, 1, "recorder", 1]))
+                        self.conns.append(c)
+                    elif f[0] in (SUB, UNSUB):
+                        self.subs.append((f[0], f[1]))
+
+    def send(self, frame):
+        with self.lock:
+            self.conns[-1].sendall(mp_pack(frame))
+
+    def close(self):
+        self.lsock.close()
+        with self.lock:
+            for c in self.conns:
+                c.close()
 
 
 class WelcomeThenClose:
@@ -610,6 +666,49 @@ class RefusedPatterns(unittest.TestCase):
             for ws in attackers:
                 ws.close()
             stop_quietly(e, b)
+
+    def test_issue10_f7_pattern_refused_later_is_dropped_and_told(self):
+        """A broker that took a SUB and then refuses it (ERR naming the
+        pattern: a race with its limit, or a resend after a restart with a
+        lower limit) costs that pattern only: each local subscriber is told
+        {"op":"error","code":"too_many_subscriptions","topic":P} (no id), no
+        longer receives P, keeps its other subscriptions, and the link stays
+        up. A fatal ERR (code "protocol") still drops the link."""
+        fake = RecordingBroker()
+        self.addCleanup(fake.close)
+        e = Edge(fake.port, "--reconnect-min", "50ms", "--reconnect-max", "100ms")
+        self.addCleanup(lambda: e.alive() and e.stop())
+        self.assertTrue(wait_until(lambda: len(fake.conns) == 1, 5), "the edge never linked")
+        a = RawWs(e.port, "/ws?topic=keep.t&format=raw")
+        b = RawWs(e.port, "/ws")
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        for ws in (a, b):
+            ws.send_frame(OP_TEXT, json.dumps({"op": "sub", "topic": "refused.>", "id": 7}))
+            self.assertEqual(json.loads(ws.recv_text()), {"op": "ok", "id": 7})
+        self.assertTrue(wait_until(lambda: (SUB, "refused.>") in fake.subs, 5), fake.subs)
+        fake.send([ERR, "too_many_subscriptions", "max-subscriptions reached", "refused.>"])
+        for ws in (a, b):
+            m = json.loads(ws.recv_text())
+            self.assertEqual((m["op"], m["code"], m["topic"]),
+                             ("error", "too_many_subscriptions", "refused.>"), m)
+            self.assertNotIn("id", m)
+        fake.send([MSG, "refused.x", 1, b"gone"])
+        fake.send([MSG, "keep.t", 1, b"kept"])
+        self.assertEqual(a.recv_data()[1], b"kept")  # not "gone": refused.> is no more
+        b.send_frame(OP_TEXT, json.dumps({"op": "ping", "id": 8}))
+        self.assertEqual(json.loads(b.recv_text()), {"op": "pong", "id": 8})
+        self.assertEqual(len(fake.conns), 1, "the edge dropped its link for one pattern")
+        self.assertEqual(edge_metric(e, "herald_edge_broker_reconnects_total"), 0)
+        self.assertEqual(edge_metric(e, "herald_edge_patterns_refused_total"), 2)
+        # No UNSUB for what the broker refused, when the last holder leaves.
+        b.close()
+        time.sleep(0.3)
+        self.assertNotIn((UNSUB, "refused.>"), fake.subs)
+        fake.send([ERR, "protocol", "malformed frame"])
+        self.assertTrue(wait_until(lambda: len(fake.conns) == 2, 5),
+                        "a fatal ERR did not drop the link")
+        e.check_clean_exit()
 
     def test_issue10_f7_backoff_not_reset_by_welcome_then_drop(self):
         fake = WelcomeThenClose()
