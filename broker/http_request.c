@@ -115,7 +115,7 @@ static void end_field(struct http_request *r)
     else if (r->cur == HTTP_H_TRANSFER_ENCODING)
         r->transfer_encoding = true;
     else if (r->cur == HTTP_H_AUTHORIZATION) {
-        /* A second Authorization replaces nothing: it is refused below. */
+        /* A second Authorization matches no secret: the value is dropped. */
         if (r->has_auth)
             r->auth_overflow = true;
         r->has_auth = true;
@@ -149,10 +149,13 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         r->in_value = true;
         end_field(r);
     }
-    if (r->cur != HTTP_H_AUTHORIZATION)
+    if (r->cur != HTTP_H_AUTHORIZATION || r->auth_overflow)
         return 0;
     if (r->auth_len + len > HTTP_AUTH_MAX) {
+        /* Kept empty, however the value was split across reads. */
         r->auth_overflow = true;
+        r->auth_len = 0;
+        r->auth[0] = '\0';
         return 0;
     }
     memcpy(r->auth + r->auth_len, at, len);

@@ -48,10 +48,10 @@ struct http_request {
     /* The request so far. */
     char *url; /* owned, NUL-terminated */
     size_t url_len, url_cap;
-    char auth[HTTP_AUTH_MAX + 1]; /* Authorization value, NUL-terminated */
+    char auth[HTTP_AUTH_MAX + 1]; /* Authorization value, NUL-terminated ("" on overflow) */
     size_t auth_len;
     bool has_auth;
-    bool auth_overflow;
+    bool auth_overflow; /* the value was too long, or came twice: it matches nothing */
     unsigned content_lengths; /* Content-Length headers seen */
     bool transfer_encoding;
     char *body; /* owned; body_len bytes */
