@@ -2,13 +2,16 @@
 # Installs the Debian packages Herald needs to build, test and run, but only
 # those that are missing. Used by `make run` and `make test`; safe to run twice.
 #   tools/install-deps.sh build   compilers, libraries, redis-cli, curl
-#   tools/install-deps.sh test    build + what the integration tests drive (node, chromium)
+#   tools/install-deps.sh test    build + what the integration tests drive (node, chromium),
+#                                 the linters, and clang with libFuzzer for tests/fuzz
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libevent-dev libmsgpack-dev check libssl-dev
       libjansson-dev libhttp-parser-dev redis-tools curl python3 procps)
 if [ "${1:-build}" = test ]; then
-    want+=(nodejs npm chromium redis-server clang-format cppcheck)
+    # libclang-rt-dev: the sanitizer and libFuzzer runtimes of the default
+    # clang (libclang-rt-14-dev on Debian 12), which clang only recommends.
+    want+=(nodejs npm chromium redis-server clang-format cppcheck clang libclang-rt-dev)
 fi
 
 missing=()

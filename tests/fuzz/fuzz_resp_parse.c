@@ -1,7 +1,9 @@
 /*
  * fuzz_resp_parse.c - libFuzzer target for broker/resp_parse.c.
  *
- * Build and run from the repository root (not part of the CMake build):
+ * make test runs it for a few seconds (CTest fuzz_resp_parse);
+ * `tests/fuzz/run.sh resp_parse 600` runs it longer. To build it yourself,
+ * from the repository root:
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -I. \

@@ -1,5 +1,7 @@
 /*
- * libFuzzer target for edge/ws_frame.c and edge/utf8.c. Not built by CMake:
+ * libFuzzer target for edge/ws_frame.c and edge/utf8.c. make test runs it
+ * for a few seconds (CTest fuzz_ws_frame); `tests/fuzz/run.sh ws_frame 600`
+ * runs it longer. To build it yourself:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
  *       tests/fuzz/fuzz_ws_frame.c edge/ws_frame.c edge/utf8.c -o fuzz_ws_frame

@@ -1,5 +1,7 @@
 /*
- * libFuzzer target for edge/ws_handshake.c. Not built by CMake:
+ * libFuzzer target for edge/ws_handshake.c. make test runs it for a few
+ * seconds (CTest fuzz_ws_handshake); `tests/fuzz/run.sh ws_handshake 600`
+ * runs it longer. To build it yourself:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
  *       tests/fuzz/fuzz_ws_handshake.c edge/ws_handshake.c \
