@@ -1,12 +1,15 @@
 # Herald: the two commands of the README, and the developer helpers.
 #   make run    install what is missing, build, start a broker and an edge
 #   make test   install what is missing, build with ASan+UBSan, run every test
+#   make soak   build, then bench/soak.sh: SOAK_SECONDS (default 300) of abuse against one
+#               broker and one edge while 1,000 subscribers receive events (not in make test)
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+SOAK_SECONDS ?= 300
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common broker edge tools tests bench -name '*.[ch]')
 
-.PHONY: all deps test-deps build run test format lint clean
+.PHONY: all deps test-deps build run test soak format lint clean
 
 all: build
 
@@ -22,6 +25,9 @@ build: deps
 
 run: build
 	@tools/run.sh $(BUILD)
+
+soak: build
+	BUILD=$(BUILD) bench/soak.sh $(SOAK_SECONDS)
 
 test: test-deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON >/dev/null
