@@ -51,7 +51,7 @@ struct http_request {
     char auth[HTTP_AUTH_MAX + 1]; /* Authorization value, NUL-terminated ("" on overflow) */
     size_t auth_len;
     bool has_auth;
-    bool auth_overflow; /* the value was too long, or came twice: it matches nothing */
+    bool auth_overflow;       /* the value was too long, or came twice: it matches nothing */
     unsigned content_lengths; /* Content-Length headers seen */
     bool transfer_encoding;
     char *body; /* owned; body_len bytes */
