@@ -31,7 +31,8 @@
  *
  * The tick (1 s) is the one timer for every deadline (STYLE.md §8: one
  * sweep instead of a timer per connection): auth-timeout, each endpoint's
- * request-timeout sweep, and forgetting topics past topic-ttl.
+ * request-timeout sweep, forgetting topics past topic-ttl, and giving the
+ * kernel back the memory a spike of subscriptions or topics left free.
  */
 #include "broker/broker.h"
 
@@ -52,6 +53,9 @@
 #include "common/metrics.h"
 #include "common/net.h"
 #include "common/trie.h"
+
+/* Tries and topics this far below their peak: the allocator's free pages go back. */
+#define BROKER_TRIM_DROP (32u << 20)
 
 static const char *const endpoint_names[EP_COUNT] = {"link", "resp", "http"};
 static const char *const drop_names[DROP_COUNT] = {
@@ -214,6 +218,11 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
     resp_server_sweep(b, now);
     http_api_sweep(b, now);
     seq_map_expire(b->seqs, now);
+    /* What peers made us allocate in bulk: after a spike, give it back. */
+    if (mem_trim_after_peak(trie_bytes(b->link_trie) + trie_bytes(b->resp_trie) +
+                                seq_map_bytes(b->seqs),
+                            &b->trim_peak, BROKER_TRIM_DROP))
+        log_info("memory_trimmed", "rss=%llu", (unsigned long long)net_rss_bytes());
 }
 
 static int start_endpoints(struct broker *b, const char **err)

@@ -139,6 +139,7 @@ struct broker {
     struct preauth *preauth_head, *preauth_tail; /* oldest first */
     uint64_t npreauth;
     size_t edge_budget_used; /* of edge-output-limit-total */
+    size_t trim_peak;        /* tries + topics high-water since the last malloc_trim */
     struct net_cidr edge_allow[NET_CIDR_MAX];
     size_t n_edge_allow;
     struct log_rate auth_rate; /* failed authentications, all endpoints */

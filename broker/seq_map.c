@@ -45,6 +45,7 @@ struct seq_map {
     size_t max_topics;
     uint64_t ttl_ms;
     uint64_t forgotten;
+    size_t entry_bytes; /* of the entries (keys included), not the slot table */
     struct seq_entry *oldest, *newest;
 };
 
@@ -139,6 +140,7 @@ static void forget(struct seq_map *m, struct seq_entry *e)
 
     list_unlink(m, e);
     oaslots_delete((void **)m->slots, m->cap, i, entry_hash);
+    m->entry_bytes -= sizeof(*e) + e->len;
     mem_free(e);
     m->count--;
     m->forgotten++;
@@ -160,6 +162,7 @@ uint64_t seq_map_next(struct seq_map *m, const char *topic, size_t len, uint64_t
         if ((m->count + 1) * 10 > (size_t)m->cap * 7)
             resize(m, m->cap * 2);
         e = mem_alloc(sizeof(*e) + len);
+        m->entry_bytes += sizeof(*e) + len;
         e->seq = 0;
         e->hash = h;
         e->len = (uint32_t)len;
@@ -195,6 +198,11 @@ size_t seq_map_expire(struct seq_map *m, uint64_t now_ms)
 size_t seq_map_count(const struct seq_map *m)
 {
     return m->count;
+}
+
+size_t seq_map_bytes(const struct seq_map *m)
+{
+    return m->entry_bytes + (size_t)m->cap * sizeof(*m->slots);
 }
 
 uint64_t seq_map_forgotten(const struct seq_map *m)

@@ -39,6 +39,9 @@ size_t seq_map_expire(struct seq_map *m, uint64_t now_ms);
 /* Number of topics held. */
 size_t seq_map_count(const struct seq_map *m);
 
+/* Heap bytes the map holds (entries and table). */
+size_t seq_map_bytes(const struct seq_map *m);
+
 /* Topics forgotten so far, by expiry or at max_topics. */
 uint64_t seq_map_forgotten(const struct seq_map *m);
 

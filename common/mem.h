@@ -1,6 +1,7 @@
 #ifndef HERALD_COMMON_MEM_H
 #define HERALD_COMMON_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -26,5 +27,16 @@ char *mem_strndup(const char *s, size_t n);
 
 /* Takes p (may be NULL). */
 void mem_free(void *p);
+
+/*
+ * Gives freed heap memory back to the kernel after a peak has passed.
+ * now: the current size of what peers made this process hold (the
+ * subscription tries, say); *peak (caller-owned, starts at 0) is its
+ * high-water mark since the last trim. When now has fallen min_drop or
+ * more below the peak, the allocator's free pages are returned
+ * (malloc_trim) and the peak restarts at now. Returns true when it
+ * trimmed. Cheap otherwise: call it from a periodic sweep.
+ */
+bool mem_trim_after_peak(size_t now, size_t *peak, size_t min_drop);
 
 #endif

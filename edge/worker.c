@@ -89,6 +89,7 @@
 #define FLUSH_POLL_EVERY    256  /* clients written between two uplink polls in a flush */
 #define FLUSH_SLICE_CLIENTS 4096 /* a polling flush returns to the loop after this many writes */
 #define FLUSH_SLICE_MS      20   /* ... or after this long, whichever comes first */
+#define WORKER_TRIM_DROP    (32u << 20) /* trie bytes this far below their peak: malloc_trim */
 
 static struct worker **all_workers;
 static size_t n_workers;
@@ -488,6 +489,9 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
     }
     if (w->accept_ev && !w->shutting_down && !event_pending(w->accept_ev, EV_READ, NULL))
         event_add(w->accept_ev, NULL);
+    /* After a spike of patterns (an attacker's, say), give the pages back. */
+    if (mem_trim_after_peak(trie_bytes(w->trie), &w->trim_peak, WORKER_TRIM_DROP))
+        log_info("memory_trimmed", "rss=%llu", (unsigned long long)net_rss_bytes());
     worker_snapshot(w);
 }
 

@@ -115,6 +115,7 @@ struct worker {
     bool shutting_down;
     uint64_t shutdown_deadline_ms;
     struct log_rate accept_log; /* accept() failures: a line a second at most */
+    size_t trim_peak;           /* trie bytes high-water since the last malloc_trim */
     struct worker_stats stats;
     pthread_mutex_t snap_lock;
     struct worker_stats snap; /* copy of stats for other threads, under snap_lock */
