@@ -55,7 +55,7 @@
 #include "common/trie.h"
 
 /* Tries and topics this far below their peak: the allocator's free pages go back. */
-#define BROKER_TRIM_DROP (32u << 20)
+#define BROKER_TRIM_DROP (8u << 20)
 
 static const char *const endpoint_names[EP_COUNT] = {"link", "resp", "http"};
 static const char *const drop_names[DROP_COUNT] = {

@@ -89,7 +89,7 @@
 #define FLUSH_POLL_EVERY    256  /* clients written between two uplink polls in a flush */
 #define FLUSH_SLICE_CLIENTS 4096 /* a polling flush returns to the loop after this many writes */
 #define FLUSH_SLICE_MS      20   /* ... or after this long, whichever comes first */
-#define WORKER_TRIM_DROP    (32u << 20) /* trie bytes this far below their peak: malloc_trim */
+#define WORKER_TRIM_DROP    (8u << 20) /* trie bytes this far below their peak: malloc_trim */
 
 static struct worker **all_workers;
 static size_t n_workers;
