@@ -155,6 +155,10 @@ uint64_t seq_map_next(struct seq_map *m, const char *topic, size_t len, uint64_t
     struct seq_entry *e = m->slots[i];
 
     if (e) {
+        if (e == m->newest) { /* a busy topic: already last */
+            e->last_ms = now_ms;
+            return ++e->seq;
+        }
         list_unlink(m, e);
     } else {
         if (m->count >= m->max_topics)

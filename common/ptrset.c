@@ -162,16 +162,6 @@ void ptrset_clear(struct ptrset *s)
     memset(s, 0, sizeof(*s));
 }
 
-void *const *ptrset_slots(const struct ptrset *s, uint32_t *nslots)
-{
-    if (s->cap <= 1) {
-        *nslots = s->n;
-        return &s->u.one;
-    }
-    *nslots = is_table(s) ? s->cap : s->n;
-    return s->u.arr;
-}
-
 size_t ptrset_heap_bytes(const struct ptrset *s)
 {
     return s->cap > 1 ? (size_t)s->cap * sizeof(void *) : 0;

@@ -501,9 +501,12 @@ static size_t emit_node(struct trie *t, size_t idx, bool dedup, trie_match_fn *f
     const struct trie_node *node = t->hits[idx];
     uint32_t nslots;
     void *const *slots = ptrset_slots(&node->subs, &nslots);
+    void *const *end = slots + nslots;
     size_t calls = 0;
-    for (uint32_t i = 0; i < nslots && !*stop; i++) {
-        void *sub = slots[i];
+    /* A pointer walk with the stop flag kept in a register: this loop runs
+     * once per slot of a broadcast topic's subscriber table, per event. */
+    for (void *const *p = slots; p < end; p++) {
+        void *sub = *p;
         if (!sub)
             continue;
         bool seen = false;
@@ -512,8 +515,10 @@ static size_t emit_node(struct trie *t, size_t idx, bool dedup, trie_match_fn *f
         if (seen)
             continue;
         calls++;
-        if (fn(sub, node, arg))
+        if (fn(sub, node, arg)) {
             *stop = true;
+            break;
+        }
     }
     return calls;
 }
