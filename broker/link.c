@@ -24,7 +24,8 @@
  * gets edge-output-limit with a credential (edge-secret, or requirepass
  * when no edge-secret is set), from an edge-allow address, or reserved
  * from edge-output-limit-total while that budget lasts; otherwise it is a
- * client with client-output-limit like any other.
+ * client with client-output-limit like any other. An edge proven by secret
+ * or address is also admitted past max-clients.
  *
  * States: HELLO (only a HELLO is accepted), READY, CLOSING (an ERR or the
  * shutdown is being flushed: reading is off, the patterns are already gone
@@ -312,6 +313,11 @@ static void copy_name(char *dst, size_t cap, const struct link_str *s)
     dst[n] = '\0';
 }
 
+static bool is_edge(const struct link_conn *l)
+{
+    return strcmp(l->role, "edge") == 0;
+}
+
 /*
  * Decides l's output limit from what it proved (see the top comment).
  * credential: its HELLO carried the secret that grants the edge role.
@@ -323,7 +329,7 @@ static const char *grant_output_limit(struct link_conn *l, bool credential)
     const struct broker_conf *conf = b->conf;
     size_t want = conf->edge_output_limit;
 
-    if (strcmp(l->role, "edge") != 0)
+    if (!is_edge(l))
         return "none";
     if (credential || l->allowed) {
         l->output_limit = want;
@@ -374,12 +380,15 @@ static int on_hello(struct link_conn *l, const struct link_frame *f)
         return fail(l, "protocol", "unsupported link version", DROP_PROTOCOL);
     if (authenticate(l, f, &edge_cred) < 0)
         return -1;
-    if (!broker_admit(b))
+    copy_name(l->role, sizeof(l->role), &f->role);
+    copy_name(l->node, sizeof(l->node), &f->node);
+    /* An edge proven by secret or address is admitted even at max-clients:
+     * edges are few, and clients filling the broker must not cut every
+     * browser off. */
+    if (!(is_edge(l) && (edge_cred || l->allowed)) && !broker_admit(b))
         return fail(l, "max_clients", "max number of clients reached", DROP_COUNT);
     broker_preauth_leave(b, &l->preauth);
     link_decoder_set_max(l->dec, b->conf->max_payload + LINK_FRAME_SLACK);
-    copy_name(l->role, sizeof(l->role), &f->role);
-    copy_name(l->node, sizeof(l->node), &f->node);
     grant = grant_output_limit(l, edge_cred);
     l->state = LINK_STATE_READY;
     log_info("link_hello", "conn=%u peer=%s role=%s node=%s output_limit=%zu grant=%s", l->id,

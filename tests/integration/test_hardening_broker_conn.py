@@ -27,7 +27,6 @@ sanitizer report)."""
 import json
 import os
 import select
-import shutil
 import socket
 import struct
 import sys
@@ -35,61 +34,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, LinkClient, Process, RespClient, RespError, binary, free_port, http,
-                     metric, mp_pack, wait_until, ERR, HELLO, PUB, WELCOME)
-
-
-def metrics(b):
-    st, _, body = http(b.http_port, "GET", "/metrics")
-    assert st == 200, st
-    return body.decode()
-
-
-def m(b, name, labels=None):
-    v = metric(metrics(b), name, labels)
-    return 0 if v is None else v
-
-
-def drops(b, reason):
-    return m(b, "herald_drops_total", 'reason="%s"' % reason)
-
-
-def resp_cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-def connect(port, rcvbuf=None, timeout=10):
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(timeout)
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-def closed_within(sock, timeout, max_bytes=1 << 26):
-    """Reads (and discards) until the peer closes or resets: True; False when
-    timeout passes or more than max_bytes arrive first."""
-    deadline = time.time() + timeout
-    got = 0
-    while True:
-        left = deadline - time.time()
-        if left <= 0 or got > max_bytes:
-            return False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-        if not chunk:
-            return True
-        got += len(chunk)
+from harness import (Broker, LinkClient, RespClient, RespError, closed_within, connect, drops,
+                     http, mp_pack, proc_cpu_seconds, resp_cmd, wait_until, ERR, HELLO, PUB,
+                     WELCOME)
+from harness import broker_sample as m
 
 
 def still_open(sock, wait=0.3):
@@ -147,26 +95,6 @@ def json_error(testcase, resp, status):
 # ------------------------------------------------------------------ finding 8
 
 
-class FdLimitedBroker(Broker):
-    """A broker run under `prlimit --nofile=N:N` (prlimit execs it: same pid)."""
-
-    def __init__(self, *extra, nofile=64):
-        prlimit = shutil.which("prlimit")
-        assert prlimit, "prlimit (util-linux) not found"
-        self.link_port, self.resp_port, self.http_port = free_port(), free_port(), free_port()
-        self.conf_path = None
-        argv = [prlimit, "--nofile=%d:%d" % (nofile, nofile), "--", binary("herald-broker"),
-                "--bind", "127.0.0.1", "--link-port", str(self.link_port),
-                "--resp-port", str(self.resp_port), "--http-port", str(self.http_port)]
-        Process.__init__(self, argv + list(extra))
-
-
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def accept_error_line(line):
     """A log line about a failed accept(), today's or the contract's format."""
     return ("accept" in line and "errno=" in line) or "Too many open files" in line
@@ -191,18 +119,18 @@ def served(b, endpoint):
 
 class AcceptEmfile(unittest.TestCase):
     def check_emfile(self, endpoint):
-        b = FdLimitedBroker()
+        b = Broker(nofile=64)
         socks = []
         try:
             port = {"resp": b.resp_port, "link": b.link_port, "http": b.http_port}[endpoint]
             for _ in range(120):  # more than the 64 fds the broker may hold
                 socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
             time.sleep(0.5)
-            n0, c0, t0 = len(b.lines), cpu_ticks(b.proc.pid), time.time()
+            n0, c0, t0 = len(b.lines), proc_cpu_seconds(b.proc.pid), time.time()
             time.sleep(3)
-            n1, c1, t1 = len(b.lines), cpu_ticks(b.proc.pid), time.time()
+            n1, c1, t1 = len(b.lines), proc_cpu_seconds(b.proc.pid), time.time()
             lines = [l for l in b.lines[n0:n1] if accept_error_line(l)]
-            cpu = (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+            cpu = (c1 - c0) / (t1 - t0)
             self.assertLessEqual(len(lines), 40, "%d accept error lines in %.1f s (cpu %.0f%%), e.g. %s"
                                  % (len(lines), t1 - t0, cpu * 100, lines[:1]))
             self.assertLess(cpu, 0.15, "broker CPU %.0f%% of a core while accept() fails" % (cpu * 100))
@@ -514,6 +442,36 @@ class PreAuth(unittest.TestCase):
 
 
 # ----------------------------------------------------------------- finding 10
+
+    def test_issue10_f9_proven_edge_admitted_past_max_clients(self):
+        """Clients that fill max-clients (here plain RESP connections, which
+        need no password without requirepass) do not keep the edges out: a
+        HELLO role "edge" from an edge-allow address is admitted past the
+        cap, while another client's HELLO is refused (ERR max_clients)."""
+        b = Broker("--max-clients", "2", "--edge-allow", "127.0.0.1")
+        try:
+            fill = [RespClient(b.resp_port) for _ in range(2)]
+            for c in fill:
+                self.assertEqual(c.call("PING"), b"PONG")
+            over = connect(b.resp_port)
+            self.assertTrue(closed_within(over, 5), "a third RESP client was admitted")
+            over.close()
+            cli = LinkClient(b.link_port, hello=False)
+            cli.send([HELLO, 1, "cli", "pytest-cli", None])
+            f = cli.frame()
+            self.assertEqual(f[:2], [ERR, "max_clients"], f)
+            cli.close()
+            edge = LinkClient(b.link_port, role="edge", node="pytest-proven-edge")
+            edge.sub("after.cap")
+            edge.sync()
+            self.assertTrue(b.wait_log("node=pytest-proven-edge", 5))
+            line = [l for l in b.log().splitlines() if "node=pytest-proven-edge" in l][0]
+            self.assertIn("grant=allow", line)
+            edge.close()
+            for c in fill:
+                c.close()
+        finally:
+            b.check_clean_exit(self)
 
 
 class Slowloris(unittest.TestCase):
