@@ -12,7 +12,10 @@ closes every socket it opened before it returns. Its counters (what was sent,
 how the server answered, how the connection ended) go, one JSON line per
 slice, to --log; the per-attack sums, as a Markdown table, to --summary.
 --slices gets a row per slice. --state is rewritten with the attacks running
-now (soak.sh's sampler reads it). Python 3 standard library only.
+now (soak.sh's sampler reads it). Python 3 standard library only; the msgpack
+and RESP encoders, connect(), the /metrics parser and the WebSocket client
+frames and upgrade request come from the integration tests'
+tests/support/harness.py and rawws.py.
 
 Broker lane (default order; the attacks that crash or bloat today's broker
 come last, so one full cycle of the others is measured before them):
@@ -52,7 +55,11 @@ import sys
 import threading
 import time
 
-HOST = "127.0.0.1"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
+from harness import (HELLO, PING, PUB, SUB, UNSUB, WELCOME, NeedMore, connect, metric, mp_pack,
+                     resp_cmd)
+from rawws import RawWs, frame
+
 SMALL_RCVBUF = 4096
 
 # ------------------------------------------------------------------ helpers
@@ -60,21 +67,6 @@ SMALL_RCVBUF = 4096
 
 def now():
     return time.monotonic()
-
-
-def tcp(port, rcvbuf=None, timeout=5.0, linger0=False):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    if linger0:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.settimeout(timeout)
-    try:
-        s.connect((HOST, port))
-    except OSError:
-        s.close()
-        raise
-    return s
 
 
 def close_all(socks):
@@ -119,6 +111,13 @@ def server_closed(s, drain_bytes=0, drain_s=0.0):
         return True
 
 
+def count_end(st, s, drain_bytes, drain_s, suffix=""):
+    """Counts s, at the end of a slice, as closed_by_server<suffix> or
+    open_at_end<suffix> (server_closed reading at most drain_bytes for drain_s seconds)."""
+    closed = server_closed(s, drain_bytes=drain_bytes, drain_s=drain_s)
+    st[("closed_by_server" if closed else "open_at_end") + suffix] += 1
+
+
 def send_some(s, data):
     """Non-blocking send: bytes sent (0 when the kernel buffer is full); raises on a closed peer."""
     try:
@@ -133,41 +132,12 @@ def sleep_until(t):
         time.sleep(d)
 
 
-# ---- msgpack (the subset the link protocol uses)
-
-
-def mp_pack(obj):
-    if obj is None:
-        return b"\xc0"
-    if obj is True:
-        return b"\xc3"
-    if obj is False:
-        return b"\xc2"
-    if isinstance(obj, int):
-        if 0 <= obj < 128:
-            return bytes([obj])
-        if obj >= 0:
-            return b"\xcf" + struct.pack(">Q", obj)
-        return b"\xd3" + struct.pack(">q", obj)
-    if isinstance(obj, str):
-        b = obj.encode()
-        if len(b) < 32:
-            return bytes([0xA0 | len(b)]) + b
-        return b"\xdb" + struct.pack(">I", len(b)) + b
-    if isinstance(obj, (bytes, bytearray)):
-        return b"\xc6" + struct.pack(">I", len(obj)) + bytes(obj)
-    if isinstance(obj, (list, tuple)):
-        head = bytes([0x90 | len(obj)]) if len(obj) < 16 else b"\xdd" + struct.pack(">I", len(obj))
-        return head + b"".join(mp_pack(x) for x in obj)
-    raise TypeError(obj)
-
-
-HELLO, WELCOME, SUB, UNSUB, PUB, PUBACK, MSG, PING, PONG, ERR = range(1, 11)
+# ---- link (msgpack frames: harness.mp_pack)
 
 
 def link_hello(port, role="cli", rcvbuf=None, timeout=5.0):
     """A link after HELLO/WELCOME (the WELCOME read and discarded)."""
-    s = tcp(port, rcvbuf=rcvbuf, timeout=timeout)
+    s = connect(port, rcvbuf=rcvbuf, timeout=timeout)
     s.sendall(mp_pack([HELLO, 1, role, "soak-%d" % os.getpid(), None]))
     d = s.recv(4096)
     if not d or d[1:2] != b"\x02":  # fixarray, then type 2 (WELCOME)
@@ -188,26 +158,12 @@ def link_sync(s, timeout=5.0):
         buf = (buf + d)[-64:]
 
 
-# ---- RESP
-
-
-def resp_cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, str):
-            a = a.encode()
-        elif isinstance(a, int):
-            a = str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class NeedMore(Exception):
-    pass
+# ---- RESP (commands: harness.resp_cmd)
 
 
 def resp_parse(buf, i=0):
-    """One reply from buf at i: (value, next index). Errors come back as ('ERR', text)."""
+    """One reply from buf at i: (value, next index); raises NeedMore when buf
+    is short. Errors come back as ('ERR', text)."""
     j = buf.find(b"\r\n", i)
     if j < 0:
         raise NeedMore()
@@ -240,7 +196,7 @@ class RespConn:
     """A RESP connection that pipelines and reads replies as they come."""
 
     def __init__(self, port, timeout=10.0):
-        self.sock = tcp(port, timeout=timeout)
+        self.sock = connect(port, timeout=timeout)
         self.buf = b""
         self.pending = 0
 
@@ -317,29 +273,19 @@ class Publisher:
 # ---- WebSocket
 
 
+WS_KEY = "c29hay1hYnVzZS0wMDAwMA=="  # any 16 bytes, base64
+
+
 def ws_frame(opcode, payload=b""):
-    """A client frame, masked with the all-zero key (legal, and no XOR work)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack(">Q", n)
-    return head + b"\0\0\0\0" + payload
-
-
-def ws_upgrade_head(path):
-    key = "c29hay1hYnVzZS0wMDAwMA=="  # any 16 bytes, base64
-    return ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode()
+    """A final client frame, masked with the all-zero key (legal: the payload goes as it is)."""
+    return frame(opcode, payload, mask_key=b"\0\0\0\0")
 
 
 def ws_open(port, path, rcvbuf=None, timeout=5.0, linger0=False):
     """A WebSocket after a 101; returns (socket, bytes already read past the head)."""
-    s = tcp(port, rcvbuf=rcvbuf, timeout=timeout, linger0=linger0)
+    s = connect(port, rcvbuf=rcvbuf, timeout=timeout, linger0=linger0)
     try:
-        s.sendall(ws_upgrade_head(path))
+        s.sendall(RawWs.upgrade_head(path, WS_KEY))
         buf = b""
         while b"\r\n\r\n" not in buf:
             d = s.recv(4096)
@@ -412,6 +358,38 @@ def run_idle_unavailable(deadline, st, what):
     sleep_until(deadline)
 
 
+def publish_to_nonreaders(ctx, deadline, st, open_socks, publish, drain_bytes, drain_s):
+    """What edge_role_hog and ws_slow_consumers share: open_socks(socks) opens
+    the connections that never read (appending each to socks), publish(pub)
+    sends events on a Publisher (RESP) so that their output piles up, then
+    the slice is waited out and each connection counted closed_by_server or
+    open_at_end (count_end). A connection error is counted as error_<type>;
+    the connections and the publisher are closed on return."""
+    socks = []
+    pub = None
+    try:
+        open_socks(socks)
+        try:
+            pub = Publisher(ctx.resp, st)
+        except OSError:
+            return run_idle_unavailable(deadline, st, "resp")
+        publish(pub)
+        pub.close()
+        pub = None
+        sleep_until(deadline)
+        for s in socks:
+            count_end(st, s, drain_bytes, drain_s)
+    except (ConnectionError, OSError) as e:
+        st["error_" + type(e).__name__] += 1
+    finally:
+        if pub:
+            try:
+                pub.close()
+            except OSError:
+                pass
+        close_all(socks)
+
+
 # ------------------------------------------------------------------ broker lane
 
 
@@ -428,7 +406,7 @@ def idle_sockets(ctx, deadline, st):
                 if now() >= deadline:
                     break
                 try:
-                    s = tcp(port, timeout=2.0)
+                    s = connect(port, timeout=2.0)
                     held[kind].append(s)
                     opened_at[s] = now()
                     st["opened_" + kind] += 1
@@ -493,7 +471,7 @@ def slowloris(ctx, deadline, st):
                            ("http_body", ctx.http)):
             for _ in range(n // 2 if kind.startswith("http") else n):
                 try:
-                    s = tcp(port, timeout=2.0)
+                    s = connect(port, timeout=2.0)
                 except OSError:
                     st["connect_failed_" + kind] += 1
                     continue
@@ -576,7 +554,7 @@ def malformed(ctx, deadline, st):
         i += 1
         t = now()
         try:
-            s = tcp(port, timeout=1.0)
+            s = connect(port, timeout=1.0)
         except OSError:
             st["connect_failed_" + kind] += 1
             sleep_until(t + 0.2)
@@ -630,7 +608,7 @@ def http_dup_length(ctx, deadline, st):
         i += 1
         t = now()
         try:
-            s = tcp(ctx.http, timeout=2.0)
+            s = connect(ctx.http, timeout=2.0)
         except OSError:
             st["connect_failed"] += 1
             sleep_until(t + 0.2)
@@ -766,10 +744,7 @@ def link_ping_flood(ctx, deadline, st):
                 time.sleep(0.01)
         st["pings_sent"] = st["bytes_sent"] // 3
         sleep_until(deadline - 0.5)  # hold what the broker queued for the rest of the slice
-        if server_closed(s, drain_bytes=16 << 20, drain_s=0.5):
-            st["closed_by_server"] += 1
-        else:
-            st["open_at_end"] += 1
+        count_end(st, s, 16 << 20, 0.5)
     except OSError:
         st["pings_sent"] = st["bytes_sent"] // 3
         st["closed_by_server"] += 1
@@ -781,9 +756,7 @@ def edge_role_hog(ctx, deadline, st):
     """HOGS links HELLO with role "edge" (no credential), SUB ">" and never read;
     meanwhile 64 KB events go to abuse.hog.<n> (HOG_MB per slice, spread over two
     thirds of it), so each hog's output grows to whatever limit it was given."""
-    hogs = []
-    pub = None
-    try:
+    def open_hogs(hogs):
         for _ in range(ctx.a.hogs):
             try:
                 s = link_hello(ctx.link, role="edge", rcvbuf=SMALL_RCVBUF)
@@ -792,10 +765,8 @@ def edge_role_hog(ctx, deadline, st):
                 st["hogs"] += 1
             except OSError:
                 st["hog_connect_failed"] += 1
-        try:
-            pub = Publisher(ctx.resp, st)
-        except OSError:
-            return run_idle_unavailable(deadline, st, "resp")
+
+    def publish(pub):
         payload = b"h" * 65536
         total = ctx.a.hog_mb << 4  # 64 KB events
         t0 = now()
@@ -805,26 +776,14 @@ def edge_role_hog(ctx, deadline, st):
                 break
             sleep_until(t0 + span * k / total)
             pub.publish("abuse.hog.%d" % (k % 16), payload)
-        pub.close()
-        pub = None
-        sleep_until(deadline)
-        for s in hogs:
-            if server_closed(s, drain_bytes=32 << 20, drain_s=0.3):
-                st["closed_by_server"] += 1
-            else:
-                st["open_at_end"] += 1
-    except (ConnectionError, OSError) as e:
-        st["error_" + type(e).__name__] += 1
-    finally:
-        if pub:
-            pub.close()
-        close_all(hogs)
+
+    publish_to_nonreaders(ctx, deadline, st, open_hogs, publish, 32 << 20, 0.3)
 
 
 def broker_metric(ctx, name):
     """A value from the broker's /metrics (None when it does not answer)."""
     try:
-        s = tcp(ctx.http, timeout=3.0)
+        s = connect(ctx.http, timeout=3.0)
         try:
             s.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
             buf = b""
@@ -837,10 +796,7 @@ def broker_metric(ctx, name):
             s.close()
     except OSError:
         return None
-    for line in buf.decode(errors="replace").splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
+    return metric(buf.decode(errors="replace"), name)
 
 
 def link_self_publish(ctx, deadline, st):
@@ -982,12 +938,8 @@ def ws_ping_noread(ctx, deadline, st):
                 time.sleep(0.01)
         sleep_until(deadline)
         for name, s in conns.items():
-            if s is None:
-                continue
-            if server_closed(s, drain_bytes=8 << 20, drain_s=0.3):
-                st["closed_by_server_" + name] += 1
-            else:
-                st["open_at_end_" + name] += 1
+            if s is not None:
+                count_end(st, s, 8 << 20, 0.3, "_" + name)
     finally:
         close_all([s for s in conns.values() if s])
 
@@ -1036,10 +988,9 @@ def ws_slow_consumers(ctx, deadline, st):
     that also subscribe to abuse.bulk.<slice>, small receive buffers, never read;
     32 KB events go to abuse.bulk.<slice> at BULK_RATE a second, so their queues
     pass send-queue-limit. Counts the ones the edge closed."""
-    conns = []
     topic = "abuse.bulk.%d" % ctx.slice_no
-    pub = None
-    try:
+
+    def open_consumers(conns):
         for _ in range(ctx.a.slow_consumers):
             try:
                 s, _ = ws_open(ctx.edge, "/ws?topic=%s" % ctx.a.broadcast_topic, rcvbuf=SMALL_RCVBUF)
@@ -1049,10 +1000,8 @@ def ws_slow_consumers(ctx, deadline, st):
             except OSError:
                 st["connect_failed"] += 1
         time.sleep(0.3)
-        try:
-            pub = Publisher(ctx.resp, st)
-        except OSError:
-            return run_idle_unavailable(deadline, st, "resp")
+
+    def publish(pub):
         payload = b"b" * 32768
         gap = 1.0 / max(1, ctx.a.bulk_rate)
         t0 = now()
@@ -1061,34 +1010,19 @@ def ws_slow_consumers(ctx, deadline, st):
             sleep_until(t0 + k * gap)
             pub.publish(topic, payload)
             k += 1
-        pub.close()
-        pub = None
-        sleep_until(deadline)
-        for s in conns:
-            if server_closed(s, drain_bytes=4 << 20, drain_s=0.2):
-                st["closed_by_server"] += 1
-            else:
-                st["open_at_end"] += 1
-    except (ConnectionError, OSError) as e:
-        st["error_" + type(e).__name__] += 1
-    finally:
-        if pub:
-            try:
-                pub.close()
-            except OSError:
-                pass
-        close_all(conns)
+
+    publish_to_nonreaders(ctx, deadline, st, open_consumers, publish, 4 << 20, 0.2)
 
 
 def ws_handshake_slowloris(ctx, deadline, st):
     """HS_SLOWLORIS connections send the upgrade request one byte a second;
     counts the ones the edge closes and after how long."""
-    head = ws_upgrade_head("/ws?topic=abuse.hs" + "&pad=" + "x" * 200)
+    head = RawWs.upgrade_head("/ws?topic=abuse.hs" + "&pad=" + "x" * 200, WS_KEY)
     conns = []
     try:
         for _ in range(ctx.a.hs_slowloris):
             try:
-                conns.append([tcp(ctx.edge, timeout=2.0), 0, now(), None])
+                conns.append([connect(ctx.edge, timeout=2.0), 0, now(), None])
                 st["opened"] += 1
             except OSError:
                 st["connect_failed"] += 1

@@ -16,8 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, Edge, LinkClient, HELLO, MSG, PING, PUBACK, WELCOME, NeedMore, http,
-                     metric, mp_pack, mp_unpack, wait_until)
+from fakebroker import FakeBroker
+from harness import Broker, Edge, LinkClient, MSG, PUBACK, http, metric, wait_until
 from rawws import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Closed, RawWs,
                    close_payload, frame)
 
@@ -378,63 +378,6 @@ class IdleTimeout(unittest.TestCase):
             for p in (e, b):
                 if p.alive():
                     p.stop()
-
-
-class FakeBroker:
-    """A link endpoint that answers HELLO with WELCOME and never sends a
-    PONG: it counts the connections and PINGs it gets, and sends the newest
-    connection what the test asks for."""
-
-    def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
-        self.conns, self.pings, self.lock = [], 0, threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        buf = b""
-        while True:
-            try:
-                chunk = c.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while True:
-                try:
-                    f, n = mp_unpack(buf)
-                except NeedMore:
-                    break
-                buf = buf[n:]
-                if f[0] == HELLO:
-                    c.sendall(mp_pack([WELCOME, 1, "fake", 1]))
-                    with self.lock:
-                        self.conns.append(c)
-                elif f[0] == PING:
-                    with self.lock:
-                        self.pings += 1
-
-    def send(self, frame):
-        with self.lock:
-            c = self.conns[-1]
-        c.sendall(mp_pack(frame))
-
-    def close(self):
-        self.lsock.close()
-        with self.lock:
-            for c in self.conns:
-                c.close()
 
 
 class BrokerKeepalive(unittest.TestCase):

@@ -31,36 +31,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, LinkClient, Process, RespClient, RespError, binary, free_port, http,
-                     metric, mp_pack, wait_until, ERR, HELLO, MSG, PING, PONG, PUB, SUB,
-                     UNSUB, WELCOME)
-
-
-class EnvBroker(Broker):
-    """A Broker started with extra environment variables (Broker does not
-    pass env through to Process)."""
-
-    def __init__(self, *extra, env=None):
-        self.link_port, self.resp_port, self.http_port = free_port(), free_port(), free_port()
-        self.conf_path = None
-        argv = [binary("herald-broker"), "--bind", "127.0.0.1", "--link-port", str(self.link_port),
-                "--resp-port", str(self.resp_port), "--http-port", str(self.http_port)]
-        Process.__init__(self, argv + list(extra), env=env)
-
-
-def metrics(b):
-    st, _, body = http(b.http_port, "GET", "/metrics")
-    assert st == 200, st
-    return body.decode()
-
-
-def m(b, name, labels=None):
-    v = metric(metrics(b), name, labels)
-    return 0 if v is None else v
-
-
-def drops(b, reason):
-    return m(b, "herald_drops_total", 'reason="%s"' % reason)
+from harness import (Broker, LinkClient, RespClient, RespError, closed_within, drops, http,
+                     mp_pack, resp_cmd, wait_until, ERR, HELLO, MSG, PING, PONG, PUB, SUB, UNSUB)
+from harness import broker_sample as m
 
 
 def log_fields(line):
@@ -93,40 +66,7 @@ def hello_fields(b, node, timeout=5):
 
 def link_hello(port, role, node, secret=None, rcvbuf=None):
     """A LinkClient whose HELLO names node (so its log line can be found)."""
-    c = LinkClient(port, hello=False, rcvbuf=rcvbuf)
-    c.send([HELLO, 1, role, node, secret])
-    f = c.frame()
-    assert f[0] == WELCOME, f
-    return c
-
-
-def resp_cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a.encode() if isinstance(a, str) else a
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-def closed_within(sock, timeout, max_bytes=1 << 26):
-    """Reads (and discards) until the peer closes or resets: True; False when
-    timeout passes or max_bytes arrive first."""
-    deadline = time.time() + timeout
-    got = 0
-    while True:
-        left = deadline - time.time()
-        if left <= 0 or got > max_bytes:
-            return False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-        if not chunk:
-            return True
-        got += len(chunk)
+    return LinkClient(port, secret=secret, role=role, rcvbuf=rcvbuf, node=node)
 
 
 def abort(sock):
@@ -236,7 +176,7 @@ class PingFlood(unittest.TestCase):
         for 24 MB with the default one). The RSS bound is a generous
         backstop; the close and the counters are the assertion."""
         asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1") + ":quarantine_size_mb=16"
-        b = EnvBroker("--client-output-limit", "256kb", env={"ASAN_OPTIONS": asan})
+        b = Broker("--client-output-limit", "256kb", env={"ASAN_OPTIONS": asan})
         try:
             by = LinkClient(b.link_port)
             by.sub("by.stander")

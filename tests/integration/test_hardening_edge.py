@@ -34,15 +34,14 @@ import signal
 import socket
 import struct
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import (Broker, Edge, LinkClient, ERR, HELLO, MSG, PUBACK, SUB, UNSUB, WELCOME,
-                     NeedMore, Process, binary, free_port, http, metric, mp_pack, mp_unpack,
-                     wait_until)
-from rawws import OP_CLOSE, OP_PING, OP_TEXT, Closed, RawWs
+from fakebroker import FakeBroker
+from harness import (Broker, Edge, LinkClient, ERR, MSG, PUBACK, SUB, UNSUB, http, metric,
+                     metrics_text, proc_cpu_seconds, wait_until)
+from rawws import OP_CLOSE, OP_PING, OP_TEXT, Closed, RawWs, frame
 
 SANITIZER_LINES = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: ")
@@ -55,13 +54,6 @@ def envelope(topic, seq, data):
     return '{"op":"msg","topic":"%s","seq":%d,"data":%s}' % (topic, seq, data)
 
 
-def metrics_text(port):
-    st, _, body = http(port, "GET", "/metrics")
-    if st != 200:
-        raise AssertionError("GET /metrics answered %d" % st)
-    return body.decode()
-
-
 def edge_metric(e, name, labels=None):
     """The sample's value, or None when the edge does not export it."""
     return metric(metrics_text(e.port), name, labels)
@@ -71,24 +63,8 @@ def broker_metric(b, name, labels=None):
     return metric(metrics_text(b.http_port), name, labels)
 
 
-def masked(opcode, payload):
-    """One final, masked client frame (payload < 64 KiB), masked without a
-    per-byte Python loop: the tests below build hundreds of thousands."""
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    key = os.urandom(4)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack(">H", n)
-    stream = (key * (n // 4 + 1))[:n]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
-    return head + key + body
-
-
 def sub_op(topic, req_id):
-    return masked(OP_TEXT, '{"op":"sub","topic":"%s","id":%d}' % (topic, req_id))
+    return frame(OP_TEXT, '{"op":"sub","topic":"%s","id":%d}' % (topic, req_id))
 
 
 def crash_note(proc):
@@ -155,133 +131,6 @@ def stop_quietly(*procs):
             p.stop(signal.SIGKILL)
 
 
-def proc_cpu_seconds(pid):
-    """utime + stime of a process (all its threads), in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class LimitedEdge(Process):
-    """herald-edge started with RLIMIT_NOFILE soft = hard = nofile (set by a
-    Python shim that then execs the edge: same pid, no extra tool needed)."""
-
-    SHIM = ("import os, resource, sys; "
-            "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[1]))); "
-            "os.execv(sys.argv[2], sys.argv[2:])")
-
-    def __init__(self, broker_port, nofile, *extra):
-        self.port = free_port()
-        argv = [sys.executable, "-c", self.SHIM, str(nofile), binary("herald-edge"),
-                "--bind", "127.0.0.1", "--port", str(self.port),
-                "--broker", "127.0.0.1:%d" % broker_port, "--workers", "1"]
-        super().__init__(argv + list(extra))
-
-
-class RecordingBroker:
-    """A link endpoint that WELCOMEs each HELLO (the first release's 4-element
-    WELCOME: no pattern limit announced), records the SUB/UNSUB patterns it
-    gets, and sends the newest connection what the test asks for."""
-
-    def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
-        self.conns, self.subs, self.lock = [], [], threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        buf = b""
-        while True:
-            try:
-                chunk = c.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while True:
-                try:
-                    f, n = mp_unpack(buf)
-                except NeedMore:
-                    break
-                buf = buf[n:]
-                with self.lock:
-                    if f[0] == HELLO:
-                        c.sendall(mp_pack([WELCOME, 1, "recorder", 1]))
-                        self.conns.append(c)
-                    elif f[0] in (SUB, UNSUB):
-                        self.subs.append((f[0], f[1]))
-
-    def send(self, frame):
-        with self.lock:
-            self.conns[-1].sendall(mp_pack(frame))
-
-    def close(self):
-        self.lsock.close()
-        with self.lock:
-            for c in self.conns:
-                c.close()
-
-
-class WelcomeThenClose:
-    """A link endpoint that answers each HELLO with WELCOME and closes the
-    connection at once; it records when each connection was accepted."""
-
-    def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.connects, self.welcomed, self.lock = [], 0, threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connects.append(time.time())
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        buf = b""
-        c.settimeout(5)
-        try:
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                try:
-                    f, _ = mp_unpack(buf)
-                except NeedMore:
-                    continue
-                if f[0] == HELLO:
-                    c.sendall(mp_pack([WELCOME, 1, "flaky", 1]))
-                    with self.lock:
-                        self.welcomed += 1
-                return
-        except OSError:
-            return
-        finally:
-            c.close()
-
-    def close(self):
-        self.lsock.close()
-
-
 # ---------------------------------------------------------------- F2
 
 
@@ -330,7 +179,7 @@ class SubscriptionCounter(unittest.TestCase):
                 self.assertEqual(pub.publish(topic, "%d" % i, req_id=i)[:3], [PUBACK, i, 1])
                 self.assertEqual(ws.recv_text(), envelope(topic, 1, i))
             # A duplicate is still ok and not counted twice; the connection works on.
-            ws.send(sub_op("f2.p.65599", 1) + masked(OP_TEXT, '{"op":"ping","id":2}'))
+            ws.send(sub_op("f2.p.65599", 1) + frame(OP_TEXT, '{"op":"ping","id":2}'))
             self.assertEqual(ws.recv_text(), '{"op":"ok","id":1}')
             self.assertEqual(ws.recv_text(), '{"op":"pong","id":2}')
             self.assertEqual(edge_metric(e, "herald_edge_subscriptions"), self.N)
@@ -448,14 +297,14 @@ class RepliesCountAgainstSendQueue(unittest.TestCase):
             self.assertEqual((code, reason), (1008, "slow consumer"))
 
     def test_issue10_f3_ping_frames_never_read_closed_1008(self):
-        self.flood(masked(OP_PING, b"p" * 125), 20 << 20, "ping frames")
+        self.flood(frame(OP_PING, b"p" * 125), 20 << 20, "ping frames")
 
     def test_issue10_f3_ping_ops_never_read_closed_1008(self):
-        self.flood(masked(OP_TEXT, '{"op":"ping","id":"%s"}' % ("i" * 40)), 20 << 20, "ping ops")
+        self.flood(frame(OP_TEXT, '{"op":"ping","id":"%s"}' % ("i" * 40)), 20 << 20, "ping ops")
 
     def test_issue10_f3_malformed_ops_never_read_closed_1008(self):
         # Each 7-byte frame earns a ~60-byte error reply: 4 MB sent is ~30 MB of replies.
-        self.flood(masked(OP_TEXT, "x"), 4 << 20, "malformed ops")
+        self.flood(frame(OP_TEXT, "x"), 4 << 20, "malformed ops")
 
 
 # ---------------------------------------------------------------- F6b
@@ -674,7 +523,7 @@ class RefusedPatterns(unittest.TestCase):
         {"op":"error","code":"too_many_subscriptions","topic":P} (no id), no
         longer receives P, keeps its other subscriptions, and the link stays
         up. A fatal ERR (code "protocol") still drops the link."""
-        fake = RecordingBroker()
+        fake = FakeBroker("recorder")
         self.addCleanup(fake.close)
         e = Edge(fake.port, "--reconnect-min", "50ms", "--reconnect-max", "100ms")
         self.addCleanup(lambda: e.alive() and e.stop())
@@ -711,7 +560,7 @@ class RefusedPatterns(unittest.TestCase):
         e.check_clean_exit()
 
     def test_issue10_f7_backoff_not_reset_by_welcome_then_drop(self):
-        fake = WelcomeThenClose()
+        fake = FakeBroker("flaky", close_after_welcome=True)
         self.addCleanup(fake.close)
         e = Edge(fake.port, "--reconnect-min", "100ms", "--reconnect-max", "2s")
         self.addCleanup(stop_quietly, e)
@@ -746,7 +595,7 @@ class AcceptEmfile(unittest.TestCase):
         e = None
         socks = []
         try:
-            e = LimitedEdge(b.link_port, self.NOFILE, "--handshake-timeout", "60s")
+            e = Edge(b.link_port, "--handshake-timeout", "60s", nofile=self.NOFILE)
             self.addCleanup(stop_quietly, e, b)
             self.assertTrue(wait_until(lambda: http(e.port, "GET", "/healthz")[0] == 200, 10))
             log0 = len(e.log().splitlines())

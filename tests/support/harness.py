@@ -1,10 +1,15 @@
 """Integration-test harness: start the real herald-broker / herald-edge on
-free loopback ports, wait for event=ready, talk to them with real clients,
+free loopback ports (optionally with extra environment variables or a
+lower RLIMIT_NOFILE), wait for event=ready, talk to them with real clients,
 stop them with SIGTERM and require exit 0 (under ASan that also means no
 leaks) and no sanitizer report in their logs.
 
 Only the Python standard library is used. msgpack is spoken with the small
-codec below (the subset the link protocol uses), RESP with a reply parser.
+codec below (the subset the link protocol uses), RESP with a command encoder
+(resp_cmd) and a reply parser. Raw-socket helpers (connect, closed_within),
+/metrics readers (metrics_text, metric, broker_sample, drops) and a process's
+CPU time (proc_cpu_seconds) serve the tests that misbehave on purpose;
+bench/soak_abuse.py imports some of them too.
 """
 import fcntl
 import os
@@ -13,6 +18,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,9 +44,16 @@ def free_port():
 
 
 class Process:
-    """A herald process with its stderr collected in a thread."""
+    """A herald process with its stderr collected in a thread. env: variables
+    added to (or replacing ones of) the environment it inherits. nofile: run
+    it with RLIMIT_NOFILE soft = hard = nofile (set by a Python shim that
+    then execs argv: same pid, no extra tool needed)."""
 
-    def __init__(self, argv, ready="event=ready", timeout=20, env=None):
+    NOFILE_SHIM = ("import os, resource, sys; "
+                   "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[1]))); "
+                   "os.execv(sys.argv[2], sys.argv[2:])")
+
+    def __init__(self, argv, ready="event=ready", timeout=20, env=None, nofile=None):
         self.argv = argv
         self.lines = []
         self._cond = threading.Condition()
@@ -48,6 +61,8 @@ class Process:
         full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         if env:
             full_env.update(env)
+        if nofile is not None:
+            argv = [sys.executable, "-c", self.NOFILE_SHIM, str(nofile)] + list(argv)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=full_env)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -110,7 +125,7 @@ class Process:
 
 
 class Broker(Process):
-    def __init__(self, *extra, link=True, resp=True, http=True, conf=None):
+    def __init__(self, *extra, link=True, resp=True, http=True, conf=None, env=None, nofile=None):
         self.link_port = free_port() if link else 0
         self.resp_port = free_port() if resp else 0
         self.http_port = free_port() if http else 0
@@ -124,7 +139,7 @@ class Broker(Process):
         argv += ["--bind", "127.0.0.1", "--link-port", str(self.link_port),
                  "--resp-port", str(self.resp_port), "--http-port", str(self.http_port)]
         argv += list(extra)
-        super().__init__(argv)
+        super().__init__(argv, env=env, nofile=nofile)
 
     def stop(self, *a, **kw):
         try:
@@ -135,12 +150,12 @@ class Broker(Process):
 
 
 class Edge(Process):
-    def __init__(self, broker_port, *extra, workers=1, port=None):
+    def __init__(self, broker_port, *extra, workers=1, port=None, env=None, nofile=None):
         self.port = port or free_port()
         argv = [binary("herald-edge"), "--bind", "127.0.0.1", "--port", str(self.port),
                 "--broker", "127.0.0.1:%d" % broker_port, "--workers", str(workers)]
         argv += list(extra)
-        super().__init__(argv)
+        super().__init__(argv, env=env, nofile=nofile)
 
 
 def run_cli(*argv, input=None, timeout=20, check=True):
@@ -167,7 +182,68 @@ def http(port, method, path, body=None, headers=None, timeout=10):
     return r.status, hdrs, data
 
 
+# ---------------------------------------------------------------- raw sockets
+
+
+def connect(port, rcvbuf=None, timeout=10, linger0=False):
+    """A TCP socket connected to 127.0.0.1:port. rcvbuf: SO_RCVBUF set before
+    connecting (a small one makes a reader that falls behind); linger0: its
+    close() resets the connection."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if linger0:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def closed_within(sock, timeout, max_bytes=1 << 26):
+    """Reads (and discards) until the peer closes or resets: True; False when
+    timeout passes or more than max_bytes arrive first."""
+    deadline = time.time() + timeout
+    got = 0
+    while True:
+        left = deadline - time.time()
+        if left <= 0 or got > max_bytes:
+            return False
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        if not chunk:
+            return True
+        got += len(chunk)
+
+
+def proc_cpu_seconds(pid):
+    """utime + stime of a process (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------- RESP
+
+
+def resp_cmd(*args):
+    """One RESP command (an array of bulk strings) from str, bytes or int arguments."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
 
 
 class SocketClient:
@@ -202,14 +278,7 @@ class RespClient(SocketClient):
         self.sock.sendall(data)
 
     def send(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, str):
-                a = a.encode()
-            elif isinstance(a, int):
-                a = str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
+        self.sock.sendall(resp_cmd(*args))
 
     def call(self, *args):
         self.send(*args)
@@ -347,19 +416,15 @@ HELLO, WELCOME, SUB, UNSUB, PUB, PUBACK, MSG, PING, PONG, ERR = range(1, 11)
 
 
 class LinkClient(SocketClient):
-    """Speaks the link protocol like an edge or the CLI would."""
+    """Speaks the link protocol like an edge or the CLI would. With hello, it
+    sends HELLO (role, node: the name the broker logs, secret) and requires WELCOME."""
 
-    def __init__(self, port, secret=None, hello=True, timeout=10, role="test", rcvbuf=None):
-        if rcvbuf:
-            self.sock = socket.socket()
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect(("127.0.0.1", port))
-        else:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, secret=None, hello=True, timeout=10, role="test", rcvbuf=None,
+                 node=None):
+        self.sock = connect(port, rcvbuf=rcvbuf, timeout=timeout)
         self.buf = b""
         if hello:
-            self.send([HELLO, 1, role, "pytest-%d" % os.getpid(), secret])
+            self.send([HELLO, 1, role, node or "pytest-%d" % os.getpid(), secret])
             w = self.frame()
             assert w[0] == WELCOME, w
 
@@ -408,6 +473,25 @@ def metric(text, name, labels=None):
         if len(parts) == 2 and parts[0] == want:
             return float(parts[1])
     return None
+
+
+def metrics_text(port):
+    """The body of GET /metrics on port (a broker's http_port, an edge's port)."""
+    st, _, body = http(port, "GET", "/metrics")
+    if st != 200:
+        raise AssertionError("GET /metrics answered %d" % st)
+    return body.decode()
+
+
+def broker_sample(b, name, labels=None):
+    """A sample's value in broker b's /metrics, 0 while the broker does not export it."""
+    v = metric(metrics_text(b.http_port), name, labels)
+    return 0 if v is None else v
+
+
+def drops(b, reason):
+    """Broker b's herald_drops_total{reason="..."} (0 before the first such drop)."""
+    return broker_sample(b, "herald_drops_total", 'reason="%s"' % reason)
 
 
 def wait_until(pred, timeout=10, interval=0.05):
