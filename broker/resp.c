@@ -57,10 +57,10 @@
  * broker as unauthenticated (auth-timeout, max-unauthenticated; broker.c)
  * until AUTH succeeds, may keep at most RESP_PREAUTH_PENDING bytes of an
  * incomplete command, and is closed when RESP_PREAUTH_OUT bytes of replies
- * wait unread. A failed AUTH holds the client (no reading) until the
- * broker's next tick, so guesses cost a second each on a connection, and
- * the RESP_AUTH_MAX_FAILURES-th failure closes it; failures are logged at
- * most once a second (broker_auth_failed).
+ * wait unread. A failed AUTH holds the client (no reading, not even of
+ * the commands already received) for RESP_AUTH_HOLD_MS, on its event's own
+ * timeout, and the RESP_AUTH_MAX_FAILURES-th failure closes it; failures
+ * are logged at most once a second (broker_auth_failed).
  *
  * request-timeout: a command that has started arriving must be complete
  * within it (resp_server_sweep); a client with nothing pending may stay
@@ -151,14 +151,14 @@ struct resp_client {
     struct ptrset patterns;    /* trie nodes holding the pattern handle (PSUBSCRIBE) */
     uint64_t partial_since_ms; /* an incomplete command is kept since then; 0: none */
     uint32_t id;
-    short armed; /* what ev waits for: EV_READ, EV_WRITE, EV_TIMEOUT (closing) */
+    short armed; /* what ev waits for: EV_READ, EV_WRITE, EV_TIMEOUT (closing or held) */
     uint8_t auth_failures;
     bool authed;
     bool dirty;   /* deliveries queued for flush_ev to write */
     bool closed;  /* client_close ran; freed at the next close-list sweep */
     bool closing; /* close once the output is flushed */
     bool paused;  /* reading stopped: unread replies past RESP_OUT_HIGH */
-    bool held;    /* reading stopped after a failed AUTH, until the broker's next tick */
+    bool held;    /* reading stopped for RESP_AUTH_HOLD_MS after a failed AUTH */
     char peer[64];
 };
 
