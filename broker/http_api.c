@@ -50,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -445,9 +446,15 @@ static void after_answer(struct http_conn *c)
         return;
     }
     if (evbuffer_get_length(out) > HTTP_OUT_HIGH) {
+        struct timeval rt = {(time_t)(c->api->b->conf->request_timeout / 1000),
+                             (suseconds_t)(c->api->b->conf->request_timeout % 1000) * 1000};
+
+        /* Not read while its answers wait; one that reads none of them for
+         * request-timeout is closed (the write timeout). */
         c->paused = true;
         bufferevent_disable(c->bev, EV_READ);
         bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_OUT_HIGH / 4, 0);
+        bufferevent_set_timeouts(c->bev, NULL, &rt);
     }
 }
 
@@ -463,8 +470,6 @@ static void process(struct http_conn *c)
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         n = http_request_feed(&c->req, v.iov_base, v.iov_len);
-        if (c->req.started && c->since_ms == 0)
-            c->since_ms = net_now_ms();
         evbuffer_drain(in, n);
         if (c->req.status) {
             answer_refusal(c);
@@ -527,6 +532,7 @@ static void http_on_write(struct bufferevent *bev, void *arg)
     if (c->paused && evbuffer_get_length(bufferevent_get_output(bev)) <= HTTP_OUT_HIGH / 4) {
         c->paused = false;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_set_timeouts(bev, NULL, NULL);
         if (bufferevent_enable(bev, EV_READ) < 0) {
             conn_close(c, "error");
             return;
@@ -541,8 +547,9 @@ static void http_on_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & BEV_EVENT_EOF) {
-        /* Half-closed after its request: its answers are still written. */
-        if (!c->closing && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        /* Half-closed after its request (or during a refusal): what is
+         * answered is still written, then the connection closes. */
+        if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
             struct timeval tv = {HTTP_CLOSE_WAIT_S, 0};
 
             c->closing = true;

@@ -560,6 +560,50 @@ class Slowloris(unittest.TestCase):
         finally:
             b.check_clean_exit(self)
 
+    def test_issue10_f10_http_pipeliner_not_reading_is_closed(self):
+        """A client that pipelines requests and reads none of the answers is
+        no longer read once 256 KiB of answers wait, and is closed when it
+        has read nothing for request-timeout: it holds a bounded amount for
+        a bounded time, and requests it sent are left unanswered. (A broker
+        that only paused it would answer every request once it reads.)
+        Other HTTP clients are served meanwhile."""
+        b = Broker("--request-timeout", "2s")
+        try:
+            s = connect(b.http_port, rcvbuf=4096)
+            s.setblocking(False)
+            req = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            data, sent, deadline = req * 20000, 0, time.time() + 10
+            while sent < len(data) and time.time() < deadline:
+                try:
+                    sent += s.send(data[sent:])
+                except BlockingIOError:
+                    time.sleep(0.05)  # the broker stopped reading (or is busy)
+                    if sent and select.select([], [s], [], 1.0)[1] == []:
+                        break
+            requests = sent // len(req)
+            self.assertEqual(http(b.http_port, "GET", "/healthz")[0], 200)
+            time.sleep(4)  # not reading: request-timeout passes with answers unread
+            s.setblocking(True)
+            got, deadline = b"", time.time() + 15
+            s.settimeout(2)
+            while time.time() < deadline:
+                try:
+                    chunk = s.recv(1 << 16)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            answers = got.count(b"HTTP/1.1 200 OK")
+            print("pipeliner: %d requests sent, %d answered" % (requests, answers))
+            self.assertGreater(answers, 0)
+            self.assertLess(answers, requests,
+                            "all %d pipelined requests answered: the pipeliner was never cut"
+                            % requests)
+            s.close()
+        finally:
+            b.check_clean_exit(self)
+
 
 # ----------------------------------------------------------------- finding 13
 
