@@ -397,14 +397,6 @@ static int on_hello(struct link_conn *l, const struct link_frame *f)
     return send_scratch(l);
 }
 
-/* The node of b->link_trie for pattern p when l holds it, else NULL. */
-static struct trie_node *held(struct link_conn *l, const struct link_str *p)
-{
-    struct trie_node *node = trie_find(l->b->link_trie, p->ptr, p->len);
-
-    return node && ptrset_has(&l->subs, node) ? node : NULL;
-}
-
 static int on_sub(struct link_conn *l, const struct link_frame *f)
 {
     struct broker *b = l->b;
@@ -413,7 +405,7 @@ static int on_sub(struct link_conn *l, const struct link_frame *f)
 
     if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (held(l, &f->topic))
+    if (trie_find_sub(l->b->link_trie, f->topic.ptr, f->topic.len, l))
         return 0;
     if (ptrset_count(&l->subs) >= (uint64_t)b->conf->max_subscriptions)
         return send_err_topic(l, "too_many_subscriptions", "max-subscriptions reached", &f->topic);
@@ -429,7 +421,7 @@ static int on_unsub(struct link_conn *l, const struct link_frame *f)
 
     if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    node = held(l, &f->topic);
+    node = trie_find_sub(l->b->link_trie, f->topic.ptr, f->topic.len, l);
     if (!node)
         return 0; /* like Redis: unsubscribing what is not subscribed is no error */
     ptrset_remove(&l->subs, node);

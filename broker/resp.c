@@ -349,9 +349,8 @@ static struct ptrset *set_of(struct resp_client *c, bool pattern)
 /* The trie node of the client's subscription to name of this kind, or NULL: O(tokens). */
 static struct trie_node *sub_find(struct resp_client *c, const struct resp_arg *name, bool pattern)
 {
-    struct trie_node *node = trie_find(c->srv->b->resp_trie, name->ptr, name->len);
-
-    return node && ptrset_has(set_of(c, pattern), node) ? node : NULL;
+    return trie_find_sub(c->srv->b->resp_trie, name->ptr, name->len,
+                         &handle_of(c, pattern)->target);
 }
 
 /*

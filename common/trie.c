@@ -402,9 +402,10 @@ struct trie_node *trie_find(struct trie *t, const char *pattern, size_t len)
     return node && node->subs.n ? node : NULL;
 }
 
-bool trie_node_has(const struct trie_node *node, const void *sub)
+struct trie_node *trie_find_sub(struct trie *t, const char *pattern, size_t len, const void *sub)
 {
-    return ptrset_has(&node->subs, sub);
+    struct trie_node *node = trie_find(t, pattern, len);
+    return node && ptrset_has(&node->subs, sub) ? node : NULL;
 }
 
 size_t trie_node_pattern(const struct trie_node *node, char *buf, size_t cap)

@@ -54,13 +54,16 @@ size_t trie_node_pattern(const struct trie_node *node, char *buf, size_t cap);
 
 /*
  * The node holding subscribers for exactly this pattern, or NULL (no walk
- * creates anything). With trie_node_has, "is sub subscribed to pattern" in
- * O(pattern tokens).
+ * creates anything). pattern need not be valid: a malformed one is not found.
  */
 struct trie_node *trie_find(struct trie *t, const char *pattern, size_t len);
 
-/* True when sub is one of node's subscribers (O(1)). */
-bool trie_node_has(const struct trie_node *node, const void *sub);
+/*
+ * The node of this pattern when sub is one of its subscribers, else NULL:
+ * "is sub subscribed to pattern" in O(pattern tokens), whatever sub holds.
+ * Borrowed like trie_subscribe's result.
+ */
+struct trie_node *trie_find_sub(struct trie *t, const char *pattern, size_t len, const void *sub);
 
 /* Number of subscribers on this node's pattern. */
 size_t trie_node_count(const struct trie_node *node);

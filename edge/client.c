@@ -365,14 +365,6 @@ static int send_error(struct client *c, const char *id_text, const char *code, c
 
 /* ---------- subscriptions ---------- */
 
-/* The node of w->trie for pattern when c holds it, else NULL: O(pattern tokens). */
-static struct trie_node *held(const struct client *c, const char *pattern, size_t len)
-{
-    struct trie_node *node = trie_find(c->w->trie, pattern, len);
-
-    return node && ptrset_has(&c->subs, node) ? node : NULL;
-}
-
 /* True when a pattern new to this worker would pass the broker's per-link limit. */
 static bool room_for_new_pattern(const struct worker *w)
 {
@@ -385,20 +377,22 @@ int client_subscribe(struct client *c, const char *pattern, size_t len, const ch
                      const char **err)
 {
     struct worker *w = c->w;
+    struct trie_node *node;
     bool first = false;
 
     if (!topic_pattern_valid(pattern, len, &w->limits, err)) {
         *code = "bad_topic";
         return -1;
     }
-    if (held(c, pattern, len))
+    node = trie_find(w->trie, pattern, len);
+    if (node && ptrset_has(&c->subs, node))
         return 0;
     if (ptrset_count(&c->subs) >= (uint64_t)w->conf->max_subscriptions) {
         *code = "too_many_subscriptions";
         *err = "max-subscriptions reached for this connection";
         return -1;
     }
-    if (!trie_find(w->trie, pattern, len) && !room_for_new_pattern(w)) {
+    if (!node && !room_for_new_pattern(w)) {
         w->stats.patterns_refused++;
         *code = "too_many_subscriptions";
         *err = "the server holds as many distinct patterns as its broker allows";
@@ -426,7 +420,7 @@ static void drop_node(struct client *c, struct trie_node *node)
 int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
                        const char **err)
 {
-    struct trie_node *node = held(c, pattern, len);
+    struct trie_node *node = trie_find_sub(c->w->trie, pattern, len, c);
 
     if (!node) {
         *code = "not_subscribed";
