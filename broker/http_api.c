@@ -71,6 +71,13 @@
 #define HTTP_LINGER_MAX   (1024 * 1024) /* bytes read and dropped while closing */
 #define HTTP_PUBLISH_PATH "/v1/publish/"
 
+enum route {
+    ROUTE_PUBLISH,
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_NONE,
+};
+
 struct http_conn {
     struct close_entry close; /* first: the close list frees through it */
     struct http_api *api;
@@ -79,6 +86,9 @@ struct http_conn {
     struct http_request req;
     uint64_t since_ms; /* the current request's first byte, or the last answer (idle) */
     size_t dropped;    /* bytes read and dropped while closing */
+    enum route route;  /* the current request's, from its head (on_head) */
+    size_t path_off;   /* its path in req.url, found once by on_head */
+    size_t path_len;
     uint32_t id;
     bool idle;      /* no request in progress: since_ms is the keep-alive clock */
     bool closing;   /* answer queued with Connection: close: close once written */
@@ -193,32 +203,22 @@ static void answer_error(struct http_conn *c, int code, const char *what, const 
 
 /* ---- routes --------------------------------------------------------------- */
 
-enum route {
-    ROUTE_PUBLISH,
-    ROUTE_HEALTHZ,
-    ROUTE_METRICS,
-    ROUTE_NONE,
-};
-
-/* The request's path (borrowed from its URL) and its length. */
-static const char *url_path(const struct http_request *r, size_t *len)
+/* Where the request's path lies in its URL: *off, *len (0, 0 when it has none). */
+static void url_path(const struct http_request *r, size_t *off, size_t *len)
 {
     struct http_parser_url u;
 
+    *off = *len = 0;
     http_parser_url_init(&u);
     if (r->url_len == 0 || http_parser_parse_url(r->url, r->url_len, 0, &u) != 0 ||
-        !(u.field_set & (1 << UF_PATH))) {
-        *len = 0;
-        return "";
-    }
+        !(u.field_set & (1 << UF_PATH)))
+        return;
+    *off = u.field_data[UF_PATH].off;
     *len = u.field_data[UF_PATH].len;
-    return r->url + u.field_data[UF_PATH].off;
 }
 
-static enum route route_of(const struct http_request *r)
+static enum route route_of(const char *path, size_t len)
 {
-    size_t len;
-    const char *path = url_path(r, &len);
     size_t plen = strlen(HTTP_PUBLISH_PATH);
 
     if (len >= plen && memcmp(path, HTTP_PUBLISH_PATH, plen) == 0)
@@ -252,7 +252,9 @@ static int on_head(struct http_request *r, void *arg, const char **err)
     struct broker *b = c->api->b;
     int method = http_request_method(r);
 
-    switch (route_of(r)) {
+    url_path(r, &c->path_off, &c->path_len);
+    c->route = route_of(r->url + c->path_off, c->path_len);
+    switch (c->route) {
     case ROUTE_PUBLISH:
         if (method != HTTP_POST) {
             *err = "method not allowed";
@@ -287,7 +289,7 @@ static void answer_refusal(struct http_conn *c)
     if (code == 401)
         extra = "WWW-Authenticate: Bearer\r\n";
     else if (code == 405)
-        extra = route_of(&c->req) == ROUTE_PUBLISH ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n";
+        extra = c->route == ROUTE_PUBLISH ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n";
     else if (code == 413)
         b->stats.drops[DROP_OVERSIZE]++;
     else if (code != 404)
@@ -301,8 +303,8 @@ static void publish(struct http_conn *c, bool keep)
 {
     struct broker *b = c->api->b;
     struct http_request *r = &c->req;
-    size_t plen, tlen = 0, skip = strlen(HTTP_PUBLISH_PATH);
-    const char *path = url_path(r, &plen);
+    size_t plen = c->path_len, tlen = 0, skip = strlen(HTTP_PUBLISH_PATH);
+    const char *path = r->url + c->path_off;
     char enc[TOPIC_MAX_LEN * 3 + 1];
     struct router_result res;
     const char *err = "empty topic";
@@ -369,7 +371,7 @@ static void dispatch(struct http_conn *c)
     bool keep = http_request_keep_alive(&c->req) && !c->api->b->stopping;
 
     c->api->b->stats.http_requests++;
-    switch (route_of(&c->req)) {
+    switch (c->route) {
     case ROUTE_PUBLISH:
         publish(c, keep);
         break;
