@@ -225,29 +225,26 @@ values_of() { # NAMES < metrics text: the values in order, "-" when absent, tab-
     awk -v names="$1" 'BEGIN { n = split(names, k, " ") } !/^#/ { v[$1] = $2 }
         END { for (i = 1; i <= n; i++) printf "%s%s", ((k[i] in v) ? v[k[i]] : "-"), (i < n ? "\t" : "") }'
 }
+# scrape ALIVE PORT OUT LAST: /metrics of a live process into OUT (also kept in
+# LAST for the report); OUT is left empty when the process is dead or silent.
+scrape() {
+    if [ "$1" = 1 ] && curl -s -m 2 "http://127.0.0.1:$2/metrics" >"$3" 2>/dev/null && [ -s "$3" ]; then
+        cp "$3" "$4"
+    else
+        : >"$3"
+    fi
+}
 one_sample() {
     local b_alive=0 e_alive=0 b_rss=- e_rss=- b_t=- e_t=- bm em drops now
     now=$(date +%s.%N)
     if kill -0 "$broker_pid" 2>/dev/null; then
         b_alive=1 b_rss=$(rss_kb "$broker_pid") b_t=$(cpu_ticks "$broker_pid")
-        if curl -s -m 2 "http://127.0.0.1:$HTTP_PORT/metrics" >"$TMP/m.b" 2>/dev/null && [ -s "$TMP/m.b" ]; then
-            cp "$TMP/m.b" "$TMP/metrics.broker.last"
-        else
-            : >"$TMP/m.b"
-        fi
-    else
-        : >"$TMP/m.b"
     fi
     if kill -0 "$edge_pid" 2>/dev/null; then
         e_alive=1 e_rss=$(rss_kb "$edge_pid") e_t=$(cpu_ticks "$edge_pid")
-        if curl -s -m 2 "http://127.0.0.1:$EDGE_PORT/metrics" >"$TMP/m.e" 2>/dev/null && [ -s "$TMP/m.e" ]; then
-            cp "$TMP/m.e" "$TMP/metrics.edge.last"
-        else
-            : >"$TMP/m.e"
-        fi
-    else
-        : >"$TMP/m.e"
     fi
+    scrape "$b_alive" "$HTTP_PORT" "$TMP/m.b" "$TMP/metrics.broker.last"
+    scrape "$e_alive" "$EDGE_PORT" "$TMP/m.e" "$TMP/metrics.edge.last"
     bm=$(values_of "$B_NAMES" <"$TMP/m.b")
     em=$(values_of "$E_NAMES" <"$TMP/m.e")
     drops=$(awk '/^herald_drops_total\{/ { s += $2; n++ } END { print n ? s : "-" }' "$TMP/m.b")
