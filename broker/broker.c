@@ -29,7 +29,7 @@
  * idle sockets would then lock real clients out for auth-timeout at a
  * time, renewed by the attacker at will).
  *
- * The tick (1 s) is the one timer for every deadline (STYLE.md §8: one
+ * The tick (1 s) is the one timer for every deadline (one
  * sweep instead of a timer per connection): auth-timeout, each endpoint's
  * request-timeout sweep, forgetting topics past topic-ttl, and giving the
  * kernel back the memory a spike of subscriptions or topics left free.

@@ -26,7 +26,7 @@
  *     and failures are logged at most once a second (broker_auth_failed);
  *   - a client that pipelines requests without reading the answers stops
  *     being read once HTTP_OUT_HIGH bytes of answers wait, and is read
- *     again when they drain (backpressure, STYLE.md §8).
+ *     again when they drain (request/reply backpressure, as RESP and links).
  * Every refusal closes the connection after its answer: once the answer is
  * written the write side is shut and what the client still sends (the
  * body we refused to read) is read and dropped until its EOF, for at most

@@ -20,7 +20,7 @@
  * broker as unauthenticated (broker.c: auth-timeout, max-unauthenticated)
  * and its decoder takes no frame over LINK_PREAUTH_FRAME bytes; HELLO
  * raises that to max-payload plus framing. The output limit follows what
- * the peer proved, not what it claims (DESIGN memory rule 4): role "edge"
+ * the peer proved, not what it claims: role "edge"
  * gets edge-output-limit with a credential (edge-secret, or requirepass
  * when no edge-secret is set), from an edge-allow address, or reserved
  * from edge-output-limit-total while that budget lasts; otherwise it is a

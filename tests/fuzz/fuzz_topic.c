@@ -101,7 +101,7 @@ static bool ref_token_ok(const char *s, size_t n, bool wild, bool last)
     return n > 0;
 }
 
-/* DESIGN.md "Topics", restated: tokens split at every '.', each one valid. */
+/* common/topic.h's syntax, restated: tokens split at every '.', each one valid. */
 static bool ref_valid(struct text t, size_t max_len, size_t max_tokens, bool wild)
 {
     size_t start = 0;
