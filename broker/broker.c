@@ -219,7 +219,7 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
     http_api_sweep(b, now);
     seq_map_expire(b->seqs, now);
     /* What peers made us allocate in bulk: after a spike, give it back. */
-    if (mem_trim_after_peak(trie_bytes(b->link_trie) + trie_bytes(b->resp_trie) +
+    if (mem_trim_after_peak(trie_bytes(b->link_subs.trie) + trie_bytes(b->resp_subs.trie) +
                                 seq_map_bytes(b->seqs),
                             &b->trim_peak, BROKER_TRIM_DROP))
         log_info("memory_trimmed", "rss=%llu", (unsigned long long)net_rss_bytes());
@@ -246,8 +246,8 @@ struct broker *broker_new(struct event_base *base, const struct broker_conf *con
     b->conf = conf;
     b->limits.max_len = (size_t)conf->max_topic_length;
     b->limits.max_tokens = (size_t)conf->max_topic_tokens;
-    b->link_trie = trie_new();
-    b->resp_trie = trie_new();
+    b->link_subs.trie = trie_new();
+    b->resp_subs.trie = trie_new();
     b->seqs = seq_map_new((size_t)conf->max_topics, (uint64_t)conf->topic_ttl);
     b->started_ms = net_now_ms();
     {
@@ -310,8 +310,8 @@ void broker_free(struct broker *b)
         event_free(b->shutdown_ev);
     if (b->tick_ev)
         event_free(b->tick_ev);
-    trie_free(b->link_trie);
-    trie_free(b->resp_trie);
+    trie_free(b->link_subs.trie);
+    trie_free(b->resp_subs.trie);
     seq_map_free(b->seqs);
     router_cleanup();
     mem_free(b);
@@ -354,9 +354,9 @@ void broker_metrics(struct broker *b, struct evbuffer *out)
     metrics_by_endpoint(b, out);
     metrics_gauge(out, "herald_subscriptions",
                   "Subscriptions (pattern, subscriber) held by links and RESP clients.",
-                  trie_subscription_count(b->link_trie) + trie_subscription_count(b->resp_trie));
+                  trie_subscription_count(b->link_subs.trie) + trie_subscription_count(b->resp_subs.trie));
     metrics_gauge(out, "herald_patterns", "Distinct subscribed patterns.",
-                  trie_pattern_count(b->link_trie) + trie_pattern_count(b->resp_trie));
+                  trie_pattern_count(b->link_subs.trie) + trie_pattern_count(b->resp_subs.trie));
     metrics_gauge(out, "herald_topics",
                   "Topics whose sequence is remembered (published within topic-ttl).",
                   seq_map_count(b->seqs));
@@ -364,7 +364,7 @@ void broker_metrics(struct broker *b, struct evbuffer *out)
                     "Topics forgotten: idle past topic-ttl, or least recent at max-topics.",
                     seq_map_forgotten(b->seqs));
     metrics_gauge(out, "herald_trie_bytes", "Heap bytes of the subscription tries.",
-                  trie_bytes(b->link_trie) + trie_bytes(b->resp_trie));
+                  trie_bytes(b->link_subs.trie) + trie_bytes(b->resp_subs.trie));
     metrics_counter(out, "herald_events_published_total", "Events accepted from publishers.",
                     b->stats.published);
     metrics_counter(out, "herald_events_delivered_total", "Event copies queued to subscribers.",

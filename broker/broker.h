@@ -82,19 +82,20 @@ struct broker_stats {
 };
 
 /*
- * A trie subscriber is a pointer to one of these, embedded as the first
- * member of whatever subscribes (a link, a RESP client's channel handle or
- * pattern handle), so the router can tell them apart.
+ * A trie of subscribers (struct sink, common/sink.h) and the ops they all
+ * share, registered by the endpoint that owns them: the router publishes
+ * through it without knowing the endpoint.
  */
-enum sub_kind {
-    SUB_LINK,         /* struct link_conn: one MSG per event */
-    SUB_RESP_CHANNEL, /* RESP SUBSCRIBE: one `message` per event */
-    SUB_RESP_PATTERN, /* RESP PSUBSCRIBE: one `pmessage` per matching pattern */
+struct broker_subs {
+    struct trie *trie;
+    const struct sink_ops *ops; /* NULL until the endpoint starts */
 };
 
-struct sub_target {
-    uint8_t kind; /* enum sub_kind */
-    bool closed;  /* closed; freed at the next close-list sweep: skip it */
+/* sink->form of the broker's subscribers: the wire form each receives. */
+enum sub_form {
+    SUB_FORM_MSG = 0,      /* a link: one link MSG per event */
+    SUB_FORM_MESSAGE = 0,  /* a RESP channel handle (SUBSCRIBE): `message` */
+    SUB_FORM_PMESSAGE = 1, /* a RESP pattern handle (PSUBSCRIBE): `pmessage`, per pattern */
 };
 
 /* A connection queued for freeing after the current callback chain. */
@@ -123,10 +124,10 @@ struct broker {
     struct event_base *base;
     const struct broker_conf *conf;
     struct topic_limits limits;
-    struct trie *link_trie; /* subscribers: struct link_conn (SUB_LINK) */
-    struct trie *resp_trie; /* subscribers: RESP channel/pattern handles */
-    struct seq_map *seqs;   /* topic -> last sequence */
-    uint64_t epoch;         /* start time in ms: the {epoch, seq} position's epoch */
+    struct broker_subs link_subs; /* each link's sink */
+    struct broker_subs resp_subs; /* RESP clients' channel and pattern handles */
+    struct seq_map *seqs;         /* topic -> last sequence */
+    uint64_t epoch;               /* start time in ms: the {epoch, seq} position's epoch */
     uint64_t started_ms;
     struct broker_stats stats;
     struct link_server *link;

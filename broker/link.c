@@ -6,9 +6,10 @@
  * whole life, and its own streaming decoder (link_codec.c) with a frame
  * limit of max-payload + 4096 bytes of framing.
  *
- * A link_conn starts with its struct sub_target (kind SUB_LINK): that
- * pointer is what it subscribes into b->link_trie, and what the router hands
- * back to link_deliver(). The link also keeps the set of trie nodes it
+ * A link_conn starts with its struct sink (form SUB_FORM_MSG): that
+ * pointer is what it subscribes into b->link_subs.trie, and what the
+ * fan-out hands back to link_deliver() through the ops this endpoint
+ * registers with the broker. The link also keeps the set of trie nodes it
  * subscribed to (a ptrset: O(1) membership, so SUB and UNSUB of any pattern
  * cost a trie lookup whatever the link holds), so closing unsubscribes
  * every pattern without a trie walk; the count is capped by
@@ -78,12 +79,13 @@
 
 #include "broker/router.h"
 #include "common/frame.h"
-#include "common/outbuf.h"
 #include "common/link_codec.h"
 #include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/outq.h"
 #include "common/ptrset.h"
+#include "common/sink.h"
 #include "common/topic.h"
 #include "common/trie.h"
 
@@ -101,7 +103,7 @@ enum link_state {
 };
 
 struct link_conn {
-    struct sub_target target; /* first: the trie subscriber (SUB_LINK) */
+    struct sink sink; /* first: the trie subscriber (SUB_FORM_MSG) */
     struct close_entry close_entry;
     struct preauth preauth; /* listed with the broker until HELLO is accepted */
     struct broker *b;
@@ -109,7 +111,7 @@ struct link_conn {
     struct link_conn *prev, *next; /* the server's list of live links */
     struct bufferevent *bev;
     struct link_decoder *dec; /* freed with the struct: router views point into it */
-    struct ptrset subs;       /* nodes of b->link_trie holding this link */
+    struct ptrset subs;       /* nodes of b->link_subs.trie holding this link */
     enum link_state state;
     bool paused;  /* reading stopped: replies over the high mark */
     bool allowed; /* the peer's address is in edge-allow */
@@ -134,24 +136,41 @@ struct link_server {
 
 static void link_close(struct link_conn *l, const char *reason);
 static void process_input(struct link_conn *l);
+static int link_deliver(struct sink *s, struct frame *f);
+
+/* Every link's sink: the bufferevent writes, so there is no flush. */
+static const struct sink_ops link_sink_ops = {.deliver = link_deliver};
 
 /* ---- replies and closing ---------------------------------------------- */
 
-/*
- * Past l's output limit l is a slow consumer: closed and counted. Returns -1
- * then (l is closed), else 0.
- */
-static int check_output(struct link_conn *l)
+/* l is a slow consumer: closed and counted. Returns -1. */
+static int slow_consumer(struct link_conn *l, size_t queued)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(l->bev));
-
-    if (queued <= l->output_limit)
-        return 0;
     log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
              queued);
     l->b->stats.drops[DROP_SLOW_CONSUMER]++;
     link_close(l, "slow_consumer");
     return -1;
+}
+
+/*
+ * Appends f to l's output unless that would take it past l's output limit
+ * (then l is a slow consumer, closed). Replies and fan-out count alike.
+ * Borrows f. Returns 0, or -1 when l was closed.
+ */
+static int queue_frame(struct link_conn *l, struct frame *f)
+{
+    struct evbuffer *out = bufferevent_get_output(l->bev);
+    size_t queued = evbuffer_get_length(out);
+
+    if (!outq_fits(queued, f->len, l->output_limit))
+        return slow_consumer(l, queued + f->len);
+    if (outq_append(out, f, 0) < 0) {
+        link_close(l, "error");
+        return -1;
+    }
+    l->b->stats.bytes_out += f->len;
+    return 0;
 }
 
 /*
@@ -162,15 +181,21 @@ static int check_output(struct link_conn *l)
 static int send_scratch(struct link_conn *l)
 {
     msgpack_sbuffer *sb = &l->srv->sb;
+    struct evbuffer *out;
+    size_t queued;
 
-    if (l->target.closed)
+    if (sink_closed(&l->sink))
         return -1;
-    if (evbuffer_add(bufferevent_get_output(l->bev), sb->data, sb->size) < 0) {
+    out = bufferevent_get_output(l->bev);
+    queued = evbuffer_get_length(out);
+    if (!outq_fits(queued, sb->size, l->output_limit))
+        return slow_consumer(l, queued + sb->size);
+    if (evbuffer_add(out, sb->data, sb->size) < 0) {
         link_close(l, "error");
         return -1;
     }
     l->b->stats.bytes_out += sb->size;
-    return check_output(l);
+    return 0;
 }
 
 static msgpack_sbuffer *scratch(struct link_conn *l)
@@ -200,7 +225,7 @@ static void unsubscribe_all(struct link_conn *l)
 
     for (uint32_t i = 0; i < nslots; i++) {
         if (nodes[i])
-            trie_unsubscribe_node(l->b->link_trie, nodes[i], l, NULL);
+            trie_unsubscribe_node(l->b->link_subs.trie, nodes[i], l, NULL);
     }
     ptrset_clear(&l->subs);
 }
@@ -269,9 +294,9 @@ static void list_remove(struct link_conn *l)
  */
 static void link_close(struct link_conn *l, const char *reason)
 {
-    if (l->target.closed)
+    if (sink_closed(&l->sink))
         return;
-    l->target.closed = true;
+    l->sink.flags |= SINK_CLOSED;
     l->state = LINK_STATE_CLOSING;
     unsubscribe_all(l);
     if (l->preauth.listed)
@@ -405,11 +430,11 @@ static int on_sub(struct link_conn *l, const struct link_frame *f)
 
     if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (trie_find_sub(l->b->link_trie, f->topic.ptr, f->topic.len, l))
+    if (trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l))
         return 0;
     if (ptrset_count(&l->subs) >= (uint64_t)b->conf->max_subscriptions)
         return send_err_topic(l, "too_many_subscriptions", "max-subscriptions reached", &f->topic);
-    node = trie_subscribe(b->link_trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
+    node = trie_subscribe(b->link_subs.trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
     ptrset_add(&l->subs, node);
     return 0;
 }
@@ -421,11 +446,11 @@ static int on_unsub(struct link_conn *l, const struct link_frame *f)
 
     if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    node = trie_find_sub(l->b->link_trie, f->topic.ptr, f->topic.len, l);
+    node = trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l);
     if (!node)
         return 0; /* like Redis: unsubscribing what is not subscribed is no error */
     ptrset_remove(&l->subs, node);
-    trie_unsubscribe_node(l->b->link_trie, node, l, NULL);
+    trie_unsubscribe_node(l->b->link_subs.trie, node, l, NULL);
     return 0;
 }
 
@@ -441,7 +466,7 @@ static int on_pub(struct link_conn *l, const struct link_frame *f)
         return fail(l, "oversize", "payload over max-payload", DROP_OVERSIZE);
     router_publish(b, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
     /* A link subscribed to its own topic may just have been closed as a slow consumer. */
-    if (l->target.closed || l->state == LINK_STATE_CLOSING)
+    if (sink_closed(&l->sink) || l->state == LINK_STATE_CLOSING)
         return -1;
     if (!f->has_req_id)
         return 0;
@@ -483,9 +508,10 @@ static int on_stats(struct link_conn *l)
         stat_line(buf, sizeof(buf), &off, name, s->drops[d]);
     }
     stat_line(buf, sizeof(buf), &off, "slow_consumers", s->drops[DROP_SLOW_CONSUMER]);
-    subs = trie_subscription_count(b->link_trie) +
-           (b->resp_trie ? trie_subscription_count(b->resp_trie) : 0);
-    pats = trie_pattern_count(b->link_trie) + (b->resp_trie ? trie_pattern_count(b->resp_trie) : 0);
+    subs = trie_subscription_count(b->link_subs.trie) +
+           (b->resp_subs.trie ? trie_subscription_count(b->resp_subs.trie) : 0);
+    pats = trie_pattern_count(b->link_subs.trie) +
+           (b->resp_subs.trie ? trie_pattern_count(b->resp_subs.trie) : 0);
     stat_line(buf, sizeof(buf), &off, "subscriptions", subs);
     stat_line(buf, sizeof(buf), &off, "patterns", pats);
     stat_line(buf, sizeof(buf), &off, "epoch", b->epoch);
@@ -584,7 +610,7 @@ static int feed_chunk(struct link_conn *l, struct evbuffer *in)
 /* Starts or stops request-timeout's clock: a frame is partly received, and we are reading. */
 static void note_partial(struct link_conn *l)
 {
-    if (l->target.closed || l->state == LINK_STATE_CLOSING || l->paused ||
+    if (sink_closed(&l->sink) || l->state == LINK_STATE_CLOSING || l->paused ||
         link_decoder_pending(l->dec) == 0)
         l->partial_since_ms = 0;
     else if (l->partial_since_ms == 0)
@@ -657,7 +683,7 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     struct link_conn *l = mem_calloc(1, sizeof(*l));
     int one = 1;
 
-    l->target.kind = SUB_LINK;
+    l->sink.form = SUB_FORM_MSG;
     l->output_limit = b->conf->client_output_limit;
     l->b = b;
     l->srv = srv;
@@ -739,6 +765,7 @@ int link_server_start(struct broker *b, const char **err)
     }
     msgpack_sbuffer_init(&srv->sb);
     b->link = srv;
+    b->link_subs.ops = &link_sink_ops;
     log_info("link_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*",
              net_local_port(fd));
     return 0;
@@ -797,19 +824,15 @@ void link_server_free(struct broker *b)
     msgpack_sbuffer_destroy(&srv->sb);
     mem_free(srv);
     b->link = NULL;
+    b->link_subs.ops = NULL;
 }
 
-int link_deliver(struct link_conn *l, struct frame *f)
+/* The link's sink_ops.deliver: a MSG for the fan-out. */
+static int link_deliver(struct sink *s, struct frame *f)
 {
-    struct evbuffer *out;
+    struct link_conn *l = (struct link_conn *)s;
 
-    if (l->target.closed || l->state == LINK_STATE_CLOSING)
+    if (sink_closed(s) || l->state == LINK_STATE_CLOSING)
         return 0;
-    out = bufferevent_get_output(l->bev);
-    if (outbuf_add_frame(out, f) < 0) {
-        link_close(l, "error");
-        return -1;
-    }
-    l->b->stats.bytes_out += f->len;
-    return check_output(l);
+    return queue_frame(l, f);
 }

@@ -3,9 +3,6 @@
 
 #include "broker/broker.h"
 
-struct frame;
-struct link_conn;
-
 /*
  * The link endpoint (msgpack over TCP): edges, the herald CLI and C
  * publishers. One bufferevent per link (links are few: one per edge worker
@@ -29,13 +26,5 @@ void link_server_sweep(struct broker *b, uint64_t now_ms);
 
 /* Frees the server (after every link is closed and freed). NULL-safe. */
 void link_server_free(struct broker *b);
-
-/*
- * Adds a reference to f (an encoded MSG frame) to l's output. If the
- * output then exceeds l's output limit, l is closed as a slow consumer
- * and -1 is returned (l is marked closed, freed later; its decoder - which
- * a PUB being routed may point into - lives until then). Returns 0 otherwise.
- */
-int link_deliver(struct link_conn *l, struct frame *f);
 
 #endif

@@ -24,8 +24,8 @@
  * A client subscribes through two handles embedded in its struct, one per
  * delivery form: `channel` (SUBSCRIBE, `message`) and `pattern`
  * (PSUBSCRIBE, `pmessage`), so the same text may be both a channel and a
- * pattern of one client, as in Redis. Each handle's sub_target is the trie
- * subscriber in b->resp_trie; the client also keeps one set of trie nodes
+ * pattern of one client, as in Redis. Each handle's struct sink is the trie
+ * subscriber in b->resp_subs.trie; the client also keeps one set of trie nodes
  * per kind (ptrset: O(1) membership), so UNSUBSCRIBE by name is a trie
  * lookup plus a set probe whatever the client holds, and UNSUBSCRIBE with
  * no argument and close remove exactly its entries. Invariant: a node is in
@@ -34,9 +34,11 @@
  * client's list per name cost 69 s of CPU for 3,000 PUNSUBSCRIBE names
  * after 100,000 PSUBSCRIBE, stalling every other client.
  *
- * Fan-out: resp_deliver appends the shared frame (outbuf.h) after any
- * replies and puts the subscriber on the server's dirty list instead of
- * writing, unless EV_WRITE is armed (the write callback will get to it).
+ * Fan-out: resp_deliver (the handles' sink_ops.deliver, registered with
+ * the broker) appends the shared frame (common/outq.h) after any replies
+ * and puts the subscriber on the server's dirty list (its channel handle's
+ * sink stands for the client there) instead of writing, unless EV_WRITE is
+ * armed (the write callback will get to it).
  * The list is written by flush_ev, an event made active when the list
  * becomes non-empty. libevent runs active events of one priority in order
  * and appends newly activated ones to the queue being run, so flush_ev runs
@@ -66,8 +68,9 @@
  * within it (resp_server_sweep); a client with nothing pending may stay
  * idle for ever, as in Redis.
  *
- * Closing: client_close detaches from the trie (the router collects targets
- * before delivering, so this is safe inside a delivery) and the dirty list,
+ * Closing: client_close detaches from the trie (the fan-out collects
+ * targets before delivering, so this is safe inside a delivery), marks its
+ * handles closed (a flush skips it; freeing it prunes the dirty list first),
  * frees the event and closes the socket, and queues the struct on the
  * broker's close list, which frees its buffers later: a command being run
  * points into the input buffer. Errors that Redis answers before closing (protocol
@@ -99,11 +102,12 @@
 #include "broker/resp_parse.h"
 #include "broker/router.h"
 #include "common/frame.h"
-#include "common/outbuf.h"
 #include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/outq.h"
 #include "common/ptrset.h"
+#include "common/sink.h"
 #include "common/topic.h"
 #include "common/trie.h"
 
@@ -129,9 +133,9 @@
 
 struct resp_client;
 
-/* A trie subscriber: target first, so the router's sub_target * is the handle. */
+/* A trie subscriber: sink first, so the fan-out's struct sink * is the handle. */
 struct resp_handle {
-    struct sub_target target;
+    struct sink sink;
     struct resp_client *client;
 };
 
@@ -146,7 +150,6 @@ struct resp_client {
     struct evbuffer *out; /* replies and deliveries not written yet */
     evutil_socket_t fd;
     struct resp_client *prev, *next;
-    struct resp_client *dirty_prev, *dirty_next; /* on srv->dirty iff dirty */
     struct ptrset channels;    /* trie nodes holding the channel handle (SUBSCRIBE) */
     struct ptrset patterns;    /* trie nodes holding the pattern handle (PSUBSCRIBE) */
     uint64_t partial_since_ms; /* an incomplete command is kept since then; 0: none */
@@ -154,7 +157,6 @@ struct resp_client {
     short armed; /* what ev waits for: EV_READ, EV_WRITE, EV_TIMEOUT (closing or held) */
     uint8_t auth_failures;
     bool authed;
-    bool dirty;   /* deliveries queued for flush_ev to write */
     bool closed;  /* client_close ran; freed at the next close-list sweep */
     bool closing; /* close once the output is flushed */
     bool paused;  /* reading stopped: unread replies past RESP_OUT_HIGH */
@@ -170,11 +172,11 @@ struct resp_server {
     size_t max_pending; /* bytes of one incomplete command before a protocol error */
     uint32_t next_id;
     int port;
-    uint64_t pubsub_clients;   /* clients with at least one subscription */
-    uint64_t channel_subs;     /* (channel, client) pairs */
-    uint64_t pattern_subs;     /* (pattern, client) pairs */
-    struct event *flush_ev;    /* writes the dirty list after this pass's I/O */
-    struct resp_client *dirty; /* subscribers with deliveries to write */
+    uint64_t pubsub_clients; /* clients with at least one subscription */
+    uint64_t channel_subs;   /* (channel, client) pairs */
+    uint64_t pattern_subs;   /* (pattern, client) pairs */
+    struct event *flush_ev;  /* writes the dirty list after this pass's I/O */
+    struct dirty_list dirty; /* subscribers with deliveries to write (channel handles) */
     struct resp_arg argv[RESP_MAX_ARGS];
     char rbuf[RESP_READ_CHUNK]; /* every read lands here first */
 };
@@ -194,6 +196,11 @@ struct resp_cmd {
 
 static void client_close(struct resp_client *c, const char *reason);
 static void close_after_flush(struct resp_client *c, const char *reason);
+static int resp_deliver(struct sink *s, struct frame *f);
+static int resp_flush(struct sink *s);
+
+/* Both handles of every client: the fan-out's view of a RESP subscriber. */
+static const struct sink_ops resp_sink_ops = {.deliver = resp_deliver, .flush = resp_flush};
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -349,8 +356,8 @@ static struct ptrset *set_of(struct resp_client *c, bool pattern)
 /* The trie node of the client's subscription to name of this kind, or NULL: O(tokens). */
 static struct trie_node *sub_find(struct resp_client *c, const struct resp_arg *name, bool pattern)
 {
-    return trie_find_sub(c->srv->b->resp_trie, name->ptr, name->len,
-                         &handle_of(c, pattern)->target);
+    return trie_find_sub(c->srv->b->resp_subs.trie, name->ptr, name->len,
+                         &handle_of(c, pattern)->sink);
 }
 
 /*
@@ -367,7 +374,7 @@ static int sub_add(struct resp_client *c, const struct resp_arg *name, bool patt
         return 0;
     if (nsubs(c) >= (uint64_t)srv->b->conf->max_subscriptions)
         return -1;
-    node = trie_subscribe(srv->b->resp_trie, name->ptr, name->len, &h->target, NULL, NULL);
+    node = trie_subscribe(srv->b->resp_subs.trie, name->ptr, name->len, &h->sink, NULL, NULL);
     if (nsubs(c) == 0)
         srv->pubsub_clients++;
     ptrset_add(set_of(c, pattern), node);
@@ -381,7 +388,7 @@ static void sub_remove(struct resp_client *c, struct trie_node *node, bool patte
     struct resp_server *srv = c->srv;
 
     ptrset_remove(set_of(c, pattern), node);
-    trie_unsubscribe_node(srv->b->resp_trie, node, &handle_of(c, pattern)->target, NULL);
+    trie_unsubscribe_node(srv->b->resp_subs.trie, node, &handle_of(c, pattern)->sink, NULL);
     (*kind_counter(srv, pattern))--;
     if (nsubs(c) == 0)
         srv->pubsub_clients--;
@@ -407,7 +414,7 @@ static void sub_remove_all(struct resp_client *c, bool pattern, bool reply)
         /* The text first: unsubscribing may prune the node. */
         if (reply)
             reply_sub_event(c, kind, name, trie_node_pattern(nodes[i], name, sizeof(name)), --left);
-        trie_unsubscribe_node(srv->b->resp_trie, nodes[i], &handle_of(c, pattern)->target, NULL);
+        trie_unsubscribe_node(srv->b->resp_subs.trie, nodes[i], &handle_of(c, pattern)->sink, NULL);
     }
     ptrset_clear(set);
     *kind_counter(srv, pattern) -= had;
@@ -904,34 +911,16 @@ static int write_out(struct resp_client *c)
     return 0;
 }
 
-static void dirty_add(struct resp_client *c)
+/* Puts c on the dirty list; the first entry of a pass activates flush_ev. */
+static void mark_dirty(struct resp_client *c)
 {
     struct resp_server *srv = c->srv;
 
-    if (c->dirty)
+    if (c->channel.sink.flags & SINK_DIRTY)
         return;
-    c->dirty = true;
-    c->dirty_prev = NULL;
-    c->dirty_next = srv->dirty;
-    if (srv->dirty)
-        srv->dirty->dirty_prev = c;
-    else
+    if (srv->dirty.n == 0)
         event_active(srv->flush_ev, EV_TIMEOUT, 0);
-    srv->dirty = c;
-}
-
-static void dirty_remove(struct resp_client *c)
-{
-    if (!c->dirty)
-        return;
-    if (c->dirty_prev)
-        c->dirty_prev->dirty_next = c->dirty_next;
-    else
-        c->srv->dirty = c->dirty_next;
-    if (c->dirty_next)
-        c->dirty_next->dirty_prev = c->dirty_prev;
-    c->dirty_prev = c->dirty_next = NULL;
-    c->dirty = false;
+    dirty_add(&srv->dirty, &c->channel.sink);
 }
 
 /* ---- input -------------------------------------------------------------- */
@@ -1111,7 +1100,6 @@ static void client_settle(struct resp_client *c, bool try_write)
         if (try_write && evbuffer_get_length(c->out) > 0) {
             if (write_out(c) < 0)
                 return;
-            dirty_remove(c);
         }
         if (c->closing) {
             if (evbuffer_get_length(c->out) == 0) {
@@ -1157,27 +1145,43 @@ static void client_on_event(evutil_socket_t fd, short what, void *arg)
     client_settle(c, (what & EV_WRITE) || !(c->armed & EV_WRITE));
 }
 
-/* flush_ev: writes every subscriber that deliveries made dirty in this pass. */
+/* The handles' sink_ops.flush: writes the client's output. */
+static int resp_flush(struct sink *s)
+{
+    struct resp_client *c = ((struct resp_handle *)s)->client;
+
+    if (c->closed)
+        return -1;
+    client_settle(c, !(c->armed & EV_WRITE));
+    return c->closed ? -1 : 0;
+}
+
+/*
+ * flush_ev: writes every subscriber that deliveries made dirty in this
+ * pass. A write may run a paused client's input, whose PUBLISH appends to
+ * the list: it is re-read every round.
+ */
 static void resp_on_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct resp_server *srv = arg;
 
     (void)fd;
     (void)what;
-    while (srv->dirty) {
-        struct resp_client *c = srv->dirty;
+    for (uint32_t i = 0; i < srv->dirty.n; i++) {
+        struct sink *s = srv->dirty.v[i];
 
-        dirty_remove(c);
-        client_settle(c, !(c->armed & EV_WRITE));
+        s->flags &= (uint8_t)~SINK_DIRTY;
+        resp_flush(s);
     }
+    srv->dirty.n = 0;
 }
 
 /* ---- connection --------------------------------------------------------- */
 
 static void mark_handles_closed(struct resp_client *c)
 {
-    c->channel.target.closed = true;
-    c->pattern.target.closed = true;
+    c->channel.sink.flags |= SINK_CLOSED;
+    c->pattern.sink.flags |= SINK_CLOSED;
 }
 
 /* Stops reading and deliveries; closes once the queued output is written. */
@@ -1213,6 +1217,8 @@ static void client_free(struct close_entry *e)
 {
     struct resp_client *c = (struct resp_client *)e;
 
+    if (c->channel.sink.flags & SINK_DIRTY) /* closed while a flush was due */
+        dirty_prune(&c->srv->dirty);
     if (c->in)
         evbuffer_free(c->in);
     if (c->out)
@@ -1241,7 +1247,6 @@ static void client_close(struct resp_client *c, const char *reason)
     mark_handles_closed(c);
     sub_remove_all(c, false, false);
     sub_remove_all(c, true, false);
-    dirty_remove(c);
     client_close_io(c);
     list_unlink(srv, c);
     if (c->authed)
@@ -1274,9 +1279,9 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
 
     c->srv = srv;
     c->close.free_fn = client_free;
-    c->channel.target.kind = SUB_RESP_CHANNEL;
+    c->channel.sink.form = SUB_FORM_MESSAGE;
     c->channel.client = c;
-    c->pattern.target.kind = SUB_RESP_PATTERN;
+    c->pattern.sink.form = SUB_FORM_PMESSAGE;
     c->pattern.client = c;
     c->id = ++srv->next_id;
     c->authed = b->conf->requirepass == NULL;
@@ -1377,6 +1382,7 @@ int resp_server_start(struct broker *b, const char **err)
         return -1;
     }
     b->resp = srv;
+    b->resp_subs.ops = &resp_sink_ops;
     log_info("resp_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*", srv->port);
     return 0;
 }
@@ -1423,6 +1429,7 @@ void resp_server_free(struct broker *b)
         return;
     listener_free(srv->listener);
     /* Clients still open after the loop (shutdown timeout): only free them. */
+    dirty_free(&srv->dirty); /* no client is written again */
     for (c = srv->clients; c; c = next) {
         next = c->next;
         client_close_io(c);
@@ -1433,30 +1440,32 @@ void resp_server_free(struct broker *b)
     event_free(srv->flush_ev);
     mem_free(srv);
     b->resp = NULL;
+    b->resp_subs.ops = NULL;
 }
 
-int resp_deliver(struct sub_target *t, struct frame *f)
+/* The handles' sink_ops.deliver: a `message` or `pmessage` for the fan-out. */
+static int resp_deliver(struct sink *s, struct frame *f)
 {
-    struct resp_client *c = ((struct resp_handle *)t)->client;
+    struct resp_client *c = ((struct resp_handle *)s)->client;
     struct broker *b = c->srv->b;
     size_t queued;
 
     if (c->closed || c->closing)
         return 0;
-    if (outbuf_add_frame(c->out, f) < 0) {
-        client_close(c, "error");
-        return -1;
-    }
-    b->stats.bytes_out += f->len;
     queued = evbuffer_get_length(c->out);
-    if (queued > b->conf->client_output_limit) {
-        log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, c->peer, queued);
+    if (!outq_fits(queued, f->len, b->conf->client_output_limit)) {
+        log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, c->peer, queued + f->len);
         b->stats.drops[DROP_SLOW_CONSUMER]++;
         client_close(c, "slow_consumer");
         return -1;
     }
+    if (outq_append(c->out, f, 0) < 0) {
+        client_close(c, "error");
+        return -1;
+    }
+    b->stats.bytes_out += f->len;
     /* Written after this pass's I/O; with EV_WRITE armed the write callback gets it. */
     if (!(c->armed & EV_WRITE))
-        dirty_add(c);
+        mark_dirty(c);
     return 0;
 }

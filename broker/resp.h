@@ -3,9 +3,6 @@
 
 #include "broker/broker.h"
 
-struct frame;
-struct sub_target;
-
 /*
  * The RESP endpoint: redis-cli, redis-benchmark and Redis client libraries.
  * Commands: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PING,
@@ -24,13 +21,5 @@ void resp_server_sweep(struct broker *b, uint64_t now_ms);
 
 /* Frees the server (after every client is closed and freed). NULL-safe. */
 void resp_server_free(struct broker *b);
-
-/*
- * Adds a reference to f (an encoded `message` or `pmessage` reply) to the
- * output of the client owning handle t (kind SUB_RESP_CHANNEL or
- * SUB_RESP_PATTERN). Closes the client as a slow consumer past its output
- * limit and returns -1; 0 otherwise.
- */
-int resp_deliver(struct sub_target *t, struct frame *f);
 
 #endif

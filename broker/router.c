@@ -1,20 +1,16 @@
 /*
  * router.c - one event in, every matching subscriber's output out.
  *
- * For each event: take the topic's next sequence, collect the matching
- * subscribers of both tries into a scratch vector (so the walk never sees a
- * trie changed under it: a delivery may close a slow consumer, which
- * unsubscribes it), encode each wire form once into a refcounted frame and
- * hand every target a reference:
+ * For each event: take the topic's next sequence, then publish it through
+ * the fan-out (common/fanout.c) to both tries, with the encoders of their
+ * wire forms:
  *   - links: one MSG per link however many of its patterns match;
  *   - RESP SUBSCRIBE: one `message` (the same bytes for every client);
  *   - RESP PSUBSCRIBE: one `pmessage` per matching pattern, encoded once
  *     per pattern node and shared by that node's subscribers.
- * Frames are encoded lazily, only when some target needs that form. The
- * router holds its own reference until the loop ends.
- * Rejected: delivering from inside the trie callback (a close would modify
- * the trie mid-walk), and encoding per subscriber (the cost this project
- * exists to avoid).
+ * The endpoints' subscribers are struct sink; each endpoint registers the
+ * ops of its trie's subscribers with the broker (struct broker_subs), so
+ * the router knows no endpoint.
  */
 #include "broker/router.h"
 
@@ -24,38 +20,26 @@
 #include <msgpack.h>
 
 #include "broker/broker.h"
-#include "broker/link.h"
-#include "broker/resp.h"
 #include "broker/seq_map.h"
+#include "common/fanout.h"
 #include "common/frame.h"
 #include "common/link_codec.h"
-#include "common/mem.h"
 #include "common/net.h"
+#include "common/sink.h"
 #include "common/topic.h"
 #include "common/trie.h"
 
-struct match {
-    struct sub_target *target;
-    const struct trie_node *node;
-};
-
-/* The broker is one thread: one scratch vector, grown as needed, reused. */
-static struct match *matches;
-static size_t matches_len, matches_cap;
+/* The broker is one thread: one target vector, one encode buffer, reused. */
+static struct fanout fanout;
 static msgpack_sbuffer sbuf;
 
-static int collect(void *sub, const struct trie_node *node, void *arg)
-{
-    (void)arg;
-    if (matches_len == matches_cap) {
-        matches_cap = matches_cap ? matches_cap * 2 : 256;
-        matches = mem_realloc(matches, matches_cap * sizeof(*matches));
-    }
-    matches[matches_len].target = sub;
-    matches[matches_len].node = node;
-    matches_len++;
-    return 0;
-}
+struct pub_event {
+    const char *topic;
+    size_t tlen;
+    uint64_t seq;
+    const void *payload;
+    size_t plen;
+};
 
 static struct frame *encode_msg(const char *topic, size_t tlen, uint64_t seq, const void *payload,
                                 size_t plen)
@@ -99,85 +83,51 @@ static struct frame *encode_resp(const char *pattern, size_t patlen, const char 
     return f;
 }
 
-static uint64_t deliver_links(struct broker *b, const char *topic, size_t tlen, uint64_t seq,
-                              const void *payload, size_t plen)
+static struct frame *encode_link(void *arg, uint8_t form, const struct trie_node *node)
 {
-    struct frame *f = NULL;
-    uint64_t n = 0;
+    const struct pub_event *ev = arg;
 
-    matches_len = 0;
-    trie_match(b->link_trie, topic, tlen, collect, NULL);
-    for (size_t i = 0; i < matches_len; i++) {
-        struct sub_target *t = matches[i].target;
-
-        if (t->closed)
-            continue;
-        if (!f)
-            f = encode_msg(topic, tlen, seq, payload, plen);
-        n++;
-        link_deliver((struct link_conn *)t, f);
-    }
-    frame_unref(&f);
-    return n;
+    (void)form;
+    (void)node;
+    return encode_msg(ev->topic, ev->tlen, ev->seq, ev->payload, ev->plen);
 }
 
-static uint64_t deliver_resp(struct broker *b, const char *topic, size_t tlen, const void *payload,
-                             size_t plen)
+static struct frame *encode_resp_form(void *arg, uint8_t form, const struct trie_node *node)
 {
-    struct frame *message = NULL, *pmessage = NULL;
-    const struct trie_node *pnode = NULL;
-    uint64_t n = 0;
+    const struct pub_event *ev = arg;
+    char pat[TOPIC_MAX_LEN + 1];
+    size_t patlen;
 
-    matches_len = 0;
-    trie_match_each(b->resp_trie, topic, tlen, collect, NULL);
-    for (size_t i = 0; i < matches_len; i++) {
-        struct sub_target *t = matches[i].target;
-
-        if (t->closed)
-            continue;
-        n++;
-        if (t->kind == SUB_RESP_CHANNEL) {
-            if (!message)
-                message = encode_resp(NULL, 0, topic, tlen, payload, plen);
-            resp_deliver(t, message);
-            continue;
-        }
-        if (matches[i].node != pnode) {
-            char pat[TOPIC_MAX_LEN + 1];
-            size_t patlen = trie_node_pattern(matches[i].node, pat, sizeof(pat));
-
-            frame_unref(&pmessage);
-            pmessage = encode_resp(pat, patlen, topic, tlen, payload, plen);
-            pnode = matches[i].node;
-        }
-        resp_deliver(t, pmessage);
-    }
-    frame_unref(&message);
-    frame_unref(&pmessage);
-    return n;
+    if (form == SUB_FORM_MESSAGE)
+        return encode_resp(NULL, 0, ev->topic, ev->tlen, ev->payload, ev->plen);
+    patlen = trie_node_pattern(node, pat, sizeof(pat));
+    return encode_resp(pat, patlen, ev->topic, ev->tlen, ev->payload, ev->plen);
 }
 
 void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out)
 {
-    uint64_t seq = seq_map_next(b->seqs, topic, tlen, net_now_ms());
-    uint64_t n;
+    struct pub_event ev = {topic, tlen, seq_map_next(b->seqs, topic, tlen, net_now_ms()), payload,
+                           plen};
+    uint64_t n = 0;
 
     if (!sbuf.data)
         msgpack_sbuffer_init(&sbuf);
-    n = deliver_links(b, topic, tlen, seq, payload, plen);
-    n += deliver_resp(b, topic, tlen, payload, plen);
+    if (b->link_subs.ops)
+        n += fanout_publish(&fanout, b->link_subs.trie, topic, tlen, false, b->link_subs.ops, 0,
+                            encode_link, &ev);
+    if (b->resp_subs.ops)
+        n += fanout_publish(&fanout, b->resp_subs.trie, topic, tlen, true, b->resp_subs.ops,
+                            1u << SUB_FORM_PMESSAGE, encode_resp_form, &ev);
     b->stats.published++;
     b->stats.delivered += n;
     out->receivers = n;
-    out->seq = seq;
+    out->seq = ev.seq;
 }
 
 void router_cleanup(void)
 {
-    mem_free(matches);
-    matches = NULL;
-    matches_len = matches_cap = 0;
+    fanout_free(&fanout);
     msgpack_sbuffer_destroy(&sbuf);
     memset(&sbuf, 0, sizeof(sbuf));
 }

@@ -321,18 +321,27 @@ static int queue_counted(struct client *c, struct frame *f)
     return 0;
 }
 
-int client_deliver(struct client *c, struct frame *f)
+static int client_deliver(struct sink *s, struct frame *f)
 {
+    struct client *c = client_of_sink(s);
     struct worker *w = c->w;
 
+    if (c->state != CLIENT_OPEN)
+        return 0;
     if (over_limit(c, f->len))
         return slow_consumer(c);
     queue_frame(c, frame_ref(f));
     w->stats.deliveries++;
-    if (!(c->flags & CLIENT_F_DIRTY))
-        worker_mark_dirty(w, c);
+    worker_mark_dirty(w, c);
     return 0;
 }
+
+static int client_sink_flush(struct sink *s)
+{
+    return client_flush(client_of_sink(s));
+}
+
+const struct sink_ops client_sink_ops = {.deliver = client_deliver, .flush = client_sink_flush};
 
 int client_ping(struct client *c)
 {
@@ -398,7 +407,7 @@ int client_subscribe(struct client *c, const char *pattern, size_t len, const ch
         *err = "the server holds as many distinct patterns as its broker allows";
         return -1;
     }
-    ptrset_add(&c->subs, trie_subscribe(w->trie, pattern, len, c, &first, NULL));
+    ptrset_add(&c->subs, trie_subscribe(w->trie, pattern, len, &c->sink, &first, NULL));
     if (first)
         interest_gained(w->uplink, pattern, len);
     return 0;
@@ -414,13 +423,13 @@ static void drop_node(struct client *c, struct trie_node *node)
 
         interest_lost(c->w->uplink, p, len);
     }
-    trie_unsubscribe_node(c->w->trie, node, c, NULL);
+    trie_unsubscribe_node(c->w->trie, node, &c->sink, NULL);
 }
 
 int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
                        const char **err)
 {
-    struct trie_node *node = trie_find_sub(c->w->trie, pattern, len, c);
+    struct trie_node *node = trie_find_sub(c->w->trie, pattern, len, &c->sink);
 
     if (!node) {
         *code = "not_subscribed";
@@ -441,7 +450,7 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     if (!ptrset_remove(&c->subs, node))
         return 0;
     /* No UNSUB: the broker never took the pattern. */
-    trie_unsubscribe_node(c->w->trie, node, c, NULL);
+    trie_unsubscribe_node(c->w->trie, node, &c->sink, NULL);
     n = client_reply_refused(buf, sizeof(buf), code, pattern, len,
                              "the broker refused this subscription");
     if (n >= sizeof(buf))
@@ -449,8 +458,7 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     if (queue_text(c, buf, n) < 0)
         return -1;
     /* Not in c's own callback: written with the fan-out's dirty list. */
-    if (!(c->flags & CLIENT_F_DIRTY))
-        worker_mark_dirty(c->w, c);
+    worker_mark_dirty(c->w, c);
     return 0;
 }
 
@@ -481,6 +489,7 @@ void client_abort(struct client *c)
     pool_put(w->pool, &c->msg);
     close(client_fd(c));
     c->state = CLIENT_CLOSED;
+    c->sink.flags |= SINK_CLOSED;
     log_debug("client_close", "conn=%u", c->id);
     worker_retire_client(w, c);
 }
@@ -659,7 +668,7 @@ static void open_websocket(struct client *c, const struct ws_request *req)
     queue_frame(c, frame_from(resp, n));
     c->state = CLIENT_OPEN;
     if (req->raw)
-        c->flags |= CLIENT_F_RAW;
+        c->sink.form = CLIENT_FORM_RAW;
     if (req->subprotocol)
         c->flags |= CLIENT_F_SUBPROTO;
     c->last_rx_s = w->now_s;

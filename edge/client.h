@@ -8,6 +8,7 @@
 #include <event2/event_struct.h>
 
 #include "common/ptrset.h"
+#include "common/sink.h"
 
 /*
  * One client connection on the edge port: the HTTP request head, then a
@@ -30,11 +31,15 @@ enum client_state {
     CLIENT_CLOSED,    /* socket closed; on the worker's close list */
 };
 
+/* c->sink.form: the encoding of events this client receives */
+enum client_form {
+    CLIENT_FORM_JSON = 0, /* the JSON envelope (docs/protocol.md) */
+    CLIENT_FORM_RAW = 1,  /* ?format=raw: payloads alone */
+};
+
 /* c->flags bits */
-#define CLIENT_F_RAW         0x01 /* ?format=raw: payloads alone */
 #define CLIENT_F_SUBPROTO    0x02 /* herald.v1 negotiated */
 #define CLIENT_F_WRITING     0x04 /* EV_WRITE is armed */
-#define CLIENT_F_DIRTY       0x08 /* on the worker's dirty list */
 #define CLIENT_F_PEER_CLOSED 0x10 /* the peer sent its close frame */
 #define CLIENT_F_SHUT_WR     0x20 /* CLOSING: output drained, write side shut */
 
@@ -52,6 +57,7 @@ struct client {
     uint32_t last_rx_s;   /* last frame received */
     uint32_t last_ping_s; /* last ping sent; in CLOSING: the close deadline */
     uint32_t utf8;        /* UTF-8 validator state of the current text message */
+    struct sink sink;     /* the trie subscriber: form, SINK_CLOSED once not OPEN, SINK_DIRTY */
     uint8_t state;        /* enum client_state */
     uint8_t flags;        /* CLIENT_F_* */
     uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
@@ -84,13 +90,19 @@ int client_unsubscribe(struct client *c, const char *pattern, size_t len, const 
                        const char **err);
 
 /*
- * Queues a reference to f (borrowed: c takes its own reference) for a
- * delivery and puts c on the worker's dirty list. Closes c as a slow
- * consumer (1008) when its queued output would exceed send-queue-limit:
- * returns -1 then, 0 otherwise. Replies, pongs and pings count against the
- * same limit.
+ * The fan-out's view of every client (common/sink.h): deliver queues a
+ * reference to an event frame and puts the client on the worker's dirty
+ * list, or closes it as a slow consumer (1008) when its queued output
+ * would exceed send-queue-limit (replies, pongs and pings count against
+ * the same limit); flush is client_flush.
  */
-int client_deliver(struct client *c, struct frame *f);
+extern const struct sink_ops client_sink_ops;
+
+/* The client whose sink s is (a subscriber of the worker's trie). */
+static inline struct client *client_of_sink(struct sink *s)
+{
+    return (struct client *)((char *)s - offsetof(struct client, sink));
+}
 
 /*
  * Writes queued output. Returns 0, or -1 when c was closed (write error,

@@ -20,10 +20,11 @@
  * callback returns.
  *
  * Fan-out (the hot path). The uplink hands each MSG to worker_deliver(),
- * which collects the matching clients into w->match first (a delivery may
- * close a slow consumer, and the trie must not change during a match),
- * encodes the JSON envelope and the raw frame at most once each, lazily,
- * and queues a reference on every target; targets go on the dirty list.
+ * which publishes it through the common fan-out (common/fanout.c: targets
+ * collected first, since a delivery may close a slow consumer and the trie
+ * must not change during a match), with the JSON envelope and the raw
+ * frame each encoded at most once, lazily; client_sink_ops queue a
+ * reference on every target and put it on the dirty list (common/outq.h).
  * When the uplink has handled every frame of one read it calls
  * worker_flush_dirty(), so a burst of events costs one write per client,
  * not one per event.
@@ -133,20 +134,13 @@ void worker_retire_client(struct worker *w, struct client *c)
 
 void worker_mark_dirty(struct worker *w, struct client *c)
 {
-    c->flags |= CLIENT_F_DIRTY;
-    vec_push(&w->dirty, &w->ndirty, &w->dirty_cap, c);
+    dirty_add(&w->dirty, &c->sink);
 }
 
 static void reap(struct worker *w)
 {
-    uint32_t kept = 0;
-
-    if (w->nclosed && w->ndirty) { /* a flush left for the next pass may name them */
-        for (uint32_t i = 0; i < w->ndirty; i++)
-            if (w->dirty[i]->state != CLIENT_CLOSED)
-                w->dirty[kept++] = w->dirty[i];
-        w->ndirty = kept;
-    }
+    if (w->nclosed && w->dirty.n) /* a flush left for the next pass may name them */
+        dirty_prune(&w->dirty);
     for (uint32_t i = 0; i < w->nclosed; i++)
         client_free(w->closed[i]);
     w->nclosed = 0;
@@ -177,40 +171,31 @@ static void worker_on_reap(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- fan-out ---------- */
 
-static int collect(void *sub, const struct trie_node *node, void *arg)
+struct msg_event {
+    const char *topic;
+    size_t tlen;
+    uint64_t seq;
+    const void *payload;
+    size_t plen;
+};
+
+static struct frame *encode_event(void *arg, uint8_t form, const struct trie_node *node)
 {
-    struct worker *w = arg;
+    const struct msg_event *ev = arg;
 
     (void)node;
-    vec_push(&w->match, &w->nmatch, &w->match_cap, sub);
-    return 0;
+    if (form == CLIENT_FORM_RAW)
+        return client_encode_raw(ev->payload, ev->plen);
+    return client_encode_event(ev->topic, ev->tlen, ev->seq, ev->payload, ev->plen);
 }
 
 void worker_deliver(struct worker *w, const char *topic, size_t tlen, uint64_t seq,
                     const void *payload, size_t plen)
 {
-    struct frame *json = NULL, *raw = NULL;
+    struct msg_event ev = {topic, tlen, seq, payload, plen};
 
     w->stats.events_in++;
-    w->nmatch = 0;
-    trie_match(w->trie, topic, tlen, collect, w);
-    for (uint32_t i = 0; i < w->nmatch; i++) {
-        struct client *c = w->match[i];
-
-        if (c->state != CLIENT_OPEN)
-            continue;
-        if (c->flags & CLIENT_F_RAW) {
-            if (!raw)
-                raw = client_encode_raw(payload, plen);
-            client_deliver(c, raw);
-        } else {
-            if (!json)
-                json = client_encode_event(topic, tlen, seq, payload, plen);
-            client_deliver(c, json);
-        }
-    }
-    frame_unref(&json);
-    frame_unref(&raw);
+    fanout_publish(&w->fanout, w->trie, topic, tlen, false, &client_sink_ops, 0, encode_event, &ev);
 }
 
 /* Milliseconds on a cheap coarse clock (a few ms resolution). */
@@ -224,26 +209,25 @@ static int64_t coarse_ms(void)
 
 void worker_flush_dirty(struct worker *w)
 {
-    bool polling = w->uplink && w->ndirty > FLUSH_POLL_EVERY;
+    bool polling = w->uplink && w->dirty.n > FLUSH_POLL_EVERY;
     int64_t until = polling ? coarse_ms() + FLUSH_SLICE_MS : 0;
     uint32_t i;
 
-    /* w->ndirty and w->dirty are re-read every round: a poll appends. */
-    for (i = 0; i < w->ndirty; i++) {
-        struct client *c = w->dirty[i];
+    /* w->dirty.n and .v are re-read every round: a poll appends. */
+    for (i = 0; i < w->dirty.n; i++) {
+        struct sink *s = w->dirty.v[i];
 
-        c->flags &= (uint8_t)~CLIENT_F_DIRTY;
-        if (c->state == CLIENT_OPEN || c->state == CLIENT_CLOSING)
-            client_flush(c);
+        s->flags &= (uint8_t)~SINK_DIRTY;
+        if (!(s->flags & SINK_CLOSED))
+            client_sink_ops.flush(s);
         if (polling && (i + 1) % FLUSH_POLL_EVERY == 0) {
             if (i + 1 >= FLUSH_SLICE_CLIENTS || coarse_ms() >= until)
                 break;
             w->stats.flush_polls += uplink_poll(w->uplink) > 0;
         }
     }
-    if (i + 1 < w->ndirty) { /* the slice is over: the rest goes on in the next loop pass */
-        w->ndirty -= i + 1;
-        memmove(w->dirty, w->dirty + i + 1, w->ndirty * sizeof(*w->dirty));
+    if (i + 1 < w->dirty.n) { /* the slice is over: the rest goes on in the next loop pass */
+        dirty_consume(&w->dirty, i + 1);
         w->stats.flush_yields++;
         if (w->flush_ev) { /* a zero timer, not event_active: that would run it before */
             struct timeval now = {0, 0}; /* the loop polls its sockets again */
@@ -252,7 +236,7 @@ void worker_flush_dirty(struct worker *w)
         }
         return;
     }
-    w->ndirty = 0;
+    w->dirty.n = 0;
 }
 
 static void worker_on_flush(evutil_socket_t fd, short what, void *arg)
@@ -286,13 +270,11 @@ static void on_link_refused(void *arg, const char *code, const char *pattern, si
 
     if (!node)
         return;
-    w->nmatch = 0;
-    trie_node_foreach(node, collect, w);
-    w->stats.patterns_refused += w->nmatch;
+    w->stats.patterns_refused += fanout_collect_node(&w->fanout, node);
     /* The last one prunes the node: it is not used after this loop. */
-    for (uint32_t i = 0; i < w->nmatch; i++)
-        client_refused(w->match[i], node, code, pattern, len);
-    w->nmatch = 0;
+    for (size_t i = 0; i < w->fanout.n; i++)
+        client_refused(client_of_sink(w->fanout.v[i].sink), node, code, pattern, len);
+    w->fanout.n = 0;
 }
 
 static void on_link_up(void *arg)
@@ -704,8 +686,8 @@ void worker_free(struct worker *w)
     mem_free(w->clients);
     mem_free(w->due_s);
     mem_free(w->closed);
-    mem_free(w->dirty);
-    mem_free(w->match);
+    dirty_free(&w->dirty);
+    fanout_free(&w->fanout);
     pthread_mutex_destroy(&w->snap_lock);
     mem_free(w);
 }

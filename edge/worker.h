@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/fanout.h"
 #include "common/log.h"
+#include "common/outq.h"
 #include "common/topic.h"
 #include "edge/edge_conf.h"
 #include "edge/pool.h"
@@ -104,10 +106,9 @@ struct worker {
     uint32_t nclients, clients_cap;
     struct client **closed; /* closed, freed on the next loop pass */
     uint32_t nclosed, closed_cap;
-    struct client **dirty; /* output queued by a fan-out, flushed when it ends (or later) */
-    uint32_t ndirty, dirty_cap;
-    struct client **match; /* fan-out targets of one event */
-    uint32_t nmatch, match_cap;
+    struct dirty_list dirty;  /* clients' sinks with output queued by a fan-out, flushed when it
+                                 ends (or later) */
+    struct fanout fanout;     /* fan-out targets of one event */
     struct frame *ping_frame; /* shared empty ping, made on first use (on the worker's thread) */
     uint64_t start_ms;
     uint32_t now_s; /* coarse clock: seconds since start, updated by the sweep */
@@ -192,7 +193,7 @@ void worker_retire_client(struct worker *w, struct client *c);
 /* c's timers moved earlier (it started closing): the next sweep visits it. */
 void worker_sweep_soon(struct worker *w, const struct client *c);
 
-/* Queues c on the dirty list (once per fan-out; c->flags tracks it). */
+/* Queues c on the dirty list (once per fan-out; SINK_DIRTY tracks it). */
 void worker_mark_dirty(struct worker *w, struct client *c);
 
 /*

@@ -1,8 +1,8 @@
 /*
  * Frames and output buffers: a frame's reference count from birth to free
  * (frame_ref, frame_unref clearing the slot, frame_cleanup dropping exactly
- * one), the per-thread live count, frame_from copying; and outbuf_add_frame,
- * which copies frames up to OUTBUF_COPY_MAX into an evbuffer and adds larger
+ * one), the per-thread live count, frame_from copying; and outq_append,
+ * which copies frames up to OUTQ_COPY_MAX into an evbuffer and adds larger
  * ones by reference, the evbuffer then holding one reference until libevent
  * releases the chain (drain or free).
  */
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "common/frame.h"
-#include "common/outbuf.h"
+#include "common/outq.h"
 #include "tests/support/check_main.h"
 
 /* ---------------------------------------------------------------- frames */
@@ -210,11 +210,11 @@ START_TEST(test_copy_at_max)
 {
     uint64_t base = frame_live();
     struct evbuffer *b = evbuffer_new();
-    struct frame *f = pattern_frame(OUTBUF_COPY_MAX, 1);
-    char want[OUTBUF_COPY_MAX];
+    struct frame *f = pattern_frame(OUTQ_COPY_MAX, 1);
+    char want[OUTQ_COPY_MAX];
 
     memcpy(want, f->data, sizeof(want));
-    ck_assert_int_eq(outbuf_add_frame(b, f), 0);
+    ck_assert_int_eq(outq_append(b, f, 0), 0);
     ck_assert_uint_eq(f->refs, 1);
     ck_assert_uint_eq(frame_live(), base + 1);
     frame_unref(&f);
@@ -231,22 +231,22 @@ START_TEST(test_reference_above_max)
 {
     uint64_t base = frame_live();
     struct evbuffer *b = evbuffer_new();
-    struct frame *f = pattern_frame(OUTBUF_COPY_MAX + 1, 2);
+    struct frame *f = pattern_frame(OUTQ_COPY_MAX + 1, 2);
     struct evbuffer_iovec v;
 
-    ck_assert_int_eq(outbuf_add_frame(b, f), 0);
+    ck_assert_int_eq(outq_append(b, f, 0), 0);
     ck_assert_uint_eq(f->refs, 2);
     ck_assert_uint_eq(frame_live(), base + 1);
-    assert_contents(b, f->data, OUTBUF_COPY_MAX + 1);
+    assert_contents(b, f->data, OUTQ_COPY_MAX + 1);
     /* Referenced, not copied: the chain points at the frame's own bytes. */
     ck_assert_int_eq(evbuffer_peek(b, -1, NULL, &v, 1), 1);
     ck_assert_ptr_eq(v.iov_base, f->data);
-    ck_assert_uint_eq(v.iov_len, OUTBUF_COPY_MAX + 1);
+    ck_assert_uint_eq(v.iov_len, OUTQ_COPY_MAX + 1);
 
     /* A partial drain keeps the chain and so the reference. */
     ck_assert_int_eq(evbuffer_drain(b, 100), 0);
     ck_assert_uint_eq(f->refs, 2);
-    ck_assert_int_eq(evbuffer_drain(b, OUTBUF_COPY_MAX + 1 - 100), 0);
+    ck_assert_int_eq(evbuffer_drain(b, OUTQ_COPY_MAX + 1 - 100), 0);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);
     ck_assert_uint_eq(f->refs, 1);
     ck_assert_uint_eq(frame_live(), base + 1);
@@ -266,8 +266,8 @@ START_TEST(test_reference_released_by_free)
     struct frame *f = pattern_frame(4096, 3);
     struct frame *keep = frame_ref(f);
 
-    ck_assert_int_eq(outbuf_add_frame(b, f), 0);
-    ck_assert_int_eq(outbuf_add_frame(b2, f), 0);
+    ck_assert_int_eq(outq_append(b, f, 0), 0);
+    ck_assert_int_eq(outq_append(b2, f, 0), 0);
     ck_assert_uint_eq(f->refs, 4);
     /* The creator lets go first: the buffers and `keep` hold it. */
     frame_unref(&f);
@@ -288,9 +288,9 @@ START_TEST(test_last_reference_in_buffer)
 {
     uint64_t base = frame_live();
     struct evbuffer *b = evbuffer_new();
-    struct frame *f = pattern_frame(OUTBUF_COPY_MAX + 1, 4);
+    struct frame *f = pattern_frame(OUTQ_COPY_MAX + 1, 4);
 
-    ck_assert_int_eq(outbuf_add_frame(b, f), 0);
+    ck_assert_int_eq(outq_append(b, f, 0), 0);
     frame_unref(&f);
     /* Only the buffer holds it now; freeing the buffer frees the frame. */
     ck_assert_uint_eq(frame_live(), base + 1);
@@ -305,7 +305,7 @@ START_TEST(test_empty_frame_added)
     struct evbuffer *b = evbuffer_new();
     struct frame *f = frame_new(0);
 
-    ck_assert_int_eq(outbuf_add_frame(b, f), 0);
+    ck_assert_int_eq(outq_append(b, f, 0), 0);
     ck_assert_uint_eq(evbuffer_get_length(b), 0);
     ck_assert_uint_eq(f->refs, 1);
     frame_unref(&f);
@@ -320,7 +320,7 @@ END_TEST
 static size_t many_size(size_t i)
 {
     static const size_t sizes[] = {
-        1, 60, OUTBUF_COPY_MAX - 1, OUTBUF_COPY_MAX, OUTBUF_COPY_MAX + 1, 2000, 0, 9000};
+        1, 60, OUTQ_COPY_MAX - 1, OUTQ_COPY_MAX, OUTQ_COPY_MAX + 1, 2000, 0, 9000};
 
     return sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
 }
@@ -336,7 +336,7 @@ START_TEST(test_many_interleaved)
     for (size_t i = 0; i < MANY; i++) {
         fs[i] = pattern_frame(many_size(i), (unsigned)i);
         total += fs[i]->len;
-        large += fs[i]->len > OUTBUF_COPY_MAX;
+        large += fs[i]->len > OUTQ_COPY_MAX;
     }
     want[0] = malloc(total + 1);
     want[1] = malloc(total + 1);
@@ -344,15 +344,15 @@ START_TEST(test_many_interleaved)
     for (size_t i = 0; i < MANY; i++) {
         struct frame *a = fs[i], *z = fs[MANY - 1 - i];
 
-        ck_assert_int_eq(outbuf_add_frame(out[0], a), 0);
-        ck_assert_int_eq(outbuf_add_frame(out[1], z), 0);
+        ck_assert_int_eq(outq_append(out[0], a, 0), 0);
+        ck_assert_int_eq(outq_append(out[1], z, 0), 0);
         memcpy(want[0] + off[0], a->data, a->len);
         off[0] += a->len;
         memcpy(want[1] + off[1], z->data, z->len);
         off[1] += z->len;
     }
     for (size_t i = 0; i < MANY; i++)
-        ck_assert_uint_eq(fs[i]->refs, fs[i]->len > OUTBUF_COPY_MAX ? 3 : 1);
+        ck_assert_uint_eq(fs[i]->refs, fs[i]->len > OUTQ_COPY_MAX ? 3 : 1);
     for (size_t i = 0; i < MANY; i++)
         frame_unref(&fs[i]);
     ck_assert_uint_eq(frame_live(), base + large);
