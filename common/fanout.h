@@ -13,7 +13,7 @@ struct trie_node;
 
 /*
  * One event to every matching subscriber of a trie (docs/architecture.md
- * §3): the broker's router and the edge's workers both publish through
+ * §5.2): the broker's router and the edge's workers both publish through
  * here. Subscribers are struct sink (sink.h).
  */
 

@@ -10,7 +10,7 @@ struct frame;
 struct sink;
 
 /*
- * Output queues of subscribers (docs/architecture.md §3.3): how a shared
+ * Output queues of subscribers (docs/architecture.md §5.3): how a shared
  * frame enters a connection's output, the output limit, and the dirty list
  * of connections to write once a fan-out ends. Used by the broker's link
  * and RESP connections and the edge's WebSocket clients alike.

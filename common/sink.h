@@ -6,7 +6,7 @@
 struct frame;
 
 /*
- * A subscriber of the fan-out (docs/architecture.md §3): what a trie holds
+ * A subscriber of the fan-out (docs/architecture.md §2.5): what a trie holds
  * for a broker link, a RESP client's channel or pattern handle, and an edge
  * WebSocket client. It is embedded in the connection, and the trie's
  * subscriber pointer points at it. Two bytes, no pointer: every subscriber

@@ -32,14 +32,11 @@
  * The first frame queued goes into c->pending (one reference, no
  * allocation); a second one, or the part of a frame the kernel refused,
  * moves everything into a borrowed evbuffer: by reference
- * (evbuffer_add_reference + frame_cleanup) for frames of COPY_MAX bytes
- * or more, by copy below that. Departure from memory rule 2, measured:
- * libevent 2.1 gives each reference its own 1 KiB chain, so referencing a
- * 60-byte event costs 17x its size while a copy shares chains densely. A flush writes the pending
- * frame with one send() or the evbuffer with evbuffer_write, arms EV_WRITE
- * for the rest, and returns the evbuffer once it drains. A delivery that
- * would push the queue past send-queue-limit closes the client as a slow
- * consumer (1008).
+ * (evbuffer_add_reference + frame_cleanup) for frames over OUTQ_COPY_MAX
+ * bytes, by copy up to that (common/outq.h says why and how it was
+ * measured). A flush writes the pending frame with one send() or the evbuffer with evbuffer_write,
+ * arms EV_WRITE for the rest, and returns the evbuffer once it drains. A delivery that would push
+ * the queue past send-queue-limit closes the client as a slow consumer (1008).
  *
  * Closing. client_close() unsubscribes at once (no further deliveries),
  * queues the close frame (or the HTTP response) and enters CLOSING: the
@@ -70,21 +67,22 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/outq.h"
 #include "common/topic.h"
 #include "common/trie.h"
 #include "edge/client_proto.h"
+#include "edge/edge_http.h"
+#include "edge/hub.h"
 #include "edge/interest.h"
 #include "edge/pool.h"
 #include "edge/uplink.h"
 #include "edge/utf8.h"
-#include "edge/worker.h"
 #include "edge/ws_frame.h"
 #include "edge/ws_handshake.h"
 
 #define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
 #define REPLY_MAX      512 /* JSON replies: ids are <= 48 bytes, messages are static */
 #define PEER_MAX       64
-#define COPY_MAX       1024 /* smaller queued frames are copied, not referenced (add_ref) */
 
 static void client_on_event(evutil_socket_t fd, short what, void *arg);
 static struct frame *control_frame(uint8_t opcode, const uint8_t *p, size_t len);
@@ -109,20 +107,20 @@ static void want_write(struct client *c, bool on)
     if (on)
         what |= EV_WRITE;
     event_del(&c->ev);
-    event_assign(&c->ev, c->w->base, client_fd(c), what, client_on_event, c);
+    event_assign(&c->ev, c->h->base, client_fd(c), what, client_on_event, c);
     if (event_add(&c->ev, NULL) < 0)
         log_error("event_add_failed", "conn=%u", c->id);
     c->flags = (uint8_t)(on ? c->flags | CLIENT_F_WRITING : c->flags & ~CLIENT_F_WRITING);
 }
 
-struct client *client_new(struct worker *w, int fd)
+struct client *client_new(struct hub *h, int fd)
 {
     struct client *c = mem_calloc(1, sizeof(*c));
 
-    c->w = w;
-    c->id = ++w->next_conn_id;
-    c->born_s = c->last_rx_s = c->last_ping_s = w->now_s;
-    if (event_assign(&c->ev, w->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
+    c->h = h;
+    c->id = ++h->next_conn_id;
+    c->born_s = c->last_rx_s = c->last_ping_s = h->now_s;
+    if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
         event_add(&c->ev, NULL) < 0) {
         log_error("event_add_failed", "conn=%u", c->id);
         close(fd);
@@ -130,7 +128,7 @@ struct client *client_new(struct worker *w, int fd)
         return NULL;
     }
     c->state = CLIENT_HANDSHAKE;
-    worker_add_client(w, c);
+    hub_add_client(h, c);
     if (log_enabled(LOG_LEVEL_DEBUG)) {
         char peer[PEER_MAX];
 
@@ -152,24 +150,14 @@ size_t client_queued(const struct client *c)
 }
 
 /*
- * Takes a reference to f and appends f->data[skip..) to c->out: by
- * reference when large, by copy when small. libevent 2.1 allocates a whole
- * chain (1024 bytes, measured: 3.6M queued 58-byte events took 2.5 GB) for
- * every evbuffer_add_reference, while a copy packs small frames densely
- * into shared chains; below COPY_MAX the copy is cheaper in memory and time.
+ * Takes over the reference f and appends f->data[skip..) to c->out: copied
+ * or referenced by the project's one rule (common/outq.h, OUTQ_COPY_MAX).
  */
 static void add_ref(struct client *c, struct frame *f, size_t skip)
 {
-    size_t len = skip < f->len ? f->len - skip : 0;
-
-    if (len == 0 || len < COPY_MAX) {
-        if (len && evbuffer_add(c->out, f->data + skip, len) < 0)
-            log_error("evbuffer_add_failed", "conn=%u", c->id);
-        frame_unref(&f);
-        return;
-    }
-    if (evbuffer_add_reference(c->out, f->data + skip, len, frame_cleanup, f) < 0)
-        frame_unref(&f);
+    if (outq_append(c->out, f, skip) < 0)
+        log_error("evbuffer_add_failed", "conn=%u", c->id);
+    frame_unref(&f);
 }
 
 /* Moves the pending frame (minus skip bytes already written) into c->out. */
@@ -178,7 +166,7 @@ static void spill_pending(struct client *c, size_t skip)
     struct frame *f = c->pending;
 
     if (!c->out)
-        c->out = pool_get_evbuffer(c->w->pool);
+        c->out = pool_get_evbuffer(c->h->pool);
     if (f) {
         c->pending = NULL;
         add_ref(c, f, skip);
@@ -193,7 +181,7 @@ static void spill_pending(struct client *c, size_t skip)
 static void queue_frame(struct client *c, struct frame *f)
 {
     if (c->state == CLIENT_OPEN)
-        c->w->stats.frames_out++;
+        c->h->stats.frames_out++;
     if (!c->pending && !c->out) {
         c->pending = f;
         return;
@@ -207,7 +195,7 @@ static void drop_output(struct client *c)
 {
     frame_unref(&c->pending);
     if (c->out)
-        pool_put_evbuffer(c->w->pool, &c->out);
+        pool_put_evbuffer(c->h->pool, &c->out);
 }
 
 static bool soft_error(int err)
@@ -226,7 +214,7 @@ static int write_pending(struct client *c)
             return -1;
         n = 0;
     }
-    c->w->stats.bytes_out += (uint64_t)n;
+    c->h->stats.bytes_out += (uint64_t)n;
     if ((size_t)n == f->len)
         frame_unref(&c->pending);
     else
@@ -243,7 +231,7 @@ static int write_out(struct client *c)
             return -1;
         n = 0;
     }
-    c->w->stats.bytes_out += (uint64_t)n;
+    c->h->stats.bytes_out += (uint64_t)n;
     return 0;
 }
 
@@ -271,7 +259,7 @@ int client_flush(struct client *c)
         if (write_out(c) < 0)
             goto broken;
         if (evbuffer_get_length(c->out) == 0)
-            pool_put_evbuffer(c->w->pool, &c->out);
+            pool_put_evbuffer(c->h->pool, &c->out);
     }
     want_write(c, c->out != NULL);
     if (!c->out && c->state == CLIENT_CLOSING)
@@ -285,19 +273,19 @@ broken:
 /* True when len more bytes would take c past send-queue-limit. */
 static bool over_limit(const struct client *c, size_t len)
 {
-    return client_queued(c) + len > c->w->conf->send_queue_limit;
+    return client_queued(c) + len > c->h->conf->send_queue_limit;
 }
 
 /* c's output is full: close it 1008 and count it. Returns -1. */
 static int slow_consumer(struct client *c)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
     char peer[PEER_MAX];
 
     peer_of(c, peer, sizeof(peer));
     log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, peer, client_queued(c));
-    w->stats.slow_consumers++;
-    w->stats.closes[CLOSE_R_1008]++;
+    h->stats.slow_consumers++;
+    h->stats.closes[CLOSE_R_1008]++;
     /* Deliveries stop here (client_close unsubscribes). The close frame
      * goes after what is queued, which ends on a frame boundary, and the
      * closing grace period bounds how long that queue (at most
@@ -324,15 +312,15 @@ static int queue_counted(struct client *c, struct frame *f)
 static int client_deliver(struct sink *s, struct frame *f)
 {
     struct client *c = client_of_sink(s);
-    struct worker *w = c->w;
+    struct hub *h = c->h;
 
     if (c->state != CLIENT_OPEN)
         return 0;
     if (over_limit(c, f->len))
         return slow_consumer(c);
     queue_frame(c, frame_ref(f));
-    w->stats.deliveries++;
-    worker_mark_dirty(w, c);
+    h->stats.deliveries++;
+    hub_mark_dirty(h, c);
     return 0;
 }
 
@@ -345,15 +333,15 @@ const struct sink_ops client_sink_ops = {.deliver = client_deliver, .flush = cli
 
 int client_ping(struct client *c)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
 
     /* Made here, not in worker_new: frame accounting is per thread, and
      * worker_new runs on the main thread. */
-    if (!w->ping_frame)
-        w->ping_frame = control_frame(WS_OP_PING, NULL, 0);
-    if (queue_counted(c, frame_ref(w->ping_frame)) < 0)
+    if (!h->ping_frame)
+        h->ping_frame = control_frame(WS_OP_PING, NULL, 0);
+    if (queue_counted(c, frame_ref(h->ping_frame)) < 0)
         return -1;
-    c->last_ping_s = c->w->now_s;
+    c->last_ping_s = c->h->now_s;
     return client_flush(c);
 }
 
@@ -375,41 +363,41 @@ static int send_error(struct client *c, const char *id_text, const char *code, c
 /* ---------- subscriptions ---------- */
 
 /* True when a pattern new to this worker would pass the broker's per-link limit. */
-static bool room_for_new_pattern(const struct worker *w)
+static bool room_for_new_pattern(const struct hub *h)
 {
-    uint64_t limit = w->uplink ? uplink_max_patterns(w->uplink) : 0;
+    uint64_t limit = h->uplink ? uplink_max_patterns(h->uplink) : 0;
 
-    return limit == 0 || trie_pattern_count(w->trie) < limit;
+    return limit == 0 || trie_pattern_count(h->trie) < limit;
 }
 
 int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
                      const char **err)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
     struct trie_node *node;
     bool first = false;
 
-    if (!topic_pattern_valid(pattern, len, &w->limits, err)) {
+    if (!topic_pattern_valid(pattern, len, &h->limits, err)) {
         *code = "bad_topic";
         return -1;
     }
-    node = trie_find(w->trie, pattern, len);
+    node = trie_find(h->trie, pattern, len);
     if (node && ptrset_has(&c->subs, node))
         return 0;
-    if (ptrset_count(&c->subs) >= (uint64_t)w->conf->max_subscriptions) {
+    if (ptrset_count(&c->subs) >= (uint64_t)h->conf->max_subscriptions) {
         *code = "too_many_subscriptions";
         *err = "max-subscriptions reached for this connection";
         return -1;
     }
-    if (!node && !room_for_new_pattern(w)) {
-        w->stats.patterns_refused++;
+    if (!node && !room_for_new_pattern(h)) {
+        h->stats.patterns_refused++;
         *code = "too_many_subscriptions";
         *err = "the server holds as many distinct patterns as its broker allows";
         return -1;
     }
-    ptrset_add(&c->subs, trie_subscribe(w->trie, pattern, len, &c->sink, &first, NULL));
+    ptrset_add(&c->subs, trie_subscribe(h->trie, pattern, len, &c->sink, &first, NULL));
     if (first)
-        interest_gained(w->uplink, pattern, len);
+        interest_gained(h->uplink, pattern, len);
     return 0;
 }
 
@@ -421,15 +409,15 @@ static void drop_node(struct client *c, struct trie_node *node)
         char p[TOPIC_MAX_LEN + 1];
         size_t len = trie_node_pattern(node, p, sizeof(p));
 
-        interest_lost(c->w->uplink, p, len);
+        interest_lost(c->h->uplink, p, len);
     }
-    trie_unsubscribe_node(c->w->trie, node, &c->sink, NULL);
+    trie_unsubscribe_node(c->h->trie, node, &c->sink, NULL);
 }
 
 int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
                        const char **err)
 {
-    struct trie_node *node = trie_find_sub(c->w->trie, pattern, len, &c->sink);
+    struct trie_node *node = trie_find_sub(c->h->trie, pattern, len, &c->sink);
 
     if (!node) {
         *code = "not_subscribed";
@@ -450,7 +438,7 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     if (!ptrset_remove(&c->subs, node))
         return 0;
     /* No UNSUB: the broker never took the pattern. */
-    trie_unsubscribe_node(c->w->trie, node, &c->sink, NULL);
+    trie_unsubscribe_node(c->h->trie, node, &c->sink, NULL);
     n = client_reply_refused(buf, sizeof(buf), code, pattern, len,
                              "the broker refused this subscription");
     if (n >= sizeof(buf))
@@ -458,7 +446,7 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     if (queue_text(c, buf, n) < 0)
         return -1;
     /* Not in c's own callback: written with the fan-out's dirty list. */
-    worker_mark_dirty(c->w, c);
+    hub_mark_dirty(c->h, c);
     return 0;
 }
 
@@ -478,30 +466,30 @@ static void unsubscribe_all(struct client *c)
 
 void client_abort(struct client *c)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
 
     if (c->state == CLIENT_CLOSED)
         return;
     unsubscribe_all(c);
     event_del(&c->ev);
     drop_output(c);
-    pool_put(w->pool, &c->in);
-    pool_put(w->pool, &c->msg);
+    pool_put(h->pool, &c->in);
+    pool_put(h->pool, &c->msg);
     close(client_fd(c));
     c->state = CLIENT_CLOSED;
     c->sink.flags |= SINK_CLOSED;
     log_debug("client_close", "conn=%u", c->id);
-    worker_retire_client(w, c);
+    hub_retire_client(h, c);
 }
 
 /* Output queued: flush it, then shut and linger (see the design note). */
 static void enter_closing(struct client *c)
 {
     c->state = CLIENT_CLOSING;
-    c->last_ping_s = c->w->now_s + CLOSE_LINGER_S;
-    worker_sweep_soon(c->w, c);
-    pool_put(c->w->pool, &c->in);
-    pool_put(c->w->pool, &c->msg);
+    c->last_ping_s = c->h->now_s + CLOSE_LINGER_S;
+    hub_sweep_soon(c->h, c);
+    pool_put(c->h->pool, &c->in);
+    pool_put(c->h->pool, &c->msg);
     c->msg_op = 0;
     client_flush(c);
 }
@@ -524,26 +512,26 @@ void client_free(struct client *c)
     mem_free(c);
 }
 
-static uint64_t *close_counter(struct worker *w, uint16_t code)
+static uint64_t *close_counter(struct hub *h, uint16_t code)
 {
     switch (code) {
     case WS_CLOSE_PROTOCOL:
-        return &w->stats.closes[CLOSE_R_1002];
+        return &h->stats.closes[CLOSE_R_1002];
     case WS_CLOSE_UNSUPPORTED:
-        return &w->stats.closes[CLOSE_R_1003];
+        return &h->stats.closes[CLOSE_R_1003];
     case WS_CLOSE_INVALID_DATA:
-        return &w->stats.closes[CLOSE_R_1007];
+        return &h->stats.closes[CLOSE_R_1007];
     case WS_CLOSE_POLICY:
-        return &w->stats.closes[CLOSE_R_1008];
+        return &h->stats.closes[CLOSE_R_1008];
     default:
-        return &w->stats.closes[CLOSE_R_1009];
+        return &h->stats.closes[CLOSE_R_1009];
     }
 }
 
 /* The peer broke the protocol: count, log at info, close with code. Returns -1. */
 static int protocol_close(struct client *c, uint16_t code, const char *why)
 {
-    (*close_counter(c->w, code))++;
+    (*close_counter(c->h, code))++;
     if (log_enabled(LOG_LEVEL_INFO)) {
         char peer[PEER_MAX];
 
@@ -554,113 +542,26 @@ static int protocol_close(struct client *c, uint16_t code, const char *why)
     return -1;
 }
 
-/* ---------- HTTP: errors, /healthz, /metrics ---------- */
+/* ---------- HTTP answers (edge_http.c builds them) ---------- */
 
-static const char *status_text(int status)
+/* Queues a complete HTTP response (taking over f) and closes once it is written. */
+static void http_answer(struct client *c, struct frame *f)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 426:
-        return "Upgrade Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Bad Request";
-    }
-}
-
-/* Queues a complete HTTP/1.1 response with Connection: close and starts closing. */
-static void http_respond(struct client *c, int status, const char *ctype, const char *extra,
-                         const void *body, size_t blen)
-{
-    char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                     status, status_text(status), ctype, blen, extra);
-    struct frame *f = frame_new((size_t)n + blen);
-
-    memcpy(f->data, head, (size_t)n);
-    if (blen)
-        memcpy(f->data + n, body, blen);
     queue_frame(c, f);
     enter_closing(c);
 }
 
-static void count_hs_fail(struct worker *w, int status)
-{
-    static const int codes[] = {400, 403, 404, 405, 426, 431};
-
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-        if (codes[i] == status) {
-            w->stats.hs_fail[i]++;
-            return;
-        }
-    }
-    w->stats.hs_fail[HS_FAIL_400]++;
-}
-
 static void http_error(struct client *c, int status, const char *why)
 {
-    char body[256];
-    const char *extra = "";
-    int n = snprintf(body, sizeof(body), "%s\n", why ? why : status_text(status));
-
-    count_hs_fail(c->w, status);
-    if (status == 426)
-        extra = "Sec-WebSocket-Version: 13\r\n";
-    else if (status == 405)
-        extra = "Allow: GET\r\n";
     log_debug("handshake_failed", "conn=%u status=%d reason=\"%s\"", c->id, status, why ? why : "");
-    http_respond(c, status, "text/plain", extra, body, (size_t)n);
-}
-
-static void http_healthz(struct client *c)
-{
-    size_t up = 0, total = 0;
-    const char *body;
-
-    c->w->stats.http_healthz++;
-    worker_links_up(c->w, &up, &total);
-    if (up == total)
-        body = "{\"status\":\"ok\",\"broker\":\"up\"}\n";
-    else if (up == 0)
-        body = "{\"status\":\"degraded\",\"broker\":\"down\"}\n";
-    else
-        body = "{\"status\":\"degraded\",\"broker\":\"degraded\"}\n";
-    http_respond(c, up == total ? 200 : 503, "application/json", "", body, strlen(body));
-}
-
-static void http_metrics(struct client *c)
-{
-    struct evbuffer *b = evbuffer_new();
-    size_t len;
-
-    c->w->stats.http_metrics++;
-    if (!b) {
-        http_error(c, 503, "out of memory");
-        return;
-    }
-    worker_render_metrics(c->w, b);
-    len = evbuffer_get_length(b);
-    http_respond(c, 200, "text/plain; version=0.0.4", "", evbuffer_pullup(b, -1), len);
-    evbuffer_free(b);
+    http_answer(c, edge_http_error(c->h, status, why));
 }
 
 /* ---------- handshake ---------- */
 
 static void open_websocket(struct client *c, const struct ws_request *req)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
     char resp[512];
     size_t n = ws_handshake_response(req, resp, sizeof(resp));
     const char *code, *err;
@@ -671,13 +572,13 @@ static void open_websocket(struct client *c, const struct ws_request *req)
         c->sink.form = CLIENT_FORM_RAW;
     if (req->subprotocol)
         c->flags |= CLIENT_F_SUBPROTO;
-    c->last_rx_s = w->now_s;
+    c->last_rx_s = h->now_s;
     /* Each connection's keepalive gets its own phase of the interval, so
      * clients that connected in the same second are not all pinged (and do
      * not all answer) in one sweep: 15,000 at once stalled delivery ~0.3 s. */
-    c->last_ping_s = w->now_s - c->id % w->ping_interval_s;
-    worker_sweep_soon(w, c); /* its timers are now the open state's */
-    w->stats.handshakes_ok++;
+    c->last_ping_s = h->now_s - c->id % h->ping_interval_s;
+    hub_sweep_soon(h, c); /* its timers are now the open state's */
+    h->stats.handshakes_ok++;
     if (req->too_many_topics &&
         send_error(c, "", "too_many_subscriptions", "too many topics in the query string") < 0)
         return;
@@ -691,7 +592,7 @@ static void open_websocket(struct client *c, const struct ws_request *req)
 /* Returns the head's length, 0 when incomplete, -1 when c is closing. */
 static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 {
-    const struct edge_conf *conf = c->w->conf;
+    const struct edge_conf *conf = c->h->conf;
     struct ws_request req;
     ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size,
                                    conf->allowed_origins, &req);
@@ -703,11 +604,11 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
         return -1;
     }
     if (req.kind == WS_REQ_HEALTHZ) {
-        http_healthz(c);
+        http_answer(c, edge_http_healthz(c->h));
         return -1;
     }
     if (req.kind == WS_REQ_METRICS) {
-        http_metrics(c);
+        http_answer(c, edge_http_metrics(c->h));
         return -1;
     }
     open_websocket(c, &req);
@@ -786,7 +687,7 @@ static int on_message(struct client *c, const char *msg, size_t len)
 /* Appends p[0..len) to the fragmented message being assembled in c->msg. */
 static void append_msg(struct client *c, const uint8_t *p, size_t len)
 {
-    struct pool *pool = c->w->pool;
+    struct pool *pool = c->h->pool;
     size_t have = c->msg ? c->msg->len : 0;
 
     if (!c->msg) {
@@ -796,8 +697,8 @@ static void append_msg(struct client *c, const uint8_t *p, size_t len)
 
         if (want < have + len)
             want = have + len;
-        if (want > c->w->conf->max_message_size)
-            want = c->w->conf->max_message_size;
+        if (want > c->h->conf->max_message_size)
+            want = c->h->conf->max_message_size;
         pool_grow(pool, &c->msg, want);
     }
     memcpy(c->msg->data + have, p, len);
@@ -819,7 +720,7 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
     }
     if (c->msg_op == WS_OP_BINARY)
         return protocol_close(c, WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
-    if (have + len > c->w->conf->max_message_size)
+    if (have + len > c->h->conf->max_message_size)
         return protocol_close(c, WS_CLOSE_TOO_BIG, "message too big");
     if (!utf8_feed(&c->utf8, p, len) || (h->fin && !utf8_complete(c->utf8)))
         return protocol_close(c, WS_CLOSE_INVALID_DATA, "invalid UTF-8");
@@ -835,7 +736,7 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
         m = c->msg;
         c->msg = NULL;
         rc = on_message(c, (const char *)m->data, m->len);
-        pool_put(c->w->pool, &m);
+        pool_put(c->h->pool, &m);
         return rc;
     }
     return on_message(c, (const char *)p, len);
@@ -844,11 +745,11 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
 /* Returns the frame's length, 0 when incomplete, -1 when c is closing. */
 static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
 {
-    struct worker *w = c->w;
-    struct ws_frame_header h;
+    struct hub *h = c->h;
+    struct ws_frame_header fh;
     uint16_t code = WS_CLOSE_PROTOCOL;
     const char *err = "bad frame";
-    ssize_t hl = ws_frame_parse_header(buf, len, w->conf->max_message_size, &h, &code, &err);
+    ssize_t hl = ws_frame_parse_header(buf, len, h->conf->max_message_size, &fh, &code, &err);
     uint8_t *p;
     int rc;
 
@@ -856,17 +757,17 @@ static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
         return 0;
     if (hl < 0)
         return protocol_close(c, code, err);
-    if (len - (size_t)hl < h.payload_len)
+    if (len - (size_t)hl < fh.payload_len)
         return 0;
     p = buf + hl;
-    ws_unmask(p, (size_t)h.payload_len, h.mask, 0);
-    w->stats.frames_in++;
-    c->last_rx_s = w->now_s;
-    if (h.opcode >= WS_OP_CLOSE)
-        rc = on_control(c, h.opcode, p, (size_t)h.payload_len);
+    ws_unmask(p, (size_t)fh.payload_len, fh.mask, 0);
+    h->stats.frames_in++;
+    c->last_rx_s = h->now_s;
+    if (fh.opcode >= WS_OP_CLOSE)
+        rc = on_control(c, fh.opcode, p, (size_t)fh.payload_len);
     else
-        rc = on_data(c, &h, p, (size_t)h.payload_len);
-    return rc < 0 ? -1 : hl + (ssize_t)h.payload_len;
+        rc = on_data(c, &fh, p, (size_t)fh.payload_len);
+    return rc < 0 ? -1 : hl + (ssize_t)fh.payload_len;
 }
 
 /* Consumes every complete unit of buf; returns bytes used or -1 when c is closing. */
@@ -897,14 +798,14 @@ static size_t restore_input(struct client *c)
     if (!c->in)
         return 0;
     n = c->in->len;
-    memcpy(c->w->scratch, c->in->data, n);
-    pool_put(c->w->pool, &c->in);
+    memcpy(c->h->scratch, c->in->data, n);
+    pool_put(c->h->pool, &c->in);
     return n;
 }
 
 static void save_input(struct client *c, const uint8_t *buf, size_t n)
 {
-    c->in = pool_get(c->w->pool, n);
+    c->in = pool_get(c->h->pool, n);
     memcpy(c->in->data, buf, n);
     c->in->len = (uint32_t)n;
 }
@@ -913,7 +814,7 @@ static void save_input(struct client *c, const uint8_t *buf, size_t n)
 static void drain_closing(struct client *c)
 {
     for (;;) {
-        ssize_t n = read(client_fd(c), c->w->scratch, c->w->scratch_cap);
+        ssize_t n = read(client_fd(c), c->h->scratch, c->h->scratch_cap);
 
         if (n > 0)
             continue;
@@ -929,13 +830,13 @@ static void drain_closing(struct client *c)
 /* Reads into the scratch; returns bytes read, 0 at EAGAIN, -1 when c was closed. */
 static ssize_t read_some(struct client *c, size_t have)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
 
     for (;;) {
-        ssize_t n = read(client_fd(c), w->scratch + have, w->scratch_cap - have);
+        ssize_t n = read(client_fd(c), h->scratch + have, h->scratch_cap - have);
 
         if (n > 0) {
-            w->stats.bytes_in += (uint64_t)n;
+            h->stats.bytes_in += (uint64_t)n;
             return n;
         }
         if (n < 0 && errno == EINTR)
@@ -949,11 +850,11 @@ static ssize_t read_some(struct client *c, size_t have)
 
 static void client_on_read(struct client *c)
 {
-    struct worker *w = c->w;
+    struct hub *h = c->h;
     size_t have = restore_input(c);
 
     for (;;) {
-        size_t room = w->scratch_cap - have;
+        size_t room = h->scratch_cap - have;
         ssize_t n = read_some(c, have), used;
 
         if (n < 0)
@@ -961,20 +862,20 @@ static void client_on_read(struct client *c)
         if (n == 0)
             break;
         have += (size_t)n;
-        used = parse_units(c, w->scratch, have);
+        used = parse_units(c, h->scratch, have);
         if (used < 0)
             return;
-        memmove(w->scratch, w->scratch + used, have - (size_t)used);
+        memmove(h->scratch, h->scratch + used, have - (size_t)used);
         have -= (size_t)used;
         if ((size_t)n < room)
             break;
-        if (have == w->scratch_cap) {
+        if (have == h->scratch_cap) {
             protocol_close(c, WS_CLOSE_TOO_BIG, "unit larger than the read area");
             return;
         }
     }
     if (have)
-        save_input(c, w->scratch, have);
+        save_input(c, h->scratch, have);
     client_flush(c);
 }
 

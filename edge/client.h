@@ -22,7 +22,7 @@ struct chunk;
 struct evbuffer;
 struct frame;
 struct trie_node;
-struct worker;
+struct hub;
 
 enum client_state {
     CLIENT_HANDSHAKE, /* reading the HTTP request head */
@@ -45,14 +45,14 @@ enum client_form {
 
 struct client {
     struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */
-    struct worker *w;
+    struct hub *h;
     struct chunk *in;      /* incomplete frame or request head, NULL when none */
     struct chunk *msg;     /* payload of a fragmented message being assembled, or NULL */
     struct evbuffer *out;  /* output the kernel refused (borrowed from the pool), or NULL */
     struct frame *pending; /* the single queued frame when out is NULL, or NULL */
-    struct ptrset subs;    /* nodes of w->trie holding this client (one: no allocation) */
+    struct ptrset subs;    /* nodes of h->trie holding this client (one: no allocation) */
     uint32_t id;
-    uint32_t index;       /* slot in w->clients */
+    uint32_t index;       /* slot in h->clients */
     uint32_t born_s;      /* worker clock at accept */
     uint32_t last_rx_s;   /* last frame received */
     uint32_t last_ping_s; /* last ping sent; in CLOSING: the close deadline */
@@ -67,7 +67,7 @@ struct client {
  * Takes the accepted non-blocking socket fd and returns a new connection
  * in HANDSHAKE state, registered with the worker (array and read event).
  */
-struct client *client_new(struct worker *w, int fd);
+struct client *client_new(struct hub *h, int fd);
 
 /*
  * Subscribes c to pattern[0..len) (borrowed): validates it (topic limits),

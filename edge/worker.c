@@ -3,21 +3,16 @@
  *
  * Owns struct worker and everything in it: the event_base, the listener
  * (SO_REUSEPORT: every worker binds the same port and the kernel spreads
- * connections), the buffer pool and read scratch shared by its clients,
- * the trie of its clients' subscriptions and the uplink to the broker.
- * Workers share nothing but the read-only configuration.
+ * connections), and the hub its clients share (hub.h: buffer pool, read
+ * scratch, the trie of their subscriptions, the uplink to the broker, the
+ * connection array and the close and dirty lists). Workers share nothing
+ * but the read-only configuration.
  *
- * Clients live in an array (each knows its index: O(1) swap removal) that
- * the 1 s sweep walks backwards, so removing the current entry only moves
- * an already-visited one. The sweep replaces per-connection timers: it
- * advances the coarse clock (uint32 seconds since start), times out
- * handshakes, pings open connections every ping-interval, closes those
- * silent past idle-timeout and aborts closings past their linger cap.
- *
- * Closed clients go on a close list and are freed by an event made active
- * for the next loop pass ("close now, free later"): a fan-out's target
- * vector or the dirty list may still point at them until the current
- * callback returns.
+ * The 1 s sweep walks the hub's connection array backwards (hub.c) and
+ * replaces per-connection timers: it advances the coarse clock (uint32
+ * seconds since start), times out handshakes, pings open connections every
+ * ping-interval, closes those silent past idle-timeout and aborts closings
+ * past their linger cap. reap() frees the close list on the next loop pass.
  *
  * Fan-out (the hot path). The uplink hands each MSG to worker_deliver(),
  * which publishes it through the common fan-out (common/fanout.c: targets
@@ -45,15 +40,11 @@
  * goes on where it stopped. The list may therefore outlive a callback:
  * reap() drops closed clients from it before freeing them.
  *
- * Stats. Counters are plain integers owned by this thread. Once a sweep
- * (and at shutdown) they are copied under snap_lock into w->snap; the
- * worker answering /metrics sums its live counters and the others'
- * snapshots, so a scrape is at most a second stale for other workers and
- * never takes a lock on the hot path.
+ * Stats are counted into the hub and rendered by edge_metrics.c; the
+ * sweep snapshots them once a second for the other workers' scrapes.
  *
  * Rejected: evconnlistener (one more allocation and callback layer for an
- * accept4 loop), a timer per connection (memory rule 3), atomics for stats
- * (every increment would pay for a once-a-second read).
+ * accept4 loop), a timer per connection (docs/architecture.md §4.5).
  */
 #include "edge/worker.h"
 
@@ -74,10 +65,11 @@
 #include "common/link_codec.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/metrics.h"
 #include "common/net.h"
 #include "common/trie.h"
 #include "edge/client.h"
+#include "edge/edge_metrics.h"
+#include "edge/hub.h"
 #include "edge/client_proto.h"
 #include "edge/interest.h"
 #include "edge/uplink.h"
@@ -92,70 +84,25 @@
 #define FLUSH_SLICE_MS      20   /* ... or after this long, whichever comes first */
 #define WORKER_TRIM_DROP    (8u << 20) /* trie bytes this far below their peak: malloc_trim */
 
-static struct worker **all_workers;
-static size_t n_workers;
-
-/* ---------- small vectors of client pointers ---------- */
-
-static void vec_push(struct client ***v, uint32_t *n, uint32_t *cap, struct client *c)
-{
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *v = mem_realloc(*v, *cap * sizeof(**v));
-    }
-    (*v)[(*n)++] = c;
-}
-
-void worker_add_client(struct worker *w, struct client *c)
-{
-    uint32_t cap = w->clients_cap;
-
-    c->index = w->nclients;
-    vec_push(&w->clients, &w->nclients, &w->clients_cap, c);
-    if (w->clients_cap != cap)
-        w->due_s = mem_realloc(w->due_s, w->clients_cap * sizeof(*w->due_s));
-    w->due_s[c->index] = 0;
-    w->stats.conns_current++;
-    w->stats.conns_total++;
-}
-
-void worker_retire_client(struct worker *w, struct client *c)
-{
-    struct client *last = w->clients[--w->nclients];
-
-    last->index = c->index;
-    w->clients[c->index] = last;
-    w->due_s[c->index] = w->due_s[w->nclients];
-    w->stats.conns_current--;
-    vec_push(&w->closed, &w->nclosed, &w->closed_cap, c);
-    if (w->reap_ev)
-        event_active(w->reap_ev, EV_TIMEOUT, 0);
-}
-
-void worker_mark_dirty(struct worker *w, struct client *c)
-{
-    dirty_add(&w->dirty, &c->sink);
-}
-
 static void reap(struct worker *w)
 {
-    if (w->nclosed && w->dirty.n) /* a flush left for the next pass may name them */
-        dirty_prune(&w->dirty);
-    for (uint32_t i = 0; i < w->nclosed; i++)
-        client_free(w->closed[i]);
-    w->nclosed = 0;
+    if (w->h.nclosed && w->h.dirty.n) /* a flush left for the next pass may name them */
+        dirty_prune(&w->h.dirty);
+    for (uint32_t i = 0; i < w->h.nclosed; i++)
+        client_free(w->h.closed[i]);
+    w->h.nclosed = 0;
 }
 
 static void uplink_close(struct worker *w)
 {
-    uplink_free(w->uplink);
-    w->uplink = NULL;
+    uplink_free(w->h.uplink);
+    w->h.uplink = NULL;
 }
 
 static void stop_loop(struct worker *w)
 {
     uplink_close(w);
-    event_base_loopexit(w->base, NULL);
+    event_base_loopexit(w->h.base, NULL);
 }
 
 static void worker_on_reap(evutil_socket_t fd, short what, void *arg)
@@ -165,7 +112,7 @@ static void worker_on_reap(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     reap(w);
-    if (w->shutting_down && w->nclients == 0)
+    if (w->shutting_down && w->h.nclients == 0)
         stop_loop(w);
 }
 
@@ -194,8 +141,9 @@ void worker_deliver(struct worker *w, const char *topic, size_t tlen, uint64_t s
 {
     struct msg_event ev = {topic, tlen, seq, payload, plen};
 
-    w->stats.events_in++;
-    fanout_publish(&w->fanout, w->trie, topic, tlen, false, &client_sink_ops, 0, encode_event, &ev);
+    w->h.stats.events_in++;
+    fanout_publish(&w->h.fanout, w->h.trie, topic, tlen, false, &client_sink_ops, 0, encode_event,
+                   &ev);
 }
 
 /* Milliseconds on a cheap coarse clock (a few ms resolution). */
@@ -209,13 +157,13 @@ static int64_t coarse_ms(void)
 
 void worker_flush_dirty(struct worker *w)
 {
-    bool polling = w->uplink && w->dirty.n > FLUSH_POLL_EVERY;
+    bool polling = w->h.uplink && w->h.dirty.n > FLUSH_POLL_EVERY;
     int64_t until = polling ? coarse_ms() + FLUSH_SLICE_MS : 0;
     uint32_t i;
 
-    /* w->dirty.n and .v are re-read every round: a poll appends. */
-    for (i = 0; i < w->dirty.n; i++) {
-        struct sink *s = w->dirty.v[i];
+    /* w->h.dirty.n and .v are re-read every round: a poll appends. */
+    for (i = 0; i < w->h.dirty.n; i++) {
+        struct sink *s = w->h.dirty.v[i];
 
         s->flags &= (uint8_t)~SINK_DIRTY;
         if (!(s->flags & SINK_CLOSED))
@@ -223,12 +171,12 @@ void worker_flush_dirty(struct worker *w)
         if (polling && (i + 1) % FLUSH_POLL_EVERY == 0) {
             if (i + 1 >= FLUSH_SLICE_CLIENTS || coarse_ms() >= until)
                 break;
-            w->stats.flush_polls += uplink_poll(w->uplink) > 0;
+            w->h.stats.flush_polls += uplink_poll(w->h.uplink) > 0;
         }
     }
-    if (i + 1 < w->dirty.n) { /* the slice is over: the rest goes on in the next loop pass */
-        dirty_consume(&w->dirty, i + 1);
-        w->stats.flush_yields++;
+    if (i + 1 < w->h.dirty.n) { /* the slice is over: the rest goes on in the next loop pass */
+        dirty_consume(&w->h.dirty, i + 1);
+        w->h.stats.flush_yields++;
         if (w->flush_ev) { /* a zero timer, not event_active: that would run it before */
             struct timeval now = {0, 0}; /* the loop polls its sockets again */
 
@@ -236,7 +184,7 @@ void worker_flush_dirty(struct worker *w)
         }
         return;
     }
-    w->dirty.n = 0;
+    w->h.dirty.n = 0;
 }
 
 static void worker_on_flush(evutil_socket_t fd, short what, void *arg)
@@ -266,23 +214,23 @@ static void on_link_batch_end(void *arg)
 static void on_link_refused(void *arg, const char *code, const char *pattern, size_t len)
 {
     struct worker *w = arg;
-    struct trie_node *node = trie_find(w->trie, pattern, len);
+    struct trie_node *node = trie_find(w->h.trie, pattern, len);
 
     if (!node)
         return;
-    w->stats.patterns_refused += fanout_collect_node(&w->fanout, node);
+    w->h.stats.patterns_refused += fanout_collect_node(&w->h.fanout, node);
     /* The last one prunes the node: it is not used after this loop. */
-    for (size_t i = 0; i < w->fanout.n; i++)
-        client_refused(client_of_sink(w->fanout.v[i].sink), node, code, pattern, len);
-    w->fanout.n = 0;
+    for (size_t i = 0; i < w->h.fanout.n; i++)
+        client_refused(client_of_sink(w->h.fanout.v[i].sink), node, code, pattern, len);
+    w->h.fanout.n = 0;
 }
 
 static void on_link_up(void *arg)
 {
     struct worker *w = arg;
-    size_t n = interest_resend(w->trie, w->uplink);
+    size_t n = interest_resend(w->h.trie, w->h.uplink);
 
-    worker_snapshot(w); /* /healthz on other workers sees the link at once */
+    edge_metrics_snapshot(&w->h); /* /healthz on other workers sees the link at once */
     log_debug("interest_resent", "patterns=%zu", n);
 }
 
@@ -293,18 +241,18 @@ void worker_start_uplink(struct worker *w)
     char node[64];
     const char *err = "";
 
-    if (!w->conf->broker || !*w->conf->broker || w->uplink)
+    if (!w->h.conf->broker || !*w->h.conf->broker || w->h.uplink)
         return;
     snprintf(node, sizeof(node), "edge-%ld-%d", (long)getpid(), w->id);
-    cfg.broker = w->conf->broker;
-    cfg.secret = w->conf->broker_secret;
+    cfg.broker = w->h.conf->broker;
+    cfg.secret = w->h.conf->broker_secret;
     cfg.node = node;
-    cfg.reconnect_min_ms = w->conf->reconnect_min;
-    cfg.reconnect_max_ms = w->conf->reconnect_max;
-    cfg.ping_interval_ms = w->conf->broker_ping_interval;
-    w->uplink = uplink_new(w->base, &cfg, &h, &err);
-    if (!w->uplink)
-        log_error("uplink_failed", "broker=%s reason=\"%s\"", w->conf->broker, err);
+    cfg.reconnect_min_ms = w->h.conf->reconnect_min;
+    cfg.reconnect_max_ms = w->h.conf->reconnect_max;
+    cfg.ping_interval_ms = w->h.conf->broker_ping_interval;
+    w->h.uplink = uplink_new(w->h.base, &cfg, &h, &err);
+    if (!w->h.uplink)
+        log_error("uplink_failed", "broker=%s reason=\"%s\"", w->h.conf->broker, err);
 }
 
 /* ---------- accept ---------- */
@@ -319,7 +267,7 @@ static void accept_failed(struct worker *w, int err)
 {
     uint64_t n;
 
-    w->stats.accept_errors++;
+    w->h.stats.accept_errors++;
     n = log_rate_tick(&w->accept_log, net_now_ms(), 1000);
     if (n)
         log_warn("accept_failed", "endpoint=ws errno=%d reason=\"%s\" count=%llu", err,
@@ -343,14 +291,14 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
                 accept_failed(w, errno);
             return;
         }
-        if ((int64_t)w->nclients >= w->conf->max_connections || w->shutting_down) {
+        if ((int64_t)w->h.nclients >= w->h.conf->max_connections || w->shutting_down) {
             close(fd);
-            w->stats.conns_rejected++;
+            w->h.stats.conns_rejected++;
             continue;
         }
         /* Events are small and latency matters more than segment count. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        client_new(w, fd);
+        client_new(&w->h, fd);
     }
 }
 
@@ -381,23 +329,23 @@ static uint32_t idle_deadline(const struct worker *w, const struct client *c)
 
 static uint32_t ping_due(const struct worker *w, const struct client *c)
 {
-    return c->last_ping_s + w->ping_interval_s;
+    return c->last_ping_s + w->h.ping_interval_s;
 }
 
 static void sweep_one(struct worker *w, struct client *c)
 {
-    uint32_t now = w->now_s;
+    uint32_t now = w->h.now_s;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
         if (reached(now, handshake_deadline(w, c))) {
-            w->stats.hs_fail[HS_FAIL_TIMEOUT]++;
+            w->h.stats.hs_fail[HS_FAIL_TIMEOUT]++;
             client_abort(c);
         }
         break;
     case CLIENT_OPEN:
         if (reached(now, idle_deadline(w, c))) {
-            w->stats.closes[CLOSE_R_IDLE]++;
+            w->h.stats.closes[CLOSE_R_IDLE]++;
             log_debug("idle_timeout", "conn=%u", c->id);
             client_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
         } else if (reached(now, ping_due(w, c))) {
@@ -428,24 +376,19 @@ static uint32_t next_due(const struct worker *w, const struct client *c)
     case CLIENT_CLOSING:
         return c->last_ping_s;
     default:
-        return w->now_s + 1;
+        return w->h.now_s + 1;
     }
-}
-
-void worker_sweep_soon(struct worker *w, const struct client *c)
-{
-    w->due_s[c->index] = 0;
 }
 
 static void update_clock(struct worker *w)
 {
-    w->now_s = (uint32_t)((net_now_ms() - w->start_ms) / 1000u);
+    w->h.now_s = (uint32_t)((net_now_ms() - w->start_ms) / 1000u);
 }
 
 static void abort_all(struct worker *w)
 {
-    while (w->nclients > 0)
-        client_abort(w->clients[w->nclients - 1]);
+    while (w->h.nclients > 0)
+        client_abort(w->h.clients[w->h.nclients - 1]);
 }
 
 static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
@@ -455,26 +398,26 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     update_clock(w);
-    for (uint32_t i = w->nclients; i-- > 0;) {
+    for (uint32_t i = w->h.nclients; i-- > 0;) {
         struct client *c;
 
         /* The due array is read in order and touches no client: reading
          * every struct instead cost an idle worker with 18,000
          * connections ~0.7 ms a second (0.38 ms this way), and 56 such
          * workers share one core at one million. */
-        if (i >= w->nclients || !reached(w->now_s, w->due_s[i]))
+        if (i >= w->h.nclients || !reached(w->h.now_s, w->h.due_s[i]))
             continue;
-        c = w->clients[i];
+        c = w->h.clients[i];
         sweep_one(w, c);
-        if (i < w->nclients && w->clients[i] == c) /* still here: when next */
-            w->due_s[i] = next_due(w, c);
+        if (i < w->h.nclients && w->h.clients[i] == c) /* still here: when next */
+            w->h.due_s[i] = next_due(w, c);
     }
     if (w->accept_ev && !w->shutting_down && !event_pending(w->accept_ev, EV_READ, NULL))
         event_add(w->accept_ev, NULL);
     /* After a spike of patterns (an attacker's, say), give the pages back. */
-    if (mem_trim_after_peak(trie_bytes(w->trie), &w->trim_peak, WORKER_TRIM_DROP))
+    if (mem_trim_after_peak(trie_bytes(w->h.trie), &w->trim_peak, WORKER_TRIM_DROP))
         log_info("memory_trimmed", "rss=%llu", (unsigned long long)net_rss_bytes());
-    worker_snapshot(w);
+    edge_metrics_snapshot(&w->h);
 }
 
 /* ---------- shutdown ---------- */
@@ -487,11 +430,11 @@ static void worker_on_stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     update_clock(w);
     if (net_now_ms() >= w->shutdown_deadline_ms) {
-        if (w->nclients)
-            log_warn("shutdown_forced", "clients=%u", w->nclients);
+        if (w->h.nclients)
+            log_warn("shutdown_forced", "clients=%u", w->h.nclients);
         abort_all(w);
     }
-    if (w->nclients == 0)
+    if (w->h.nclients == 0)
         stop_loop(w);
 }
 
@@ -502,7 +445,7 @@ void worker_begin_shutdown(struct worker *w)
     if (w->shutting_down)
         return;
     w->shutting_down = true;
-    w->shutdown_deadline_ms = net_now_ms() + (uint64_t)w->conf->shutdown_timeout;
+    w->shutdown_deadline_ms = net_now_ms() + (uint64_t)w->h.conf->shutdown_timeout;
     if (w->accept_ev) {
         event_free(w->accept_ev);
         w->accept_ev = NULL;
@@ -511,18 +454,18 @@ void worker_begin_shutdown(struct worker *w)
         close(w->listen_fd);
         w->listen_fd = -1;
     }
-    for (uint32_t i = w->nclients; i-- > 0;) {
-        struct client *c = w->clients[i];
+    for (uint32_t i = w->h.nclients; i-- > 0;) {
+        struct client *c = w->h.clients[i];
 
         if (c->state == CLIENT_OPEN)
             client_close(c, WS_CLOSE_GOING_AWAY, "going away");
         else if (c->state == CLIENT_HANDSHAKE)
             client_abort(c);
     }
-    w->stop_ev = event_new(w->base, -1, EV_PERSIST, worker_on_stop_tick, w);
+    w->stop_ev = event_new(w->h.base, -1, EV_PERSIST, worker_on_stop_tick, w);
     if (w->stop_ev)
         event_add(w->stop_ev, &tv);
-    if (w->nclients == 0)
+    if (w->h.nclients == 0)
         stop_loop(w);
 }
 
@@ -557,12 +500,12 @@ static int add_events(struct worker *w)
 {
     struct timeval one_s = {1, 0};
 
-    w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, worker_on_accept, w);
-    w->sweep_ev = event_new(w->base, -1, EV_PERSIST, worker_on_sweep, w);
-    w->notify_ev = event_new(w->base, w->notify_fd[0], EV_READ | EV_PERSIST, worker_on_notify, w);
-    w->reap_ev = event_new(w->base, -1, 0, worker_on_reap, w);
-    w->flush_ev = event_new(w->base, -1, 0, worker_on_flush, w);
-    if (!w->accept_ev || !w->sweep_ev || !w->notify_ev || !w->reap_ev || !w->flush_ev)
+    w->accept_ev = event_new(w->h.base, w->listen_fd, EV_READ | EV_PERSIST, worker_on_accept, w);
+    w->sweep_ev = event_new(w->h.base, -1, EV_PERSIST, worker_on_sweep, w);
+    w->notify_ev = event_new(w->h.base, w->notify_fd[0], EV_READ | EV_PERSIST, worker_on_notify, w);
+    w->h.reap_ev = event_new(w->h.base, -1, 0, worker_on_reap, w);
+    w->flush_ev = event_new(w->h.base, -1, 0, worker_on_flush, w);
+    if (!w->accept_ev || !w->sweep_ev || !w->notify_ev || !w->h.reap_ev || !w->flush_ev)
         return -1;
     if (event_add(w->accept_ev, NULL) < 0 || event_add(w->sweep_ev, &one_s) < 0 ||
         event_add(w->notify_ev, NULL) < 0)
@@ -573,24 +516,24 @@ static int add_events(struct worker *w)
 static void init_fields(struct worker *w, int id, const struct edge_conf *conf)
 {
     w->id = id;
-    w->conf = conf;
+    w->h.conf = conf;
     w->listen_fd = -1;
     w->notify_fd[0] = w->notify_fd[1] = -1;
-    w->limits.max_len = (size_t)conf->max_topic_length;
-    w->limits.max_tokens = (size_t)conf->max_topic_tokens;
+    w->h.limits.max_len = (size_t)conf->max_topic_length;
+    w->h.limits.max_tokens = (size_t)conf->max_topic_tokens;
     w->handshake_timeout_s = ms_to_s(conf->handshake_timeout);
-    w->ping_interval_s = ms_to_s(conf->ping_interval);
+    w->h.ping_interval_s = ms_to_s(conf->ping_interval);
     w->idle_timeout_s = ms_to_s(conf->idle_timeout);
-    w->scratch_cap = conf->max_message_size + WS_MAX_HEADER;
-    if (w->scratch_cap < SCRATCH_MIN)
-        w->scratch_cap = SCRATCH_MIN;
-    if (w->scratch_cap < conf->max_header_size + 1)
-        w->scratch_cap = conf->max_header_size + 1;
-    w->scratch = mem_alloc(w->scratch_cap);
-    w->pool = pool_new(conf->pool_cache);
-    w->trie = trie_new();
+    w->h.scratch_cap = conf->max_message_size + WS_MAX_HEADER;
+    if (w->h.scratch_cap < SCRATCH_MIN)
+        w->h.scratch_cap = SCRATCH_MIN;
+    if (w->h.scratch_cap < conf->max_header_size + 1)
+        w->h.scratch_cap = conf->max_header_size + 1;
+    w->h.scratch = mem_alloc(w->h.scratch_cap);
+    w->h.pool = pool_new(conf->pool_cache);
+    w->h.trie = trie_new();
     w->start_ms = net_now_ms();
-    pthread_mutex_init(&w->snap_lock, NULL);
+    pthread_mutex_init(&w->h.snap_lock, NULL);
 }
 
 struct worker *worker_new(int id, const struct edge_conf *conf, int port, const char **err)
@@ -598,8 +541,8 @@ struct worker *worker_new(int id, const struct edge_conf *conf, int port, const 
     struct worker *w = mem_calloc(1, sizeof(*w));
 
     init_fields(w, id, conf);
-    w->base = event_base_new();
-    if (!w->base) {
+    w->h.base = event_base_new();
+    if (!w->h.base) {
         *err = "event_base_new failed";
         goto fail;
     }
@@ -643,30 +586,30 @@ static void worker_teardown(struct worker *w)
     abort_all(w);
     uplink_close(w);
     reap(w);
-    worker_snapshot(w);
+    edge_metrics_snapshot(&w->h);
     free_event(&w->accept_ev);
     free_event(&w->sweep_ev);
     free_event(&w->notify_ev);
-    free_event(&w->reap_ev);
+    free_event(&w->h.reap_ev);
     free_event(&w->flush_ev);
     free_event(&w->stop_ev);
-    if (w->base)
-        event_base_loop(w->base, EVLOOP_NONBLOCK); /* let deferred frees run */
-    frame_unref(&w->ping_frame);
-    if (w->pool) {
-        pool_get_stats(w->pool, &ps);
+    if (w->h.base)
+        event_base_loop(w->h.base, EVLOOP_NONBLOCK); /* let deferred frees run */
+    frame_unref(&w->h.ping_frame);
+    if (w->h.pool) {
+        pool_get_stats(w->h.pool, &ps);
         if (ps.chunks_in_use || ps.evbuffers_in_use)
             log_error("pool_leak", "chunks=%llu evbuffers=%llu",
                       (unsigned long long)ps.chunks_in_use,
                       (unsigned long long)ps.evbuffers_in_use);
-        pool_free(w->pool);
-        w->pool = NULL;
+        pool_free(w->h.pool);
+        w->h.pool = NULL;
     }
-    trie_free(w->trie);
-    w->trie = NULL;
-    if (w->base)
-        event_base_free(w->base);
-    w->base = NULL;
+    trie_free(w->h.trie);
+    w->h.trie = NULL;
+    if (w->h.base)
+        event_base_free(w->h.base);
+    w->h.base = NULL;
     if (frame_live() != 0)
         log_error("frame_leak", "live=%llu", (unsigned long long)frame_live());
 }
@@ -682,13 +625,13 @@ void worker_free(struct worker *w)
         if (w->notify_fd[i] >= 0)
             close(w->notify_fd[i]);
     }
-    mem_free(w->scratch);
-    mem_free(w->clients);
-    mem_free(w->due_s);
-    mem_free(w->closed);
-    dirty_free(&w->dirty);
-    fanout_free(&w->fanout);
-    pthread_mutex_destroy(&w->snap_lock);
+    mem_free(w->h.scratch);
+    mem_free(w->h.clients);
+    mem_free(w->h.due_s);
+    mem_free(w->h.closed);
+    dirty_free(&w->h.dirty);
+    fanout_free(&w->h.fanout);
+    pthread_mutex_destroy(&w->h.snap_lock);
     mem_free(w);
 }
 
@@ -698,7 +641,7 @@ static void *worker_thread(void *arg)
 
     log_set_worker(w->id);
     worker_start_uplink(w);
-    if (event_base_dispatch(w->base) < 0)
+    if (event_base_dispatch(w->h.base) < 0)
         log_error("loop_failed", "");
     worker_teardown(w);
     log_debug("worker_exit", "");
@@ -724,174 +667,11 @@ void worker_join(struct worker *w)
 
 void worker_set_all(struct worker **all, size_t n)
 {
-    all_workers = all;
-    n_workers = n;
+    struct hub *hubs[1024];
+
+    for (size_t i = 0; i < n && i < 1024; i++)
+        hubs[i] = &all[i]->h;
+    edge_metrics_set_hubs(hubs, n < 1024 ? n : 1024);
 }
 
 /* Returns w's counters with the gauges filled in (worker thread only). */
-static void live_stats(struct worker *w, struct worker_stats *out)
-{
-    *out = w->stats;
-    out->link_up = w->uplink && uplink_state(w->uplink) == UPLINK_UP;
-    out->broker_reconnects =
-        w->stats.broker_reconnects + (w->uplink ? uplink_reconnects(w->uplink) : 0);
-    out->subscriptions = w->trie ? trie_subscription_count(w->trie) : 0;
-    out->patterns = w->trie ? trie_pattern_count(w->trie) : 0;
-    out->trie_bytes = w->trie ? trie_bytes(w->trie) : 0;
-    out->frames_live = frame_live();
-    if (w->pool)
-        pool_get_stats(w->pool, &out->pool);
-}
-
-void worker_snapshot(struct worker *w)
-{
-    struct worker_stats s;
-
-    live_stats(w, &s);
-    pthread_mutex_lock(&w->snap_lock);
-    w->snap = s;
-    pthread_mutex_unlock(&w->snap_lock);
-}
-
-static void add_stats(struct worker_stats *sum, const struct worker_stats *s)
-{
-    const uint64_t *a = (const uint64_t *)s;
-    uint64_t *b = (uint64_t *)sum;
-
-    /* Every field is a uint64_t (pool_stats too): sum them as an array. */
-    _Static_assert(sizeof(struct worker_stats) % sizeof(uint64_t) == 0, "stats are uint64_t");
-    for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
-        b[i] += a[i];
-}
-
-/* Sums self's live stats and every other worker's snapshot. */
-static void sum_stats(struct worker *self, struct worker_stats *sum, size_t *nworkers)
-{
-    struct worker_stats s;
-
-    memset(sum, 0, sizeof(*sum));
-    live_stats(self, &s);
-    add_stats(sum, &s);
-    *nworkers = 1;
-    for (size_t i = 0; i < n_workers; i++) {
-        struct worker *o = all_workers[i];
-
-        if (o == self)
-            continue;
-        pthread_mutex_lock(&o->snap_lock);
-        s = o->snap;
-        pthread_mutex_unlock(&o->snap_lock);
-        add_stats(sum, &s);
-        (*nworkers)++;
-    }
-}
-
-void worker_links_up(struct worker *self, size_t *up, size_t *total)
-{
-    struct worker_stats sum;
-
-    sum_stats(self, &sum, total);
-    *up = (size_t)sum.link_up;
-}
-
-static void render_labelled(struct evbuffer *out, const char *name, const char *help,
-                            const char *label, const char *const *values, const uint64_t *v,
-                            size_t n)
-{
-    char lb[64];
-
-    metrics_family(out, name, "counter", help);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(lb, sizeof(lb), "%s=\"%s\"", label, values[i]);
-        metrics_sample(out, name, lb, v[i]);
-    }
-}
-
-static void render_traffic(struct evbuffer *out, const struct worker_stats *s)
-{
-    metrics_counter(out, "herald_edge_frames_in_total", "WebSocket frames received", s->frames_in);
-    metrics_counter(out, "herald_edge_frames_out_total", "WebSocket frames queued to clients",
-                    s->frames_out);
-    metrics_counter(out, "herald_edge_bytes_in_total", "Bytes read from clients", s->bytes_in);
-    metrics_counter(out, "herald_edge_bytes_out_total", "Bytes written to clients", s->bytes_out);
-    metrics_counter(out, "herald_edge_events_in_total", "Events received from the broker",
-                    s->events_in);
-    metrics_counter(out, "herald_edge_deliveries_total", "Event frames queued to clients",
-                    s->deliveries);
-    metrics_counter(out, "herald_edge_flush_polls_total",
-                    "Broker reads made between client writes of a fan-out that brought events",
-                    s->flush_polls);
-    metrics_counter(out, "herald_edge_flush_yields_total",
-                    "Fan-outs that returned to the event loop before finishing (slice over)",
-                    s->flush_yields);
-    metrics_counter(out, "herald_edge_slow_consumers_total",
-                    "Clients closed for exceeding send-queue-limit", s->slow_consumers);
-    metrics_gauge(out, "herald_edge_subscriptions", "Client subscriptions (pattern, connection)",
-                  s->subscriptions);
-    metrics_gauge(out, "herald_edge_patterns", "Distinct patterns subscribed at the broker",
-                  s->patterns);
-    metrics_counter(out, "herald_edge_patterns_refused_total",
-                    "Subscriptions refused: over the broker's pattern limit, or by the broker",
-                    s->patterns_refused);
-    metrics_gauge(out, "herald_edge_trie_bytes", "Heap bytes of the subscription tries",
-                  s->trie_bytes);
-}
-
-static void render_conns(struct evbuffer *out, const struct worker_stats *s)
-{
-    static const char *const hs[HS_FAIL_COUNT] = {"400", "403", "404",    "405",
-                                                  "426", "431", "timeout"};
-    static const char *const cl[CLOSE_R_COUNT] = {"1002", "1003", "1007",
-                                                  "1008", "1009", "idle_timeout"};
-
-    metrics_gauge(out, "herald_edge_connections", "Open client connections", s->conns_current);
-    metrics_counter(out, "herald_edge_connections_total", "Accepted client connections",
-                    s->conns_total);
-    metrics_counter(out, "herald_edge_connections_rejected_total",
-                    "Connections refused at accept (max-connections)", s->conns_rejected);
-    metrics_counter(out, "herald_edge_accept_errors_total",
-                    "Failed accept() calls (EMFILE and the like)", s->accept_errors);
-    metrics_counter(out, "herald_edge_handshakes_total", "Successful WebSocket handshakes",
-                    s->handshakes_ok);
-    render_labelled(out, "herald_edge_handshake_failures_total",
-                    "Failed handshakes by HTTP status or timeout", "reason", hs, s->hs_fail,
-                    HS_FAIL_COUNT);
-    render_labelled(out, "herald_edge_closes_total",
-                    "Connections closed by the edge, by close code or reason", "reason", cl,
-                    s->closes, CLOSE_R_COUNT);
-    metrics_family(out, "herald_edge_http_requests_total", "counter", "HTTP requests by path");
-    metrics_sample(out, "herald_edge_http_requests_total", "path=\"/healthz\"", s->http_healthz);
-    metrics_sample(out, "herald_edge_http_requests_total", "path=\"/metrics\"", s->http_metrics);
-}
-
-static void render_memory(struct evbuffer *out, const struct worker_stats *s, size_t nworkers)
-{
-    metrics_gauge(out, "herald_edge_broker_links_up", "Workers whose broker link is up",
-                  s->link_up);
-    metrics_counter(out, "herald_edge_broker_reconnects_total", "Broker link reconnect attempts",
-                    s->broker_reconnects);
-    metrics_gauge(out, "herald_edge_workers", "Worker threads", nworkers);
-    metrics_gauge(out, "herald_edge_frames_live", "Encoded frames alive", s->frames_live);
-    metrics_gauge(out, "herald_edge_pool_chunks_in_use", "Pool chunks borrowed",
-                  s->pool.chunks_in_use);
-    metrics_gauge(out, "herald_edge_pool_chunk_bytes_in_use", "Bytes of pool chunks borrowed",
-                  s->pool.chunk_bytes_in_use);
-    metrics_gauge(out, "herald_edge_pool_chunks_cached", "Free pool chunks kept for reuse",
-                  s->pool.chunks_cached);
-    metrics_gauge(out, "herald_edge_pool_evbuffers_in_use", "Output evbuffers borrowed",
-                  s->pool.evbuffers_in_use);
-    metrics_counter(out, "herald_edge_pool_gets_total", "Pool borrows", s->pool.gets);
-    metrics_gauge(out, "herald_edge_rss_bytes", "Resident set size of the process",
-                  net_rss_bytes());
-}
-
-void worker_render_metrics(struct worker *self, struct evbuffer *out)
-{
-    struct worker_stats sum;
-    size_t nworkers;
-
-    sum_stats(self, &sum, &nworkers);
-    render_conns(out, &sum);
-    render_traffic(out, &sum);
-    render_memory(out, &sum, nworkers);
-}

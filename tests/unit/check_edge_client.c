@@ -53,7 +53,7 @@ static void setup_with(int argc, char **argv)
     ck_assert_msg(w != NULL, "worker_new: %s", e);
     worker_set_all(&w, 1);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cl = client_new(w, sv[0]);
+    cl = client_new(&w->h, sv[0]);
     ck_assert_ptr_nonnull(cl);
     peer = sv[1];
     rlen = 0;
@@ -103,7 +103,7 @@ static void teardown(void)
 static void pump(void)
 {
     for (int i = 0; i < 4; i++)
-        event_base_loop(w->base, EVLOOP_NONBLOCK);
+        event_base_loop(w->h.base, EVLOOP_NONBLOCK);
 }
 
 static void peer_send(const void *buf, size_t len)
@@ -148,8 +148,8 @@ static void run_for(int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
-    event_base_loopexit(w->base, &tv);
-    event_base_dispatch(w->base);
+    event_base_loopexit(w->h.base, &tv);
+    event_base_dispatch(w->h.base);
 }
 
 static void consume(size_t n)
@@ -320,7 +320,7 @@ static void assert_idle(void)
     ck_assert_ptr_null(cl->msg);
     ck_assert_ptr_null(cl->out);
     ck_assert_ptr_null(cl->pending);
-    pool_get_stats(w->pool, &ps);
+    pool_get_stats(w->h.pool, &ps);
     ck_assert_uint_eq(ps.chunks_in_use, 0);
     ck_assert_uint_eq(ps.evbuffers_in_use, 0);
 }
@@ -341,7 +341,7 @@ START_TEST(test_handshake_ok_and_idle)
 {
     handshake("/ws");
     assert_idle();
-    ck_assert_uint_eq(w->stats.handshakes_ok, 1);
+    ck_assert_uint_eq(w->h.stats.handshakes_ok, 1);
 }
 
 END_TEST
@@ -355,7 +355,7 @@ START_TEST(test_handshake_split_holds_chunk)
     char head[1024];
 
     peer_send(req, 20);
-    pool_get_stats(w->pool, &ps);
+    pool_get_stats(w->h.pool, &ps);
     ck_assert_uint_eq(ps.chunks_in_use, 1);
     ck_assert_ptr_nonnull(cl->in);
     peer_send(req + 20, strlen(req) - 20);
@@ -385,9 +385,9 @@ START_TEST(test_http_errors)
     ck_assert_msg(strncmp(resp, http_cases[_i].status, strlen(http_cases[_i].status)) == 0,
                   "got: %s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "Connection: close\r\n"));
-    ck_assert_uint_eq(w->nclients, 1); /* lingering until the peer closes */
+    ck_assert_uint_eq(w->h.nclients, 1); /* lingering until the peer closes */
     peer_close();
-    ck_assert_uint_eq(w->nclients, 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
 }
 
 END_TEST
@@ -402,7 +402,7 @@ START_TEST(test_header_too_large_431)
     peer_send(req, sizeof(req));
     read_http(resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 431 ", 13) == 0, "got: %.100s", resp);
-    ck_assert_uint_eq(w->stats.hs_fail[HS_FAIL_431], 1);
+    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_431], 1);
 }
 
 END_TEST
@@ -442,12 +442,12 @@ START_TEST(test_sub_and_deliver_json)
     handshake("/ws");
     send_text("{\"op\":\"sub\",\"topic\":\"mail.user.*.inbox\",\"id\":1}");
     expect_text("{\"op\":\"ok\",\"id\":1}");
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 1);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
     worker_deliver(w, "mail.user.42.inbox", 18, 7, "{\"from\":\"a@b\"}", 14);
     worker_flush_dirty(w);
     expect_text("{\"op\":\"msg\",\"topic\":\"mail.user.42.inbox\",\"seq\":7,"
                 "\"data\":{\"from\":\"a@b\"}}");
-    ck_assert_uint_eq(w->stats.deliveries, 1);
+    ck_assert_uint_eq(w->h.stats.deliveries, 1);
     assert_idle();
     ck_assert_uint_eq(frame_live(), 0);
 }
@@ -457,7 +457,7 @@ END_TEST
 START_TEST(test_query_topics_raw)
 {
     handshake("/ws?topic=a.b&topic=c.%3E&format=raw");
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 2);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 2);
     worker_deliver(w, "c.d.e", 5, 1, "hello", 5);
     worker_deliver(w, "x.y", 3, 2, "nobody", 6);
     worker_deliver(w, "a.b", 3, 3, "{\"k\":2}", 7);
@@ -478,7 +478,7 @@ START_TEST(test_coalesced_batch_uses_evbuffer_then_returns_it)
         worker_deliver(w, "t", 1, (uint64_t)i, "1", 1);
     ck_assert_ptr_nonnull(cl->out); /* a second frame spills into a borrowed evbuffer */
     worker_flush_dirty(w);
-    pool_get_stats(w->pool, &ps);
+    pool_get_stats(w->h.pool, &ps);
     ck_assert_uint_eq(ps.evbuffers_in_use, 0);
     expect_text("{\"op\":\"msg\",\"topic\":\"t\",\"seq\":0,\"data\":1}");
     expect_text("{\"op\":\"msg\",\"topic\":\"t\",\"seq\":1,\"data\":1}");
@@ -517,8 +517,8 @@ START_TEST(test_unsub_prunes_trie)
     ck_assert_uint_eq(ptrset_count(&cl->subs), 1);
     send_text("{\"op\":\"unsub\",\"topic\":\"a.>\",\"id\":3}");
     expect_text("{\"op\":\"ok\",\"id\":3}");
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 0);
-    ck_assert_uint_eq(trie_pattern_count(w->trie), 0);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert_uint_eq(trie_pattern_count(w->h.trie), 0);
 }
 
 END_TEST
@@ -590,7 +590,7 @@ START_TEST(test_protocol_errors_close)
     expect_close(close_cases[_i].code);
     expect_eof();
     peer_close();
-    ck_assert_uint_eq(w->nclients, 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
 }
 
 END_TEST
@@ -603,7 +603,7 @@ START_TEST(test_message_too_big)
     handshake("/ws");
     send_frame(WS_OP_TEXT, true, big, sizeof(big));
     expect_close(WS_CLOSE_TOO_BIG);
-    ck_assert_uint_eq(w->stats.closes[CLOSE_R_1009], 1);
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1009], 1);
 }
 
 END_TEST
@@ -629,10 +629,10 @@ START_TEST(test_close_echo)
                "bye",
                5);
     expect_close(1000);
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 0);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
     expect_eof();
     peer_close();
-    ck_assert_uint_eq(w->nclients, 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
 }
 
 END_TEST
@@ -658,14 +658,14 @@ START_TEST(test_slow_consumer_closed)
     handshake("/ws?topic=s");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 2000 && w->stats.slow_consumers == 0; i++) {
+    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++) {
         worker_deliver(w, "s", 1, (uint64_t)i, payload, sizeof(payload));
         worker_flush_dirty(w);
     }
-    ck_assert_uint_eq(w->stats.slow_consumers, 1);
+    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
     /* Deliveries stop at once: the client left the trie. */
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 0);
-    ck_assert_uint_le(client_queued(cl), w->conf->send_queue_limit + 256);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
     /* What was queued drains in order, then close 1008 "slow consumer". */
     while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT)
         data_frames++;
@@ -675,7 +675,7 @@ START_TEST(test_slow_consumer_closed)
     ck_assert_int_gt(data_frames, 0);
     expect_eof();
     peer_close();
-    ck_assert_uint_eq(w->nclients, 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
     pump();
     ck_assert_uint_eq(frame_live(), 0);
 }
@@ -689,7 +689,7 @@ START_TEST(test_shutdown_sends_going_away)
     expect_close(WS_CLOSE_GOING_AWAY);
     expect_eof();
     peer_close();
-    ck_assert_uint_eq(w->nclients, 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
 }
 
 END_TEST
@@ -700,8 +700,8 @@ START_TEST(test_peer_eof_closes)
     close(peer);
     peer = -1;
     pump();
-    ck_assert_uint_eq(w->nclients, 0);
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 0);
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
 }
 
 END_TEST
@@ -725,7 +725,7 @@ START_TEST(test_idle_timeout_closes)
     handshake("/ws");
     run_for(2200);
     expect_close(WS_CLOSE_GOING_AWAY);
-    ck_assert_uint_eq(w->stats.closes[CLOSE_R_IDLE], 1);
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_IDLE], 1);
 }
 
 END_TEST
@@ -735,8 +735,8 @@ START_TEST(test_handshake_timeout)
     peer_send("GET /ws HTTP/1.1\r\n", 18);
     run_for(2200);
     expect_eof();
-    ck_assert_uint_eq(w->nclients, 0);
-    ck_assert_uint_eq(w->stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
 }
 
 END_TEST
@@ -752,7 +752,7 @@ START_TEST(test_max_subscriptions)
     expect_text("{\"op\":\"ok\",\"id\":2}");
     send_text("{\"op\":\"sub\",\"topic\":\"d\",\"id\":3}");
     expect_text("{\"op\":\"ok\",\"id\":3}");
-    ck_assert_uint_eq(trie_subscription_count(w->trie), 2);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 2);
 }
 
 END_TEST

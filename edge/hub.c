@@ -1,0 +1,62 @@
+/*
+ * hub.c - the connection array, close list and dirty list of a worker.
+ *
+ * Clients live in an array (each knows its index: O(1) swap removal) that
+ * the worker's 1 s sweep walks backwards, so removing the current entry
+ * only moves an already-visited one. Closed clients go on a close list
+ * freed by reap_ev on the next loop pass ("close now, free later",
+ * docs/architecture.md §4.6): a fan-out's target vector or the dirty list
+ * may still point at them until the current callback returns.
+ */
+#include "edge/hub.h"
+
+#include <event2/event.h>
+
+#include "common/mem.h"
+#include "common/sink.h"
+#include "edge/client.h"
+
+static void vec_push(struct client ***v, uint32_t *n, uint32_t *cap, struct client *c)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *v = mem_realloc(*v, *cap * sizeof(**v));
+    }
+    (*v)[(*n)++] = c;
+}
+
+void hub_add_client(struct hub *h, struct client *c)
+{
+    uint32_t cap = h->clients_cap;
+
+    c->index = h->nclients;
+    vec_push(&h->clients, &h->nclients, &h->clients_cap, c);
+    if (h->clients_cap != cap)
+        h->due_s = mem_realloc(h->due_s, h->clients_cap * sizeof(*h->due_s));
+    h->due_s[c->index] = 0;
+    h->stats.conns_current++;
+    h->stats.conns_total++;
+}
+
+void hub_retire_client(struct hub *h, struct client *c)
+{
+    struct client *last = h->clients[--h->nclients];
+
+    last->index = c->index;
+    h->clients[c->index] = last;
+    h->due_s[c->index] = h->due_s[h->nclients];
+    h->stats.conns_current--;
+    vec_push(&h->closed, &h->nclosed, &h->closed_cap, c);
+    if (h->reap_ev)
+        event_active(h->reap_ev, EV_TIMEOUT, 0);
+}
+
+void hub_sweep_soon(struct hub *h, const struct client *c)
+{
+    h->due_s[c->index] = 0;
+}
+
+void hub_mark_dirty(struct hub *h, struct client *c)
+{
+    dirty_add(&h->dirty, &c->sink);
+}
