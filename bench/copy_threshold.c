@@ -378,8 +378,8 @@ static void print_recommendation(const struct row *rows, size_t fit)
         if (!ok_idle2(&rows[i])) {
             printf(" Trade-off: a buffer holding exactly two frames costs more copied "
                    "above %zu bytes (%zu: %.0f B copied, %.0f B referenced, per subscriber; "
-                   "the second copy overflows the first chain and libevent adds one twice "
-                   "its size).",
+                   "the second copy overflows the first chain and libevent adds one of twice "
+                   "that size).",
                    two, rows[i].len, rows[i].idle[1][COPY], rows[i].idle[1][REF]);
             break;
         }
