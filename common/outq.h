@@ -19,13 +19,15 @@ struct sink;
 /*
  * Frames of at most this many bytes are copied into an output evbuffer;
  * larger ones are added by reference. libevent 2.1 gives every
- * evbuffer_add_reference a chain of its own (a malloc of ~1 KiB with the
- * chain header), so for a small frame the reference costs more memory and
- * time than the bytes it points to, while copies pack densely into the
- * buffer's shared chains. Measured: bench/copy_threshold.sh,
- * bench/results/copy-threshold-2026-12-07.md.
+ * evbuffer_add_reference a chain of its own (~1040 heap bytes whatever the
+ * frame's size), while copies pack into the buffer's shared chains.
+ * Measured (bench/copy_threshold.sh, bench/results/copy-threshold-2026-12-07.md):
+ * copying is cheaper in memory and in time up to 1 KiB for a backlog, and a
+ * lone copied frame fits the first chain up to 976 bytes (above, it takes a
+ * 2 KiB chain where a reference takes ~1 KiB). 768 is the largest measured
+ * size on the right side of both; the broker used 512 and the edge 1024.
  */
-#define OUTQ_COPY_MAX 512
+#define OUTQ_COPY_MAX 768
 
 /*
  * Appends f->data[skip..f->len) to out: a copy up to OUTQ_COPY_MAX bytes,
