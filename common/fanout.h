@@ -48,6 +48,11 @@ struct fanout {
  * changes the trie under the walk; closed sinks stay valid until a later
  * loop pass. Each form is encoded at most once (per node for the forms in
  * per_node), lazily, by encode(event, ...), and handed to ops->deliver.
+ * Per-node forms are meant for per_pattern true, where trie_match_each
+ * reports one node's subscribers together; with per_pattern false they are
+ * still correct but may be encoded once per target. A deliver op that
+ * takes a sink out of the trie must mark it SINK_CLOSED first (every
+ * endpoint's close does), so the walk skips it and its pruned nodes.
  */
 uint64_t fanout_publish(struct fanout *fo, struct trie *t, const char *topic, size_t tlen,
                         bool per_pattern, const struct sink_ops *ops, uint8_t per_node,
