@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/broker_conf.h"
 #include "common/conf.h"
 #include "common/frame.h"
 #include "common/log.h"
