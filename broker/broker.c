@@ -44,7 +44,7 @@
 #include <event2/event.h>
 
 #include "broker/http_api.h"
-#include "broker/link.h"
+#include "broker/linksrv.h"
 #include "broker/resp.h"
 #include "broker/router.h"
 #include "broker/seq_map.h"
@@ -214,7 +214,7 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     expire_preauth(b, now);
-    link_server_sweep(b, now);
+    linksrv_sweep(b, now);
     resp_server_sweep(b, now);
     http_api_sweep(b, now);
     seq_map_expire(b->seqs, now);
@@ -227,7 +227,7 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
 
 static int start_endpoints(struct broker *b, const char **err)
 {
-    if (link_server_start(b, err) < 0)
+    if (linksrv_start(b, err) < 0)
         return -1;
     if (resp_server_start(b, err) < 0)
         return -1;
@@ -285,7 +285,7 @@ void broker_shutdown(struct broker *b)
     b->stopping = true;
     log_info("shutdown", "open=%llu", (unsigned long long)broker_conn_count(b));
     http_api_shutdown(b);
-    link_server_shutdown(b);
+    linksrv_shutdown(b);
     resp_server_shutdown(b);
     if (broker_conn_count(b) == 0) {
         event_base_loopexit(b->base, NULL);
@@ -301,7 +301,7 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     http_api_free(b);
-    link_server_free(b);
+    linksrv_free(b);
     resp_server_free(b);
     free_close_list(b);
     if (b->close_ev)
@@ -354,7 +354,8 @@ void broker_metrics(struct broker *b, struct evbuffer *out)
     metrics_by_endpoint(b, out);
     metrics_gauge(out, "herald_subscriptions",
                   "Subscriptions (pattern, subscriber) held by links and RESP clients.",
-                  trie_subscription_count(b->link_subs.trie) + trie_subscription_count(b->resp_subs.trie));
+                  trie_subscription_count(b->link_subs.trie) +
+                      trie_subscription_count(b->resp_subs.trie));
     metrics_gauge(out, "herald_patterns", "Distinct subscribed patterns.",
                   trie_pattern_count(b->link_subs.trie) + trie_pattern_count(b->resp_subs.trie));
     metrics_gauge(out, "herald_topics",

@@ -14,7 +14,7 @@ struct evbuffer;
 struct event_base;
 struct event;
 struct trie;
-struct link_server;
+struct linksrv;
 struct resp_server;
 struct http_api;
 struct seq_map;
@@ -100,7 +100,7 @@ struct broker {
     uint64_t epoch;               /* start time in ms: the {epoch, seq} position's epoch */
     uint64_t started_ms;
     struct broker_stats stats;
-    struct link_server *link;
+    struct linksrv *link;
     struct resp_server *resp;
     struct http_api *http;
     struct close_entry *close_list;

@@ -1,5 +1,5 @@
-#ifndef HERALD_BROKER_LINK_H
-#define HERALD_BROKER_LINK_H
+#ifndef HERALD_BROKER_LINKSRV_H
+#define HERALD_BROKER_LINKSRV_H
 
 #include "broker/broker.h"
 
@@ -16,15 +16,15 @@
  */
 
 /* Binds and starts accepting when conf->link_port != 0. Returns 0, or -1 with *err. */
-int link_server_start(struct broker *b, const char **err);
+int linksrv_start(struct broker *b, const char **err);
 
 /* Stops accepting; existing links flush their output and close. */
-void link_server_shutdown(struct broker *b);
+void linksrv_shutdown(struct broker *b);
 
 /* Closes links whose partial frame is older than request-timeout (the broker's tick). */
-void link_server_sweep(struct broker *b, uint64_t now_ms);
+void linksrv_sweep(struct broker *b, uint64_t now_ms);
 
 /* Frees the server (after every link is closed and freed). NULL-safe. */
-void link_server_free(struct broker *b);
+void linksrv_free(struct broker *b);
 
 #endif
