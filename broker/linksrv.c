@@ -8,9 +8,9 @@
  * frame limit of max-payload + 4096 bytes of framing.
  *
  * A struct lconn starts with its struct sink (form SUB_FORM_MSG): that
- * pointer is what it subscribes into b->link_subs.trie, and what the
+ * pointer is what it subscribes into core->link_subs.trie, and what the
  * fan-out hands back to lconn_deliver() through the ops this endpoint
- * registers with the broker. The link also keeps the set of trie nodes it
+ * registers in core->link_subs. The link also keeps the set of trie nodes it
  * subscribed to (a ptrset: O(1) membership, so SUB and UNSUB of any pattern
  * cost a trie lookup whatever the link holds), so closing unsubscribes
  * every pattern without a trie walk; the count is capped by
@@ -18,8 +18,8 @@
  * more. A SUB past the cap, or with a bad pattern, is refused with an ERR
  * naming the pattern: the pattern is refused, never the link.
  *
- * Authentication. Until its HELLO is accepted a link is listed with the
- * broker as unauthenticated (broker.c: auth-timeout, max-unauthenticated)
+ * Authentication. Until its HELLO is accepted a link is listed as
+ * unauthenticated (core.c: auth-timeout, max-unauthenticated)
  * and its decoder takes no frame over LINKSRV_PREAUTH_FRAME bytes; HELLO
  * raises that to max-payload plus framing. The output limit follows what
  * the peer proved, not what it claims: role "edge"
@@ -35,7 +35,7 @@
  * a write timeout bounds the wait). lconn_close() is the one way out: it
  * detaches from the trie and the server's list, frees the bufferevent
  * (libevent finalizes it later, so queued frame references drop then) and
- * queues the struct on the broker's close list: never freed in a callback.
+ * queues the struct on the close list (core.c): never freed in a callback.
  *
  * Input is fed to the decoder one chunk at a time and decoded in between, so
  * the decoder never buffers more than one chunk beyond a frame. Request/
@@ -52,7 +52,7 @@
  * Close now, free later: lconn_close() drops the link from the trie, the
  * socket and the lists at once, but its decoder - whose buffer the topic
  * and payload of a PUB being routed point into - is freed only from the
- * broker's close list, after the callback chain has returned. A link that
+ * close list, after the callback chain has returned. A link that
  * publishes to its own topic until it is cut off as a slow consumer is
  * closed in the middle of router_publish(), which still reads both.
  *
@@ -78,6 +78,7 @@
 #include <event2/event.h>
 #include <msgpack.h>
 
+#include "broker/core.h"
 #include "broker/router.h"
 #include "common/frame.h"
 #include "common/link_codec.h"
@@ -106,13 +107,13 @@ enum lconn_state {
 struct lconn {
     struct sink sink; /* first: the trie subscriber (SUB_FORM_MSG) */
     struct close_entry close_entry;
-    struct preauth preauth; /* listed with the broker until HELLO is accepted */
-    struct broker *b;
+    struct preauth preauth; /* listed as unauthenticated (core.c) until HELLO is accepted */
+    struct core *core;
     struct linksrv *srv;
     struct lconn *prev, *next; /* the server's list of live links */
     struct bufferevent *bev;
     struct link_decoder *dec; /* freed with the struct: router views point into it */
-    struct ptrset subs;       /* nodes of b->link_subs.trie holding this link */
+    struct ptrset subs;       /* nodes of core->link_subs.trie holding this link */
     enum lconn_state state;
     bool paused;  /* reading stopped: replies over the high mark */
     bool allowed; /* the peer's address is in edge-allow */
@@ -127,12 +128,13 @@ struct lconn {
 };
 
 struct linksrv {
-    struct broker *b;
+    struct core *core;
     struct listener *listener;
     struct lconn *links;
     uint32_t next_id;
     size_t pause_high, pause_low;
-    msgpack_sbuffer sb; /* reply scratch, cleared before each encode */
+    size_t edge_budget_used; /* of edge-output-limit-total */
+    msgpack_sbuffer sb;      /* reply scratch, cleared before each encode */
 };
 
 static void lconn_close(struct lconn *l, const char *reason);
@@ -149,7 +151,7 @@ static int slow_consumer(struct lconn *l, size_t queued)
 {
     log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
              queued);
-    l->b->stats.drops[DROP_SLOW_CONSUMER]++;
+    l->core->stats.drops[DROP_SLOW_CONSUMER]++;
     lconn_close(l, "slow_consumer");
     return -1;
 }
@@ -170,7 +172,7 @@ static int queue_frame(struct lconn *l, struct frame *f)
         lconn_close(l, "error");
         return -1;
     }
-    l->b->stats.bytes_out += f->len;
+    l->core->stats.bytes_out += f->len;
     return 0;
 }
 
@@ -195,7 +197,7 @@ static int send_scratch(struct lconn *l)
         lconn_close(l, "error");
         return -1;
     }
-    l->b->stats.bytes_out += sb->size;
+    l->core->stats.bytes_out += sb->size;
     return 0;
 }
 
@@ -226,7 +228,7 @@ static void unsubscribe_all(struct lconn *l)
 
     for (uint32_t i = 0; i < nslots; i++) {
         if (nodes[i])
-            trie_unsubscribe_node(l->b->link_subs.trie, nodes[i], l, NULL);
+            trie_unsubscribe_node(l->core->link_subs.trie, nodes[i], l, NULL);
     }
     ptrset_clear(&l->subs);
 }
@@ -262,7 +264,7 @@ static int close_after_flush(struct lconn *l, const char *reason)
 static int fail(struct lconn *l, const char *code, const char *text, enum broker_drop drop)
 {
     if (drop != DROP_COUNT)
-        l->b->stats.drops[drop]++;
+        l->core->stats.drops[drop]++;
     log_info("link_error", "conn=%u peer=%s code=%s reason=\"%s\"", l->id, l->peer, code, text);
     if (send_err(l, code, text) < 0)
         return -1;
@@ -304,24 +306,24 @@ static void lconn_close(struct lconn *l, const char *reason)
         log_debug("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
     else
         log_info("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
-    broker_preauth_leave(l->b, &l->preauth);
-    l->b->edge_budget_used -= l->budget;
+    core_preauth_leave(l->core, &l->preauth);
+    l->srv->edge_budget_used -= l->budget;
     l->budget = 0;
     bufferevent_free(l->bev);
     l->bev = NULL;
     list_remove(l);
-    broker_conn_closed(l->b, EP_LINK);
+    core_conn_closed(l->core, EP_LINK);
     l->close_entry.free_fn = free_entry;
-    broker_defer_free(l->b, &l->close_entry);
+    core_defer_free(l->core, &l->close_entry);
 }
 
-/* broker.c closes an unauthenticated link: auth-timeout passed, or a newer one needs its place. */
+/* core.c closes an unauthenticated link: auth-timeout passed, or a newer one needs its place. */
 static void lconn_expire(struct preauth *p, enum broker_drop why)
 {
     struct lconn *l = (struct lconn *)((char *)p - offsetof(struct lconn, preauth));
 
-    l->b->stats.drops[why]++;
-    lconn_close(l, broker_drop_name(why));
+    l->core->stats.drops[why]++;
+    lconn_close(l, core_drop_name(why));
 }
 
 /* ---- frame handlers: each returns 0, or -1 when l is closing ---------- */
@@ -351,8 +353,8 @@ static bool is_edge(const struct lconn *l)
  */
 static const char *grant_output_limit(struct lconn *l, bool credential)
 {
-    struct broker *b = l->b;
-    const struct broker_conf *conf = b->conf;
+    struct core *core = l->core;
+    const struct broker_conf *conf = core->conf;
     size_t want = conf->edge_output_limit;
 
     if (!is_edge(l))
@@ -361,8 +363,8 @@ static const char *grant_output_limit(struct lconn *l, bool credential)
         l->output_limit = want;
         return credential ? "secret" : "allow";
     }
-    if (conf->edge_output_limit_total - b->edge_budget_used >= want) {
-        b->edge_budget_used += want;
+    if (conf->edge_output_limit_total - l->srv->edge_budget_used >= want) {
+        l->srv->edge_budget_used += want;
         l->budget = want;
         l->output_limit = want;
         return "budget";
@@ -377,28 +379,28 @@ static const char *grant_output_limit(struct lconn *l, bool credential)
 /* Checks the HELLO's secret. Returns 0 with *edge_cred, or -1 (l is closing). */
 static int authenticate(struct lconn *l, const struct link_frame *f, bool *edge_cred)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     const char *secret = f->has_secret ? f->secret.ptr : NULL;
     size_t len = f->has_secret ? f->secret.len : 0;
 
     *edge_cred = false;
-    if (broker_secret_eq(b->conf->edge_secret, secret, len)) {
+    if (core_secret_eq(core->conf->edge_secret, secret, len)) {
         *edge_cred = true;
         return 0;
     }
-    if (broker_auth_ok(b, secret, len)) {
+    if (core_auth_ok(core, secret, len)) {
         /* Without an edge-secret the link secret is the edge credential. */
-        *edge_cred = !b->conf->edge_secret && b->conf->requirepass;
+        *edge_cred = !core->conf->edge_secret && core->conf->requirepass;
         return 0;
     }
-    broker_auth_failed(b, EP_LINK, l->peer);
+    core_auth_failed(core, EP_LINK, l->peer);
     return fail(l, "auth", f->has_secret ? "invalid secret" : "secret required", DROP_COUNT);
 }
 
 static int on_hello(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
-    const char *node = b->conf->node_id ? b->conf->node_id : "broker";
+    struct core *core = l->core;
+    const char *node = core->conf->node_id ? core->conf->node_id : "broker";
     const char *grant;
     bool edge_cred;
 
@@ -411,31 +413,31 @@ static int on_hello(struct lconn *l, const struct link_frame *f)
     /* An edge proven by secret or address is admitted even at max-clients:
      * edges are few, and clients filling the broker must not cut every
      * browser off. */
-    if (!(is_edge(l) && (edge_cred || l->allowed)) && !broker_admit(b))
+    if (!(is_edge(l) && (edge_cred || l->allowed)) && !core_admit(core))
         return fail(l, "max_clients", "max number of clients reached", DROP_COUNT);
-    broker_preauth_leave(b, &l->preauth);
-    link_decoder_set_max(l->dec, b->conf->max_payload + LINKSRV_FRAME_SLACK);
+    core_preauth_leave(core, &l->preauth);
+    link_decoder_set_max(l->dec, core->conf->max_payload + LINKSRV_FRAME_SLACK);
     grant = grant_output_limit(l, edge_cred);
     l->state = LCONN_READY;
     log_info("link_hello", "conn=%u peer=%s role=%s node=%s output_limit=%zu grant=%s", l->id,
              l->peer, l->role, l->node, l->output_limit, grant);
-    link_encode_welcome(scratch(l), node, b->epoch, (uint64_t)b->conf->max_subscriptions);
+    link_encode_welcome(scratch(l), node, core->epoch, (uint64_t)core->conf->max_subscriptions);
     return send_scratch(l);
 }
 
 static int on_sub(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     struct trie_node *node;
     const char *err = "invalid pattern";
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l))
+    if (trie_find_sub(l->core->link_subs.trie, f->topic.ptr, f->topic.len, l))
         return 0;
-    if (ptrset_count(&l->subs) >= (uint64_t)b->conf->max_subscriptions)
+    if (ptrset_count(&l->subs) >= (uint64_t)core->conf->max_subscriptions)
         return send_err_topic(l, "too_many_subscriptions", "max-subscriptions reached", &f->topic);
-    node = trie_subscribe(b->link_subs.trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
+    node = trie_subscribe(core->link_subs.trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
     ptrset_add(&l->subs, node);
     return 0;
 }
@@ -445,27 +447,27 @@ static int on_unsub(struct lconn *l, const struct link_frame *f)
     const char *err = "invalid pattern";
     struct trie_node *node;
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err))
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    node = trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l);
+    node = trie_find_sub(l->core->link_subs.trie, f->topic.ptr, f->topic.len, l);
     if (!node)
         return 0; /* like Redis: unsubscribing what is not subscribed is no error */
     ptrset_remove(&l->subs, node);
-    trie_unsubscribe_node(l->b->link_subs.trie, node, l, NULL);
+    trie_unsubscribe_node(l->core->link_subs.trie, node, l, NULL);
     return 0;
 }
 
 static int on_pub(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     struct router_result res;
     const char *err = "invalid topic";
 
-    if (!topic_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+    if (!topic_valid(f->topic.ptr, f->topic.len, &core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (f->payload.len > b->conf->max_payload)
+    if (f->payload.len > core->conf->max_payload)
         return fail(l, "oversize", "payload over max-payload", DROP_OVERSIZE);
-    router_publish(b, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
+    router_publish(core, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
     /* A link subscribed to its own topic may just have been closed as a slow consumer. */
     if (sink_closed(&l->sink) || l->state == LCONN_CLOSING)
         return -1;
@@ -486,16 +488,16 @@ static void stat_line(char *buf, size_t cap, size_t *off, const char *name, uint
 
 static int on_stats(struct lconn *l)
 {
-    const struct broker *b = l->b;
-    const struct broker_stats *s = &b->stats;
+    const struct core *core = l->core;
+    const struct broker_stats *s = &core->stats;
     char buf[LINKSRV_STATS_MAX], name[64];
     size_t off = 0, subs = 0, pats = 0;
     uint64_t now = net_now_ms();
 
     for (int ep = 0; ep < EP_HTTP; ep++) {
-        snprintf(name, sizeof(name), "connections_%s", broker_endpoint_name(ep));
+        snprintf(name, sizeof(name), "connections_%s", core_endpoint_name(ep));
         stat_line(buf, sizeof(buf), &off, name, s->conns_current[ep]);
-        snprintf(name, sizeof(name), "connections_%s_total", broker_endpoint_name(ep));
+        snprintf(name, sizeof(name), "connections_%s_total", core_endpoint_name(ep));
         stat_line(buf, sizeof(buf), &off, name, s->conns_total[ep]);
     }
     /* HTTP requests are not held connections: only their total, like /metrics. */
@@ -505,19 +507,19 @@ static int on_stats(struct lconn *l)
     stat_line(buf, sizeof(buf), &off, "bytes_in", s->bytes_in);
     stat_line(buf, sizeof(buf), &off, "bytes_out", s->bytes_out);
     for (int d = 0; d < DROP_COUNT; d++) {
-        snprintf(name, sizeof(name), "drops_%s", broker_drop_name(d));
+        snprintf(name, sizeof(name), "drops_%s", core_drop_name(d));
         stat_line(buf, sizeof(buf), &off, name, s->drops[d]);
     }
     stat_line(buf, sizeof(buf), &off, "slow_consumers", s->drops[DROP_SLOW_CONSUMER]);
-    subs = trie_subscription_count(b->link_subs.trie) +
-           (b->resp_subs.trie ? trie_subscription_count(b->resp_subs.trie) : 0);
-    pats = trie_pattern_count(b->link_subs.trie) +
-           (b->resp_subs.trie ? trie_pattern_count(b->resp_subs.trie) : 0);
+    subs = trie_subscription_count(core->link_subs.trie) +
+           (core->resp_subs.trie ? trie_subscription_count(core->resp_subs.trie) : 0);
+    pats = trie_pattern_count(core->link_subs.trie) +
+           (core->resp_subs.trie ? trie_pattern_count(core->resp_subs.trie) : 0);
     stat_line(buf, sizeof(buf), &off, "subscriptions", subs);
     stat_line(buf, sizeof(buf), &off, "patterns", pats);
-    stat_line(buf, sizeof(buf), &off, "epoch", b->epoch);
+    stat_line(buf, sizeof(buf), &off, "epoch", core->epoch);
     stat_line(buf, sizeof(buf), &off, "uptime_s",
-              now > b->started_ms ? (now - b->started_ms) / 1000 : 0);
+              now > core->started_ms ? (now - core->started_ms) / 1000 : 0);
     link_encode_statsr(scratch(l), buf, off);
     return send_scratch(l);
 }
@@ -604,7 +606,7 @@ static int feed_chunk(struct lconn *l, struct evbuffer *in)
     if (link_decoder_feed(l->dec, v.iov_base, len, &err) < 0)
         return fail(l, "oversize", err, DROP_OVERSIZE);
     evbuffer_drain(in, len);
-    l->b->stats.bytes_in += len;
+    l->core->stats.bytes_in += len;
     return 0;
 }
 
@@ -680,18 +682,18 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 
 static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
 {
-    struct broker *b = srv->b;
+    struct core *core = srv->core;
     struct lconn *l = mem_calloc(1, sizeof(*l));
     int one = 1;
 
     l->sink.form = SUB_FORM_MSG;
-    l->output_limit = b->conf->client_output_limit;
-    l->b = b;
+    l->output_limit = core->conf->client_output_limit;
+    l->core = core;
     l->srv = srv;
     l->id = ++srv->next_id;
     net_peer_name(fd, l->peer, sizeof(l->peer));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    l->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    l->bev = bufferevent_socket_new(core->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!l->bev) {
         close(fd);
         mem_free(l);
@@ -714,11 +716,11 @@ static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
 static void linksrv_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct linksrv *srv = arg;
-    struct broker *b = srv->b;
+    struct core *core = srv->core;
     struct lconn *l;
 
     (void)salen;
-    if (b->stopping) {
+    if (core->stopping) {
         close(fd);
         return;
     }
@@ -727,54 +729,50 @@ static void linksrv_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
         log_warn("link_accept_failed", "reason=bufferevent");
         return;
     }
-    l->allowed = b->n_edge_allow > 0 && net_cidr_match(b->edge_allow, b->n_edge_allow, sa);
+    l->allowed = core_edge_allowed(core, sa);
     l->next = srv->links;
     if (srv->links)
         srv->links->prev = l;
     srv->links = l;
-    b->stats.conns_current[EP_LINK]++;
-    b->stats.conns_total[EP_LINK]++;
+    core->stats.conns_current[EP_LINK]++;
+    core->stats.conns_total[EP_LINK]++;
     l->preauth.expire = lconn_expire;
-    broker_preauth_add(b, &l->preauth);
+    core_preauth_add(core, &l->preauth);
     log_debug("link_open", "conn=%u peer=%s", l->id, l->peer);
 }
 
 /* ---- exported ----------------------------------------------------------- */
 
-int linksrv_start(struct broker *b, const char **err)
+struct linksrv *linksrv_start(struct core *core, const char **err)
 {
     struct linksrv *srv;
     int fd;
 
-    if (b->conf->link_port == 0)
-        return 0;
-    fd = net_listen(b->conf->bind, (int)b->conf->link_port, false, 511, err);
+    fd = net_listen(core->conf->bind, (int)core->conf->link_port, false, 511, err);
     if (fd < 0)
-        return -1;
+        return NULL;
     srv = mem_calloc(1, sizeof(*srv));
-    srv->b = b;
+    srv->core = core;
     srv->pause_high = LINKSRV_PAUSE_HIGH;
-    if (b->conf->client_output_limit / 2 < srv->pause_high)
-        srv->pause_high = b->conf->client_output_limit / 2;
+    if (core->conf->client_output_limit / 2 < srv->pause_high)
+        srv->pause_high = core->conf->client_output_limit / 2;
     srv->pause_low = srv->pause_high / 4;
-    srv->listener =
-        listener_new(b->base, fd, "link", linksrv_on_accept, srv, &b->stats.accept_errors[EP_LINK]);
+    srv->listener = listener_new(core->base, fd, "link", linksrv_on_accept, srv,
+                                 &core->stats.accept_errors[EP_LINK]);
     if (!srv->listener) {
         mem_free(srv);
         *err = "evconnlistener_new failed";
-        return -1;
+        return NULL;
     }
     msgpack_sbuffer_init(&srv->sb);
-    b->link = srv;
-    b->link_subs.ops = &lconn_sink_ops;
-    log_info("link_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*",
+    core->link_subs.ops = &lconn_sink_ops;
+    log_info("link_listen", "bind=%s port=%d", core->conf->bind ? core->conf->bind : "*",
              net_local_port(fd));
-    return 0;
+    return srv;
 }
 
-void linksrv_shutdown(struct broker *b)
+void linksrv_shutdown(struct linksrv *srv)
 {
-    struct linksrv *srv = b->link;
     struct lconn *l, *next;
 
     if (!srv)
@@ -788,9 +786,8 @@ void linksrv_shutdown(struct broker *b)
     }
 }
 
-void linksrv_sweep(struct broker *b, uint64_t now_ms)
+void linksrv_sweep(struct linksrv *srv, uint64_t now_ms)
 {
-    struct linksrv *srv = b->link;
     struct lconn *l, *next;
 
     if (!srv)
@@ -798,17 +795,16 @@ void linksrv_sweep(struct broker *b, uint64_t now_ms)
     for (l = srv->links; l; l = next) {
         next = l->next;
         if (l->partial_since_ms == 0 ||
-            now_ms - l->partial_since_ms < (uint64_t)b->conf->request_timeout)
+            now_ms - l->partial_since_ms < (uint64_t)srv->core->conf->request_timeout)
             continue;
-        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        srv->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
         log_info("request_timeout", "endpoint=link conn=%u peer=%s", l->id, l->peer);
         lconn_close(l, "request_timeout");
     }
 }
 
-void linksrv_free(struct broker *b)
+void linksrv_free(struct linksrv *srv)
 {
-    struct linksrv *srv = b->link;
     struct lconn *l, *next;
 
     if (!srv)
@@ -822,10 +818,9 @@ void linksrv_free(struct broker *b)
         ptrset_clear(&l->subs);
         mem_free(l);
     }
+    srv->core->link_subs.ops = NULL;
     msgpack_sbuffer_destroy(&srv->sb);
     mem_free(srv);
-    b->link = NULL;
-    b->link_subs.ops = NULL;
 }
 
 /* The link's sink_ops.deliver: a MSG for the fan-out. */

@@ -1,7 +1,10 @@
 #ifndef HERALD_BROKER_LINKSRV_H
 #define HERALD_BROKER_LINKSRV_H
 
-#include "broker/broker.h"
+#include <stdint.h>
+
+struct core;
+struct linksrv;
 
 /*
  * The link endpoint (msgpack over TCP): edges, the herald CLI and C
@@ -15,16 +18,19 @@
  * the pattern (code "bad_topic" / "too_many_subscriptions"), the link stays.
  */
 
-/* Binds and starts accepting when conf->link_port != 0. Returns 0, or -1 with *err. */
-int linksrv_start(struct broker *b, const char **err);
+/*
+ * Binds link-port and starts accepting; registers the links' sink ops with
+ * core. Returns the server, or NULL with *err.
+ */
+struct linksrv *linksrv_start(struct core *core, const char **err);
 
-/* Stops accepting; existing links flush their output and close. */
-void linksrv_shutdown(struct broker *b);
+/* Stops accepting; existing links flush their output and close. NULL-safe. */
+void linksrv_shutdown(struct linksrv *srv);
 
-/* Closes links whose partial frame is older than request-timeout (the broker's tick). */
-void linksrv_sweep(struct broker *b, uint64_t now_ms);
+/* Closes links whose partial frame is older than request-timeout (the broker's tick). NULL-safe. */
+void linksrv_sweep(struct linksrv *srv, uint64_t now_ms);
 
-/* Frees the server (after every link is closed and freed). NULL-safe. */
-void linksrv_free(struct broker *b);
+/* Frees the server and the links still open (after the loop). NULL-safe. */
+void linksrv_free(struct linksrv *srv);
 
 #endif

@@ -25,7 +25,7 @@
  * delivery form: `channel` (SUBSCRIBE, `message`) and `pattern`
  * (PSUBSCRIBE, `pmessage`), so the same text may be both a channel and a
  * pattern of one client, as in Redis. Each handle's struct sink is the trie
- * subscriber in b->resp_subs.trie; the client also keeps one set of trie nodes
+ * subscriber in core->resp_subs.trie; the client also keeps one set of trie nodes
  * per kind (ptrset: O(1) membership), so UNSUBSCRIBE by name is a trie
  * lookup plus a set probe whatever the client holds, and UNSUBSCRIBE with
  * no argument and close remove exactly its entries. Invariant: a node is in
@@ -34,8 +34,8 @@
  * client's list per name cost 69 s of CPU for 3,000 PUNSUBSCRIBE names
  * after 100,000 PSUBSCRIBE, stalling every other client.
  *
- * Fan-out: resp_deliver (the handles' sink_ops.deliver, registered with
- * the broker) appends the shared frame (common/outq.h) after any replies
+ * Fan-out: resp_deliver (the handles' sink_ops.deliver, registered in
+ * core->resp_subs) appends the shared frame (common/outq.h) after any replies
  * and puts the subscriber on the server's dirty list (its channel handle's
  * sink stands for the client there) instead of writing, unless EV_WRITE is
  * armed (the write callback will get to it).
@@ -55,14 +55,14 @@
  * fan-out and must not slow publishers: past client-output-limit the
  * subscriber is closed as a slow consumer.
  *
- * Authentication. With requirepass set a new client is listed with the
- * broker as unauthenticated (auth-timeout, max-unauthenticated; broker.c)
+ * Authentication. With requirepass set a new client is listed as
+ * unauthenticated (auth-timeout, max-unauthenticated; core.c)
  * until AUTH succeeds, may keep at most RESP_PREAUTH_PENDING bytes of an
  * incomplete command, and is closed when RESP_PREAUTH_OUT bytes of replies
  * wait unread. A failed AUTH holds the client (no reading, not even of
  * the commands already received) for RESP_AUTH_HOLD_MS, on its event's own
  * timeout, and the RESP_AUTH_MAX_FAILURES-th failure closes it; failures
- * are logged at most once a second (broker_auth_failed).
+ * are logged at most once a second (core_auth_failed).
  *
  * request-timeout: a command that has started arriving must be complete
  * within it (resp_server_sweep); a client with nothing pending may stay
@@ -72,7 +72,7 @@
  * targets before delivering, so this is safe inside a delivery), marks its
  * handles closed (a flush skips it; freeing it prunes the dirty list first),
  * frees the event and closes the socket, and queues the struct on the
- * broker's close list, which frees its buffers later: a command being run
+ * close list (core.c), which frees its buffers later: a command being run
  * points into the input buffer. Errors that Redis answers before closing (protocol
  * errors, QUIT, shutdown) use close-after-flush: reading stops, the handles
  * are marked closed so no more deliveries queue, and the client closes once
@@ -99,6 +99,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "broker/core.h"
 #include "broker/resp_parse.h"
 #include "broker/router.h"
 #include "common/frame.h"
@@ -141,7 +142,7 @@ struct resp_handle {
 
 struct resp_client {
     struct close_entry close;
-    struct preauth preauth; /* listed with the broker until AUTH succeeds */
+    struct preauth preauth; /* listed as unauthenticated (core.c) until AUTH succeeds */
     struct resp_handle channel;
     struct resp_handle pattern;
     struct resp_server *srv;
@@ -165,7 +166,7 @@ struct resp_client {
 };
 
 struct resp_server {
-    struct broker *b;
+    struct core *core;
     struct listener *listener;
     struct resp_client *clients;
     struct resp_limits limits;
@@ -211,7 +212,7 @@ static void reply_raw(struct resp_client *c, const void *p, size_t n)
         log_error("oom", "where=resp_reply bytes=%zu", n);
         abort();
     }
-    c->srv->b->stats.bytes_out += n;
+    c->srv->core->stats.bytes_out += n;
 }
 
 #define REPLY_LIT(c, s) reply_raw((c), (s), sizeof(s) - 1)
@@ -356,7 +357,7 @@ static struct ptrset *set_of(struct resp_client *c, bool pattern)
 /* The trie node of the client's subscription to name of this kind, or NULL: O(tokens). */
 static struct trie_node *sub_find(struct resp_client *c, const struct resp_arg *name, bool pattern)
 {
-    return trie_find_sub(c->srv->b->resp_subs.trie, name->ptr, name->len,
+    return trie_find_sub(c->srv->core->resp_subs.trie, name->ptr, name->len,
                          &handle_of(c, pattern)->sink);
 }
 
@@ -372,9 +373,9 @@ static int sub_add(struct resp_client *c, const struct resp_arg *name, bool patt
 
     if (sub_find(c, name, pattern))
         return 0;
-    if (nsubs(c) >= (uint64_t)srv->b->conf->max_subscriptions)
+    if (nsubs(c) >= (uint64_t)srv->core->conf->max_subscriptions)
         return -1;
-    node = trie_subscribe(srv->b->resp_subs.trie, name->ptr, name->len, &h->sink, NULL, NULL);
+    node = trie_subscribe(srv->core->resp_subs.trie, name->ptr, name->len, &h->sink, NULL, NULL);
     if (nsubs(c) == 0)
         srv->pubsub_clients++;
     ptrset_add(set_of(c, pattern), node);
@@ -388,7 +389,7 @@ static void sub_remove(struct resp_client *c, struct trie_node *node, bool patte
     struct resp_server *srv = c->srv;
 
     ptrset_remove(set_of(c, pattern), node);
-    trie_unsubscribe_node(srv->b->resp_subs.trie, node, &handle_of(c, pattern)->sink, NULL);
+    trie_unsubscribe_node(srv->core->resp_subs.trie, node, &handle_of(c, pattern)->sink, NULL);
     (*kind_counter(srv, pattern))--;
     if (nsubs(c) == 0)
         srv->pubsub_clients--;
@@ -414,7 +415,8 @@ static void sub_remove_all(struct resp_client *c, bool pattern, bool reply)
         /* The text first: unsubscribing may prune the node. */
         if (reply)
             reply_sub_event(c, kind, name, trie_node_pattern(nodes[i], name, sizeof(name)), --left);
-        trie_unsubscribe_node(srv->b->resp_subs.trie, nodes[i], &handle_of(c, pattern)->sink, NULL);
+        trie_unsubscribe_node(srv->core->resp_subs.trie, nodes[i], &handle_of(c, pattern)->sink,
+                              NULL);
     }
     ptrset_clear(set);
     *kind_counter(srv, pattern) -= had;
@@ -425,7 +427,7 @@ static void sub_remove_all(struct resp_client *c, bool pattern, bool reply)
 static void do_subscribe(struct resp_client *c, const struct resp_arg *argv, size_t argc,
                          bool pattern)
 {
-    const struct topic_limits *lim = &c->srv->b->limits;
+    const struct topic_limits *lim = &c->srv->core->limits;
     const char *err;
 
     for (size_t i = 1; i < argc; i++) {
@@ -468,21 +470,21 @@ static void do_unsubscribe(struct resp_client *c, const struct resp_arg *argv, s
 
 static void cmd_publish(struct resp_client *c, const struct resp_arg *argv, size_t argc)
 {
-    struct broker *b = c->srv->b;
+    struct core *core = c->srv->core;
     struct router_result res;
     const char *err;
 
     (void)argc;
-    if (!topic_valid(argv[1].ptr, argv[1].len, &b->limits, &err)) {
+    if (!topic_valid(argv[1].ptr, argv[1].len, &core->limits, &err)) {
         reply_errorf(c, "-ERR invalid topic: %s", err);
         return;
     }
-    if (argv[2].len > b->conf->max_payload) {
-        b->stats.drops[DROP_OVERSIZE]++;
+    if (argv[2].len > core->conf->max_payload) {
+        core->stats.drops[DROP_OVERSIZE]++;
         REPLY_LIT(c, "-ERR payload exceeds max-payload\r\n");
         return;
     }
-    router_publish(b, argv[1].ptr, argv[1].len, argv[2].ptr, argv[2].len, &res);
+    router_publish(core, argv[1].ptr, argv[1].len, argv[2].ptr, argv[2].len, &res);
     reply_u64(c, ':', res.receivers);
 }
 
@@ -532,16 +534,16 @@ static void cmd_echo(struct resp_client *c, const struct resp_arg *argv, size_t 
 /* The first successful AUTH: counted under max-clients from now on, or refused. */
 static bool promote(struct resp_client *c)
 {
-    struct broker *b = c->srv->b;
+    struct core *core = c->srv->core;
 
     if (c->authed)
         return true;
-    if (!broker_admit(b)) {
+    if (!core_admit(core)) {
         REPLY_LIT(c, "-ERR max number of clients reached\r\n");
         close_after_flush(c, "max_clients");
         return false;
     }
-    broker_preauth_leave(b, &c->preauth);
+    core_preauth_leave(core, &c->preauth);
     c->authed = true;
     return true;
 }
@@ -554,12 +556,12 @@ static bool promote(struct resp_client *c)
 static bool auth_check(struct resp_client *c, const struct resp_arg *user,
                        const struct resp_arg *pass)
 {
-    struct broker *b = c->srv->b;
+    struct core *core = c->srv->core;
 
     if ((!user || (user->len == 7 && memcmp(user->ptr, "default", 7) == 0)) &&
-        broker_auth_ok(b, pass->ptr, pass->len))
+        core_auth_ok(core, pass->ptr, pass->len))
         return promote(c);
-    broker_auth_failed(b, EP_RESP, c->peer);
+    core_auth_failed(core, EP_RESP, c->peer);
     REPLY_LIT(c, "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
     if (++c->auth_failures >= RESP_AUTH_MAX_FAILURES)
         close_after_flush(c, "auth_failures");
@@ -574,7 +576,7 @@ static void cmd_auth(struct resp_client *c, const struct resp_arg *argv, size_t 
         REPLY_LIT(c, "-ERR syntax error\r\n");
         return;
     }
-    if (argc == 2 && !c->srv->b->conf->requirepass) {
+    if (argc == 2 && !c->srv->core->conf->requirepass) {
         REPLY_LIT(c, "-ERR AUTH <password> called without any password configured for the "
                      "default user. Are you sure your configuration is correct?\r\n");
         return;
@@ -639,25 +641,25 @@ static void cmd_hello(struct resp_client *c, const struct resp_arg *argv, size_t
 
 static int info_server(const struct resp_server *srv, char *p, size_t cap)
 {
-    const struct broker *b = srv->b;
+    const struct core *core = srv->core;
 
     return snprintf(p, cap,
                     "# Server\r\nherald_version:%s\r\nprocess_id:%ld\r\ntcp_port:%d\r\n"
                     "uptime_in_seconds:%" PRIu64 "\r\n",
                     RESP_VERSION, (long)getpid(), srv->port,
-                    (net_now_ms() - b->started_ms) / 1000u);
+                    (net_now_ms() - core->started_ms) / 1000u);
 }
 
 static int info_clients(const struct resp_server *srv, char *p, size_t cap)
 {
     return snprintf(p, cap,
                     "# Clients\r\nconnected_clients:%" PRIu64 "\r\npubsub_clients:%" PRIu64 "\r\n",
-                    srv->b->stats.conns_current[EP_RESP], srv->pubsub_clients);
+                    srv->core->stats.conns_current[EP_RESP], srv->pubsub_clients);
 }
 
 static int info_stats(const struct resp_server *srv, char *p, size_t cap)
 {
-    const struct broker_stats *s = &srv->b->stats;
+    const struct broker_stats *s = &srv->core->stats;
 
     return snprintf(p, cap,
                     "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\n"
@@ -775,10 +777,10 @@ static void cmd_reset(struct resp_client *c, const struct resp_arg *argv, size_t
     (void)argc;
     sub_remove_all(c, false, false);
     sub_remove_all(c, true, false);
-    if (c->srv->b->conf->requirepass && c->authed) {
+    if (c->srv->core->conf->requirepass && c->authed) {
         /* Redis's RESET deauthenticates: back under auth-timeout. */
         c->authed = false;
-        broker_preauth_add(c->srv->b, &c->preauth);
+        core_preauth_add(c->srv->core, &c->preauth);
     }
     REPLY_LIT(c, "+RESET\r\n");
 }
@@ -852,7 +854,7 @@ static void dispatch(struct resp_client *c, const struct resp_arg *argv, size_t 
         return;
     }
     if (!c->authed && !(cmd->flags & CMD_NOAUTH)) {
-        c->srv->b->stats.drops[DROP_AUTH]++;
+        c->srv->core->stats.drops[DROP_AUTH]++;
         REPLY_LIT(c, "-NOAUTH Authentication required.\r\n");
         return;
     }
@@ -892,7 +894,7 @@ static void client_arm(struct resp_client *c)
     if (want == 0)
         return;
     /* A held client with nothing to write waits on the timeout alone. */
-    if (event_assign(c->ev, c->srv->b->base, c->fd, (short)((want & ~EV_TIMEOUT) | EV_PERSIST),
+    if (event_assign(c->ev, c->srv->core->base, c->fd, (short)((want & ~EV_TIMEOUT) | EV_PERSIST),
                      client_on_event, c) < 0 ||
         event_add(c->ev, c->closing ? &flush
                          : c->held  ? &hold
@@ -927,7 +929,7 @@ static void mark_dirty(struct resp_client *c)
 
 static void protocol_error(struct resp_client *c, const char *err)
 {
-    c->srv->b->stats.drops[DROP_PROTOCOL]++;
+    c->srv->core->stats.drops[DROP_PROTOCOL]++;
     reply_errorf(c, "-ERR %s", err);
     close_after_flush(c, "protocol");
 }
@@ -945,7 +947,7 @@ static bool preauth_unread(struct resp_client *c)
         return true;
     if (evbuffer_get_length(c->out) <= RESP_PREAUTH_OUT)
         return false;
-    c->srv->b->stats.drops[DROP_PROTOCOL]++;
+    c->srv->core->stats.drops[DROP_PROTOCOL]++;
     client_close(c, "unauthenticated_unread");
     return true;
 }
@@ -1020,7 +1022,7 @@ static void process_input(struct resp_client *c)
     off = run_commands(c, (char *)evbuffer_pullup(c->in, -1), len, &incomplete);
     if (c->closed)
         return;
-    c->srv->b->stats.bytes_in += off;
+    c->srv->core->stats.bytes_in += off;
     evbuffer_drain(c->in, off);
     check_pending(c, incomplete, len - off);
 }
@@ -1048,7 +1050,7 @@ static void consume(struct resp_client *c, char *p, size_t n)
     off = run_commands(c, p, n, &incomplete);
     if (c->closed)
         return;
-    c->srv->b->stats.bytes_in += off;
+    c->srv->core->stats.bytes_in += off;
     if (off < n && !c->closing)
         add_or_abort(c->in, p + off, n - off);
     check_pending(c, incomplete, n - off);
@@ -1239,7 +1241,7 @@ static void client_close_io(struct resp_client *c)
 static void client_close(struct resp_client *c, const char *reason)
 {
     struct resp_server *srv = c->srv;
-    struct broker *b = srv->b;
+    struct core *core = srv->core;
 
     if (c->closed)
         return;
@@ -1255,25 +1257,25 @@ static void client_close(struct resp_client *c, const char *reason)
     else
         log_debug("resp_close", "conn=%u peer=%s reason=%s", c->id, c->peer,
                   reason ? reason : "done");
-    broker_preauth_leave(b, &c->preauth);
-    broker_conn_closed(b, EP_RESP);
-    broker_defer_free(b, &c->close);
+    core_preauth_leave(core, &c->preauth);
+    core_conn_closed(core, EP_RESP);
+    core_defer_free(core, &c->close);
 }
 
-/* broker.c closes an unauthenticated client: auth-timeout passed, or a newer one needs its place.
+/* core.c closes an unauthenticated client: auth-timeout passed, or a newer one needs its place.
  */
 static void resp_expire(struct preauth *p, enum broker_drop why)
 {
     struct resp_client *c =
         (struct resp_client *)((char *)p - offsetof(struct resp_client, preauth));
 
-    c->srv->b->stats.drops[why]++;
-    client_close(c, broker_drop_name(why));
+    c->srv->core->stats.drops[why]++;
+    client_close(c, core_drop_name(why));
 }
 
 static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t fd)
 {
-    struct broker *b = srv->b;
+    struct core *core = srv->core;
     struct resp_client *c = mem_calloc(1, sizeof(*c));
     int one = 1;
 
@@ -1284,7 +1286,7 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
     c->pattern.sink.form = SUB_FORM_PMESSAGE;
     c->pattern.client = c;
     c->id = ++srv->next_id;
-    c->authed = b->conf->requirepass == NULL;
+    c->authed = core->conf->requirepass == NULL;
     c->fd = fd;
     net_peer_name(fd, c->peer, sizeof(c->peer));
     /* Replies are small and latency-bound; Redis disables Nagle too. */
@@ -1292,7 +1294,7 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
     /* The listener made fd non-blocking. */
     c->in = evbuffer_new();
     c->out = evbuffer_new();
-    c->ev = event_new(b->base, fd, EV_READ | EV_PERSIST, client_on_event, c);
+    c->ev = event_new(core->base, fd, EV_READ | EV_PERSIST, client_on_event, c);
     c->armed = EV_READ;
     if (!c->in || !c->out || !c->ev || event_add(c->ev, NULL) < 0) {
         client_close_io(c);
@@ -1302,12 +1304,12 @@ static struct resp_client *client_new(struct resp_server *srv, evutil_socket_t f
     return c;
 }
 
-/* Refuses a connection over max-clients (broker_admit counted it). */
-static void refuse(struct broker *b, evutil_socket_t fd)
+/* Refuses a connection over max-clients (core_admit counted it). */
+static void refuse(struct core *core, evutil_socket_t fd)
 {
     static const char msg[] = "-ERR max number of clients reached\r\n";
 
-    log_warn("resp_refused", "reason=max_clients open=%" PRIu64, broker_conn_count(b));
+    log_warn("resp_refused", "reason=max_clients open=%" PRIu64, core_conn_count(core));
     /* Best effort: the socket is fresh, its send buffer is empty. */
     (void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
@@ -1316,18 +1318,18 @@ static void refuse(struct broker *b, evutil_socket_t fd)
 static void resp_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct resp_server *srv = arg;
-    struct broker *b = srv->b;
+    struct core *core = srv->core;
     struct resp_client *c;
 
     (void)sa;
     (void)salen;
-    if (b->stopping) {
+    if (core->stopping) {
         close(fd);
         return;
     }
     /* Without requirepass a client is authenticated from its first byte. */
-    if (!b->conf->requirepass && !broker_admit(b)) {
-        refuse(b, fd);
+    if (!core->conf->requirepass && !core_admit(core)) {
+        refuse(core, fd);
         return;
     }
     c = client_new(srv, fd);
@@ -1339,57 +1341,54 @@ static void resp_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
     if (srv->clients)
         srv->clients->prev = c;
     srv->clients = c;
-    b->stats.conns_current[EP_RESP]++;
-    b->stats.conns_total[EP_RESP]++;
+    core->stats.conns_current[EP_RESP]++;
+    core->stats.conns_total[EP_RESP]++;
     c->preauth.expire = resp_expire;
     if (!c->authed)
-        broker_preauth_add(b, &c->preauth);
+        core_preauth_add(core, &c->preauth);
     log_debug("resp_open", "conn=%u peer=%s", c->id, c->peer);
 }
 
 /* ---- exported ----------------------------------------------------------- */
 
-int resp_server_start(struct broker *b, const char **err)
+struct resp_server *resp_server_start(struct core *core, const char **err)
 {
     struct resp_server *srv;
     int fd;
 
-    if (b->conf->resp_port == 0)
-        return 0;
-    fd = net_listen(b->conf->bind, (int)b->conf->resp_port, false, 511, err);
+    fd = net_listen(core->conf->bind, (int)core->conf->resp_port, false, 511, err);
     if (fd < 0)
-        return -1;
+        return NULL;
     srv = mem_calloc(1, sizeof(*srv));
-    srv->b = b;
+    srv->core = core;
     srv->port = net_local_port(fd);
     srv->limits.max_args = RESP_MAX_ARGS;
-    srv->limits.max_bulk = b->conf->max_payload + RESP_BULK_SLACK;
+    srv->limits.max_bulk = core->conf->max_payload + RESP_BULK_SLACK;
     srv->limits.max_inline = RESP_MAX_INLINE;
-    srv->max_pending = b->conf->max_payload + RESP_PENDING_SLACK;
-    srv->flush_ev = event_new(b->base, -1, 0, resp_on_flush, srv);
+    srv->max_pending = core->conf->max_payload + RESP_PENDING_SLACK;
+    srv->flush_ev = event_new(core->base, -1, 0, resp_on_flush, srv);
     if (!srv->flush_ev) {
         close(fd);
         mem_free(srv);
         *err = "event_new failed";
-        return -1;
+        return NULL;
     }
-    srv->listener =
-        listener_new(b->base, fd, "resp", resp_on_accept, srv, &b->stats.accept_errors[EP_RESP]);
+    srv->listener = listener_new(core->base, fd, "resp", resp_on_accept, srv,
+                                 &core->stats.accept_errors[EP_RESP]);
     if (!srv->listener) {
         event_free(srv->flush_ev);
         mem_free(srv);
         *err = "evconnlistener_new failed";
-        return -1;
+        return NULL;
     }
-    b->resp = srv;
-    b->resp_subs.ops = &resp_sink_ops;
-    log_info("resp_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*", srv->port);
-    return 0;
+    core->resp_subs.ops = &resp_sink_ops;
+    log_info("resp_listen", "bind=%s port=%d", core->conf->bind ? core->conf->bind : "*",
+             srv->port);
+    return srv;
 }
 
-void resp_server_shutdown(struct broker *b)
+void resp_server_shutdown(struct resp_server *srv)
 {
-    struct resp_server *srv = b->resp;
     struct resp_client *c, *next;
 
     if (!srv)
@@ -1402,9 +1401,8 @@ void resp_server_shutdown(struct broker *b)
     }
 }
 
-void resp_server_sweep(struct broker *b, uint64_t now_ms)
+void resp_server_sweep(struct resp_server *srv, uint64_t now_ms)
 {
-    struct resp_server *srv = b->resp;
     struct resp_client *c, *next;
 
     if (!srv)
@@ -1412,17 +1410,16 @@ void resp_server_sweep(struct broker *b, uint64_t now_ms)
     for (c = srv->clients; c; c = next) {
         next = c->next;
         if (c->partial_since_ms == 0 ||
-            now_ms - c->partial_since_ms < (uint64_t)b->conf->request_timeout)
+            now_ms - c->partial_since_ms < (uint64_t)srv->core->conf->request_timeout)
             continue;
-        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        srv->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
         log_info("request_timeout", "endpoint=resp conn=%u peer=%s", c->id, c->peer);
         client_close(c, "request_timeout");
     }
 }
 
-void resp_server_free(struct broker *b)
+void resp_server_free(struct resp_server *srv)
 {
-    struct resp_server *srv = b->resp;
     struct resp_client *c, *next;
 
     if (!srv)
@@ -1437,25 +1434,24 @@ void resp_server_free(struct broker *b)
         ptrset_clear(&c->patterns);
         client_free(&c->close);
     }
+    srv->core->resp_subs.ops = NULL;
     event_free(srv->flush_ev);
     mem_free(srv);
-    b->resp = NULL;
-    b->resp_subs.ops = NULL;
 }
 
 /* The handles' sink_ops.deliver: a `message` or `pmessage` for the fan-out. */
 static int resp_deliver(struct sink *s, struct frame *f)
 {
     struct resp_client *c = ((struct resp_handle *)s)->client;
-    struct broker *b = c->srv->b;
+    struct core *core = c->srv->core;
     size_t queued;
 
     if (c->closed || c->closing)
         return 0;
     queued = evbuffer_get_length(c->out);
-    if (!outq_fits(queued, f->len, b->conf->client_output_limit)) {
+    if (!outq_fits(queued, f->len, core->conf->client_output_limit)) {
         log_warn("slow_consumer", "conn=%u peer=%s queued=%zu", c->id, c->peer, queued + f->len);
-        b->stats.drops[DROP_SLOW_CONSUMER]++;
+        core->stats.drops[DROP_SLOW_CONSUMER]++;
         client_close(c, "slow_consumer");
         return -1;
     }
@@ -1463,7 +1459,7 @@ static int resp_deliver(struct sink *s, struct frame *f)
         client_close(c, "error");
         return -1;
     }
-    b->stats.bytes_out += f->len;
+    core->stats.bytes_out += f->len;
     /* Written after this pass's I/O; with EV_WRITE armed the write callback gets it. */
     if (!(c->armed & EV_WRITE))
         mark_dirty(c);

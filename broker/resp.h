@@ -1,7 +1,10 @@
 #ifndef HERALD_BROKER_RESP_H
 #define HERALD_BROKER_RESP_H
 
-#include "broker/broker.h"
+#include <stdint.h>
+
+struct core;
+struct resp_server;
 
 /*
  * The RESP endpoint: redis-cli, redis-benchmark and Redis client libraries.
@@ -10,16 +13,19 @@
  * (SETNAME/SETINFO), pipelined, inline or multibulk.
  */
 
-/* Binds and starts accepting when conf->resp_port != 0. Returns 0, or -1 with *err. */
-int resp_server_start(struct broker *b, const char **err);
+/*
+ * Binds resp-port and starts accepting; registers the handles' sink ops
+ * with core. Returns the server, or NULL with *err.
+ */
+struct resp_server *resp_server_start(struct core *core, const char **err);
 
-/* Stops accepting; clients flush their output and close. */
-void resp_server_shutdown(struct broker *b);
+/* Stops accepting; clients flush their output and close. NULL-safe. */
+void resp_server_shutdown(struct resp_server *srv);
 
 /* Closes clients whose incomplete command is older than request-timeout (the broker's tick). */
-void resp_server_sweep(struct broker *b, uint64_t now_ms);
+void resp_server_sweep(struct resp_server *srv, uint64_t now_ms);
 
-/* Frees the server (after every client is closed and freed). NULL-safe. */
-void resp_server_free(struct broker *b);
+/* Frees the server and the clients still open (after the loop). NULL-safe. */
+void resp_server_free(struct resp_server *srv);
 
 #endif
