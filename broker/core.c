@@ -31,6 +31,7 @@
 #include "broker/core.h"
 
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <event2/event.h>
@@ -40,6 +41,8 @@
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/trie.h"
+
+#define CORE_LISTEN_BACKLOG 511
 
 struct core_state {
     struct core pub; /* first: what the endpoints see */
@@ -218,6 +221,30 @@ bool core_edge_allowed(const struct core *core, const struct sockaddr *sa)
     const struct core_state *s = cstate_of(core);
 
     return s->n_edge_allow > 0 && net_cidr_match(s->edge_allow, s->n_edge_allow, sa);
+}
+
+struct listener *core_listen(struct core *core, enum broker_endpoint ep, int64_t port,
+                             listener_accept_fn *cb, void *arg, int *bound, const char **err)
+{
+    const char *bind = core->conf->bind;
+    struct listener *l;
+    char event[32];
+    int fd, lport;
+
+    fd = net_listen(bind, (int)port, false, CORE_LISTEN_BACKLOG, err);
+    if (fd < 0)
+        return NULL;
+    lport = net_local_port(fd);
+    l = listener_new(core->base, fd, endpoint_names[ep], cb, arg, &core->stats.accept_errors[ep]);
+    if (!l) {
+        *err = "evconnlistener_new failed";
+        return NULL;
+    }
+    if (bound)
+        *bound = lport;
+    snprintf(event, sizeof(event), "%s_listen", endpoint_names[ep]);
+    log_info(event, "bind=%s port=%d", bind ? bind : "*", lport);
+    return l;
 }
 
 struct core *core_new(struct event_base *base, const struct broker_conf *conf, const char **err)

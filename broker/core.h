@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "broker/broker_conf.h"
+#include "common/listener.h"
 #include "common/topic.h"
 
 struct event_base;
@@ -120,6 +121,16 @@ struct core *core_new(struct event_base *base, const struct broker_conf *conf, c
 
 /* Frees what is on the close list, then everything. NULL is fine. */
 void core_free(struct core *core);
+
+/*
+ * The one listener set-up of every endpoint: binds conf->bind:port and
+ * accepts on core->base for endpoint ep (failed accepts counted in
+ * stats.accept_errors[ep]), then logs event=<endpoint>_listen with the
+ * address and the bound port, which *bound gets when not NULL. Returns the
+ * listener (listener_free stops it), or NULL with *err.
+ */
+struct listener *core_listen(struct core *core, enum broker_endpoint ep, int64_t port,
+                             listener_accept_fn *cb, void *arg, int *bound, const char **err);
 
 /*
  * Queues e to be freed on the next loop pass ("close now, free later"):

@@ -631,25 +631,17 @@ static void http_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 
 struct http_api *http_api_start(struct core *core, const char **err)
 {
-    struct http_api *api;
-    int fd, port;
+    struct http_api *api = mem_calloc(1, sizeof(*api));
 
-    fd = net_listen(core->conf->bind, (int)core->conf->http_port, false, 511, err);
-    if (fd < 0)
-        return NULL;
-    port = net_local_port(fd);
-    api = mem_calloc(1, sizeof(*api));
     api->core = core;
     api->limits.max_head = HTTP_MAX_HEAD;
     api->limits.max_body = core->conf->max_payload;
-    api->listener = listener_new(core->base, fd, "http", http_on_accept, api,
-                                 &core->stats.accept_errors[EP_HTTP]);
+    api->listener =
+        core_listen(core, EP_HTTP, core->conf->http_port, http_on_accept, api, NULL, err);
     if (!api->listener) {
         mem_free(api);
-        *err = "evconnlistener_new failed";
         return NULL;
     }
-    log_info("http_listen", "bind=%s port=%d", core->conf->bind ? core->conf->bind : "*", port);
     return api;
 }
 

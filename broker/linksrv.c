@@ -745,29 +745,21 @@ static void linksrv_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 
 struct linksrv *linksrv_start(struct core *core, const char **err)
 {
-    struct linksrv *srv;
-    int fd;
+    struct linksrv *srv = mem_calloc(1, sizeof(*srv));
 
-    fd = net_listen(core->conf->bind, (int)core->conf->link_port, false, 511, err);
-    if (fd < 0)
-        return NULL;
-    srv = mem_calloc(1, sizeof(*srv));
     srv->core = core;
     srv->pause_high = LINKSRV_PAUSE_HIGH;
     if (core->conf->client_output_limit / 2 < srv->pause_high)
         srv->pause_high = core->conf->client_output_limit / 2;
     srv->pause_low = srv->pause_high / 4;
-    srv->listener = listener_new(core->base, fd, "link", linksrv_on_accept, srv,
-                                 &core->stats.accept_errors[EP_LINK]);
+    srv->listener =
+        core_listen(core, EP_LINK, core->conf->link_port, linksrv_on_accept, srv, NULL, err);
     if (!srv->listener) {
         mem_free(srv);
-        *err = "evconnlistener_new failed";
         return NULL;
     }
     msgpack_sbuffer_init(&srv->sb);
     core->link_subs.ops = &lconn_sink_ops;
-    log_info("link_listen", "bind=%s port=%d", core->conf->bind ? core->conf->bind : "*",
-             net_local_port(fd));
     return srv;
 }
 

@@ -1353,37 +1353,27 @@ static void resp_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 
 struct resp_server *resp_server_start(struct core *core, const char **err)
 {
-    struct resp_server *srv;
-    int fd;
+    struct resp_server *srv = mem_calloc(1, sizeof(*srv));
 
-    fd = net_listen(core->conf->bind, (int)core->conf->resp_port, false, 511, err);
-    if (fd < 0)
-        return NULL;
-    srv = mem_calloc(1, sizeof(*srv));
     srv->core = core;
-    srv->port = net_local_port(fd);
     srv->limits.max_args = RESP_MAX_ARGS;
     srv->limits.max_bulk = core->conf->max_payload + RESP_BULK_SLACK;
     srv->limits.max_inline = RESP_MAX_INLINE;
     srv->max_pending = core->conf->max_payload + RESP_PENDING_SLACK;
     srv->flush_ev = event_new(core->base, -1, 0, resp_on_flush, srv);
     if (!srv->flush_ev) {
-        close(fd);
         mem_free(srv);
         *err = "event_new failed";
         return NULL;
     }
-    srv->listener = listener_new(core->base, fd, "resp", resp_on_accept, srv,
-                                 &core->stats.accept_errors[EP_RESP]);
+    srv->listener =
+        core_listen(core, EP_RESP, core->conf->resp_port, resp_on_accept, srv, &srv->port, err);
     if (!srv->listener) {
         event_free(srv->flush_ev);
         mem_free(srv);
-        *err = "evconnlistener_new failed";
         return NULL;
     }
     core->resp_subs.ops = &resp_sink_ops;
-    log_info("resp_listen", "bind=%s port=%d", core->conf->bind ? core->conf->bind : "*",
-             srv->port);
     return srv;
 }
 
