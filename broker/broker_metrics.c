@@ -1,6 +1,7 @@
 /*
  * broker_metrics.c - the broker's counters as text: Prometheus for
- * GET /metrics (http_api.c).
+ * GET /metrics (http_api.c), "name value" lines for the link's STATS reply
+ * (linksrv.c, shown by `herald stats`).
  *
  * Reads only what the endpoints share (core.h): the counters, the tries,
  * the sequence map, and the count of unauthenticated connections.
@@ -83,4 +84,49 @@ void broker_metrics_prometheus(const struct core *core, struct evbuffer *out)
     metrics_gauge(out, "herald_rss_bytes", "Resident set size of the broker.", net_rss_bytes());
     metrics_gauge(out, "herald_uptime_seconds", "Seconds since start.",
                   (net_now_ms() - core->started_ms) / 1000u);
+}
+
+/* Appends "name value\n" to buf at *off, never past cap. */
+static void stat_line(char *buf, size_t cap, size_t *off, const char *name, uint64_t v)
+{
+    int n = snprintf(buf + *off, cap - *off, "%s %llu\n", name, (unsigned long long)v);
+
+    if (n > 0 && (size_t)n < cap - *off)
+        *off += (size_t)n;
+}
+
+size_t broker_metrics_stats(const struct core *core, char *buf, size_t cap)
+{
+    const struct broker_stats *s = &core->stats;
+    char name[64];
+    size_t off = 0, subs = 0, pats = 0;
+    uint64_t now = net_now_ms();
+
+    for (int ep = 0; ep < EP_HTTP; ep++) {
+        snprintf(name, sizeof(name), "connections_%s", core_endpoint_name(ep));
+        stat_line(buf, cap, &off, name, s->conns_current[ep]);
+        snprintf(name, sizeof(name), "connections_%s_total", core_endpoint_name(ep));
+        stat_line(buf, cap, &off, name, s->conns_total[ep]);
+    }
+    /* HTTP requests are not held connections: only their total, like /metrics. */
+    stat_line(buf, cap, &off, "connections_http_total", s->http_requests);
+    stat_line(buf, cap, &off, "published", s->published);
+    stat_line(buf, cap, &off, "delivered", s->delivered);
+    stat_line(buf, cap, &off, "bytes_in", s->bytes_in);
+    stat_line(buf, cap, &off, "bytes_out", s->bytes_out);
+    for (int d = 0; d < DROP_COUNT; d++) {
+        snprintf(name, sizeof(name), "drops_%s", core_drop_name(d));
+        stat_line(buf, cap, &off, name, s->drops[d]);
+    }
+    stat_line(buf, cap, &off, "slow_consumers", s->drops[DROP_SLOW_CONSUMER]);
+    subs = trie_subscription_count(core->link_subs.trie) +
+           (core->resp_subs.trie ? trie_subscription_count(core->resp_subs.trie) : 0);
+    pats = trie_pattern_count(core->link_subs.trie) +
+           (core->resp_subs.trie ? trie_pattern_count(core->resp_subs.trie) : 0);
+    stat_line(buf, cap, &off, "subscriptions", subs);
+    stat_line(buf, cap, &off, "patterns", pats);
+    stat_line(buf, cap, &off, "epoch", core->epoch);
+    stat_line(buf, cap, &off, "uptime_s",
+              now > core->started_ms ? (now - core->started_ms) / 1000 : 0);
+    return off;
 }

@@ -78,6 +78,7 @@
 #include <event2/event.h>
 #include <msgpack.h>
 
+#include "broker/broker_metrics.h"
 #include "broker/core.h"
 #include "broker/router.h"
 #include "common/frame.h"
@@ -477,50 +478,12 @@ static int on_pub(struct lconn *l, const struct link_frame *f)
     return send_scratch(l);
 }
 
-/* Appends "name value\n" to buf at *off, never past cap. */
-static void stat_line(char *buf, size_t cap, size_t *off, const char *name, uint64_t v)
-{
-    int n = snprintf(buf + *off, cap - *off, "%s %llu\n", name, (unsigned long long)v);
-
-    if (n > 0 && (size_t)n < cap - *off)
-        *off += (size_t)n;
-}
-
 static int on_stats(struct lconn *l)
 {
-    const struct core *core = l->core;
-    const struct broker_stats *s = &core->stats;
-    char buf[LINKSRV_STATS_MAX], name[64];
-    size_t off = 0, subs = 0, pats = 0;
-    uint64_t now = net_now_ms();
+    char buf[LINKSRV_STATS_MAX];
+    size_t len = broker_metrics_stats(l->core, buf, sizeof(buf));
 
-    for (int ep = 0; ep < EP_HTTP; ep++) {
-        snprintf(name, sizeof(name), "connections_%s", core_endpoint_name(ep));
-        stat_line(buf, sizeof(buf), &off, name, s->conns_current[ep]);
-        snprintf(name, sizeof(name), "connections_%s_total", core_endpoint_name(ep));
-        stat_line(buf, sizeof(buf), &off, name, s->conns_total[ep]);
-    }
-    /* HTTP requests are not held connections: only their total, like /metrics. */
-    stat_line(buf, sizeof(buf), &off, "connections_http_total", s->http_requests);
-    stat_line(buf, sizeof(buf), &off, "published", s->published);
-    stat_line(buf, sizeof(buf), &off, "delivered", s->delivered);
-    stat_line(buf, sizeof(buf), &off, "bytes_in", s->bytes_in);
-    stat_line(buf, sizeof(buf), &off, "bytes_out", s->bytes_out);
-    for (int d = 0; d < DROP_COUNT; d++) {
-        snprintf(name, sizeof(name), "drops_%s", core_drop_name(d));
-        stat_line(buf, sizeof(buf), &off, name, s->drops[d]);
-    }
-    stat_line(buf, sizeof(buf), &off, "slow_consumers", s->drops[DROP_SLOW_CONSUMER]);
-    subs = trie_subscription_count(core->link_subs.trie) +
-           (core->resp_subs.trie ? trie_subscription_count(core->resp_subs.trie) : 0);
-    pats = trie_pattern_count(core->link_subs.trie) +
-           (core->resp_subs.trie ? trie_pattern_count(core->resp_subs.trie) : 0);
-    stat_line(buf, sizeof(buf), &off, "subscriptions", subs);
-    stat_line(buf, sizeof(buf), &off, "patterns", pats);
-    stat_line(buf, sizeof(buf), &off, "epoch", core->epoch);
-    stat_line(buf, sizeof(buf), &off, "uptime_s",
-              now > core->started_ms ? (now - core->started_ms) / 1000 : 0);
-    link_encode_statsr(scratch(l), buf, off);
+    link_encode_statsr(scratch(l), buf, len);
     return send_scratch(l);
 }
 
