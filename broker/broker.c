@@ -28,7 +28,7 @@
 #include "broker/core.h"
 #include "broker/http_api.h"
 #include "broker/linksrv.h"
-#include "broker/resp.h"
+#include "broker/resp_conn.h"
 #include "broker/router.h"
 #include "broker/seq_map.h"
 #include "common/log.h"
@@ -69,7 +69,7 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     core_preauth_expire(core, now);
     linksrv_sweep(b->link, now);
-    resp_server_sweep(b->resp, now);
+    resp_conn_sweep(b->resp, now);
     http_api_sweep(b->http, now);
     seq_map_expire(core->seqs, now);
     /* What peers made us allocate in bulk: after a spike, give it back. */
@@ -85,7 +85,7 @@ static int start_endpoints(struct broker *b, const char **err)
 
     if (conf->link_port != 0 && !(b->link = linksrv_start(b->core, err)))
         return -1;
-    if (conf->resp_port != 0 && !(b->resp = resp_server_start(b->core, err)))
+    if (conf->resp_port != 0 && !(b->resp = resp_conn_start(b->core, err)))
         return -1;
     if (conf->http_port != 0 && !(b->http = http_api_start(b->core, err)))
         return -1;
@@ -126,7 +126,7 @@ void broker_shutdown(struct broker *b)
     log_info("shutdown", "open=%llu", (unsigned long long)core_conn_count(core));
     http_api_shutdown(b->http);
     linksrv_shutdown(b->link);
-    resp_server_shutdown(b->resp);
+    resp_conn_shutdown(b->resp);
     if (core_conn_count(core) == 0) {
         event_base_loopexit(core->base, NULL);
         return;
@@ -142,7 +142,7 @@ void broker_free(struct broker *b)
         return;
     http_api_free(b->http);
     linksrv_free(b->link);
-    resp_server_free(b->resp);
+    resp_conn_free(b->resp);
     if (b->shutdown_ev)
         event_free(b->shutdown_ev);
     if (b->tick_ev)
