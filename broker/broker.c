@@ -11,8 +11,10 @@
  * last one is gone or shutdown-timeout passes.
  *
  * Dependencies run one way: main.c -> broker.c -> the endpoints
- * (linksrv.c, resp_conn.c, http_api.c) -> router.c -> core.c. No endpoint
- * knows this file; each start function hands its server back here.
+ * (linksrv.c, resp_conn.c and resp_cmd.c, http_api.c) -> router.c and
+ * broker_metrics.c -> core.c, each file using only files below it. No
+ * endpoint knows this file: each start function hands its server back
+ * here, and the tick, the stop and the free reach them through it.
  *
  * The tick (1 s) is the one timer for every deadline (one
  * sweep instead of a timer per connection): auth-timeout, each endpoint's

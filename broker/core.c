@@ -1,12 +1,13 @@
 /*
- * core.c - what the broker's endpoints share: the close list, admission,
- * secrets, connection counts.
+ * core.c - what the broker's endpoints share: the listener set-up, the
+ * close list, admission, secrets, connection counts.
  *
- * The endpoints (linksrv.c, resp_conn.c, http_api.c) and the router use
- * this module; it uses none of them, and broker.c, which starts and stops
- * the endpoints, sits above them all. struct core is the part they read
- * and write (configuration, counters, the tries, the sequence map);
- * struct core_state here adds the lists only the functions below touch.
+ * The endpoints (linksrv.c, resp_conn.c and resp_cmd.c, http_api.c), the
+ * router and broker_metrics.c use this module; it uses none of them, and
+ * broker.c, which starts and stops the endpoints, sits above them all.
+ * struct core is the part they read and write (configuration, counters,
+ * the tries, the sequence map); struct core_state here adds the lists and
+ * events only the functions below touch.
  *
  * Connections are closed at once but freed later: endpoint close functions
  * detach from tries and sockets, then queue a close_entry here; close_ev

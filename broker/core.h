@@ -16,12 +16,14 @@ struct sockaddr;
 struct trie;
 
 /*
- * What the broker's endpoints (linksrv.c, resp_conn.c, http_api.c) and its
- * router share, and the rules they all follow: the close list, the list
- * of unauthenticated connections, admission under max-clients, secret
- * checks, connection counts. broker.c creates it, runs the endpoints on
- * it, and frees it after them; nothing here calls an endpoint except
- * through the callbacks a connection gives it (close_entry, preauth).
+ * What the broker's endpoints (linksrv.c, resp_conn.c and resp_cmd.c,
+ * http_api.c) and its router share, and the rules they all follow: the
+ * listener set-up, the close list, the list of unauthenticated
+ * connections, admission under max-clients, secret and edge-allow checks,
+ * connection counts, the names of endpoints and drop reasons. broker.c
+ * creates it, runs the endpoints on it, and frees it after them; nothing
+ * here calls an endpoint except through the callbacks a connection gives
+ * it (close_entry, preauth).
  */
 
 enum broker_endpoint {
@@ -170,7 +172,9 @@ bool core_admit(struct core *core);
 /* Checks a secret against requirepass in constant time; true when none is set. */
 bool core_auth_ok(const struct core *core, const char *secret, size_t len);
 
-/* Constant-time comparison of secret[0..len) with want (NUL-terminated); false when either is NULL.
+/*
+ * Constant-time comparison of secret[0..len) with want (NUL-terminated);
+ * false when either is NULL.
  */
 bool core_secret_eq(const char *want, const char *secret, size_t len);
 
