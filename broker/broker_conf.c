@@ -1,14 +1,15 @@
 /*
  * broker_conf.c - the broker's directive table.
  *
- * Defaults live only here (STYLE.md §9); conf/broker.conf documents every
- * directive and a unit test checks that both list the same names.
+ * Defaults live only here; conf/broker.conf documents every directive and a
+ * unit test (check_conf_files) checks that both list the same names.
  */
-#include "broker/broker.h"
+#include "broker/broker_conf.h"
 
 #include <stddef.h>
 
 #include "common/conf.h"
+#include "common/net.h"
 #include "common/topic.h"
 
 #define F(field) offsetof(struct broker_conf, field)

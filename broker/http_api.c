@@ -23,7 +23,7 @@
  *     http_api_sweep from the broker's 1 s tick;
  *   - two Content-Length headers, or one with Transfer-Encoding: 400;
  *   - a 401 closes the connection (a password guess costs a connection),
- *     and failures are logged at most once a second (broker_auth_failed);
+ *     and failures are logged at most once a second (core_auth_failed);
  *   - a client that pipelines requests without reading the answers stops
  *     being read once HTTP_OUT_HIGH bytes of answers wait, and is read
  *     again when they drain (request/reply backpressure, as RESP and links).
@@ -36,7 +36,7 @@
  *
  * Close now, free later: a connection is detached and its bufferevent
  * freed at once; the struct (and the parser whose buffers a publish being
- * routed points into) goes to the broker's close list.
+ * routed points into) goes to the close list (core.c).
  *
  * Rejected: libevent's evhttp (see http_request.c), and requiring the
  * secret on /healthz and /metrics (probes and Prometheus scrape without
@@ -58,6 +58,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "broker/broker_metrics.h"
+#include "broker/core.h"
 #include "broker/http_request.h"
 #include "broker/router.h"
 #include "common/listener.h"
@@ -100,7 +102,7 @@ struct http_conn {
 };
 
 struct http_api {
-    struct broker *b;
+    struct core *core;
     struct listener *listener;
     struct http_conn *conns;
     uint64_t nconns;
@@ -231,25 +233,25 @@ static enum route route_of(const char *path, size_t len)
 }
 
 /* True when requirepass is unset or the request carries `Authorization: Bearer <secret>`. */
-static bool authorized(struct broker *b, const struct http_request *r)
+static bool authorized(struct core *core, const struct http_request *r)
 {
     const char *v = r->auth;
 
-    if (!b->conf->requirepass)
+    if (!core->conf->requirepass)
         return true;
     if (!r->has_auth || r->auth_overflow || strncasecmp(v, "Bearer ", 7) != 0)
         return false;
     v += 7;
     while (*v == ' ')
         v++;
-    return broker_auth_ok(b, v, strlen(v));
+    return core_auth_ok(core, v, strlen(v));
 }
 
 /* The head hook: everything that can be refused before the body is read. */
 static int on_head(struct http_request *r, void *arg, const char **err)
 {
     struct http_conn *c = arg;
-    struct broker *b = c->api->b;
+    struct core *core = c->api->core;
     int method = http_request_method(r);
 
     url_path(r, &c->path_off, &c->path_len);
@@ -260,8 +262,8 @@ static int on_head(struct http_request *r, void *arg, const char **err)
             *err = "method not allowed";
             return 405;
         }
-        if (!authorized(b, r)) {
-            broker_auth_failed(b, EP_HTTP, c->peer);
+        if (!authorized(core, r)) {
+            core_auth_failed(core, EP_HTTP, c->peer);
             *err = "unauthorized";
             return 401;
         }
@@ -282,7 +284,7 @@ static int on_head(struct http_request *r, void *arg, const char **err)
 /* Answers a refused request (parser or head hook), then closes. */
 static void answer_refusal(struct http_conn *c)
 {
-    struct broker *b = c->api->b;
+    struct core *core = c->api->core;
     int code = c->req.status;
     const char *extra = "";
 
@@ -291,17 +293,17 @@ static void answer_refusal(struct http_conn *c)
     else if (code == 405)
         extra = c->route == ROUTE_PUBLISH ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n";
     else if (code == 413)
-        b->stats.drops[DROP_OVERSIZE]++;
+        core->stats.drops[DROP_OVERSIZE]++;
     else if (code != 404)
-        b->stats.drops[DROP_PROTOCOL]++;
-    b->stats.http_requests++;
+        core->stats.drops[DROP_PROTOCOL]++;
+    core->stats.http_requests++;
     answer_error(c, code, c->req.err ? c->req.err : status_reason(code), NULL, extra, false);
 }
 
 /* Decodes the topic, validates it and publishes the body. */
 static void publish(struct http_conn *c, bool keep)
 {
-    struct broker *b = c->api->b;
+    struct core *core = c->api->core;
     struct http_request *r = &c->req;
     size_t plen = c->path_len, tlen = 0, skip = strlen(HTTP_PUBLISH_PATH);
     const char *path = r->url + c->path_off;
@@ -318,12 +320,12 @@ static void publish(struct http_conn *c, bool keep)
     memcpy(enc, path + skip, plen - skip);
     enc[plen - skip] = '\0';
     topic = evhttp_uridecode(enc, 0, &tlen);
-    if (!topic || !topic_valid(topic, tlen, &b->limits, &err)) {
+    if (!topic || !topic_valid(topic, tlen, &core->limits, &err)) {
         answer_error(c, 400, "invalid topic", topic ? err : "bad percent-encoding", "", keep);
         free(topic);
         return;
     }
-    router_publish(b, topic, tlen, r->body ? r->body : "", r->body_len, &res);
+    router_publish(core, topic, tlen, r->body ? r->body : "", r->body_len, &res);
     free(topic); /* evhttp_uridecode allocates with libevent's allocator (malloc here) */
     body = evbuffer_new();
     if (!body) {
@@ -338,7 +340,7 @@ static void publish(struct http_conn *c, bool keep)
 
 static void healthz(struct http_conn *c, bool keep)
 {
-    struct broker *b = c->api->b;
+    struct core *core = c->api->core;
     struct evbuffer *body = evbuffer_new();
 
     if (!body) {
@@ -347,7 +349,7 @@ static void healthz(struct http_conn *c, bool keep)
     }
     evbuffer_add_printf(
         body, "{\"status\":\"ok\",\"uptime_s\":%" PRIu64 ",\"connections\":%" PRIu64 "}\n",
-        (net_now_ms() - b->started_ms) / 1000u, broker_conn_count(b));
+        (net_now_ms() - core->started_ms) / 1000u, core_conn_count(core));
     answer(c, 200, "application/json", "", body, keep);
     evbuffer_free(body);
 }
@@ -360,7 +362,7 @@ static void metrics(struct http_conn *c, bool keep)
         conn_close(c, "oom");
         return;
     }
-    broker_metrics(c->api->b, body);
+    broker_metrics_prometheus(c->api->core, body);
     answer(c, 200, "text/plain; version=0.0.4", "", body, keep);
     evbuffer_free(body);
 }
@@ -368,9 +370,9 @@ static void metrics(struct http_conn *c, bool keep)
 /* A complete request that passed the head hook. */
 static void dispatch(struct http_conn *c)
 {
-    bool keep = http_request_keep_alive(&c->req) && !c->api->b->stopping;
+    bool keep = http_request_keep_alive(&c->req) && !c->api->core->stopping;
 
-    c->api->b->stats.http_requests++;
+    c->api->core->stats.http_requests++;
     switch (c->route) {
     case ROUTE_PUBLISH:
         publish(c, keep);
@@ -405,7 +407,7 @@ static void list_unlink(struct http_api *api, struct http_conn *c)
     c->prev = c->next = NULL;
 }
 
-/* Closes now (idempotent); the struct is freed from the broker's close list. */
+/* Closes now (idempotent); the struct is freed from the close list (core.c). */
 static void conn_close(struct http_conn *c, const char *reason)
 {
     if (c->closed)
@@ -417,7 +419,7 @@ static void conn_close(struct http_conn *c, const char *reason)
     list_unlink(c->api, c);
     c->api->nconns--;
     c->close.free_fn = conn_free;
-    broker_defer_free(c->api->b, &c->close);
+    core_defer_free(c->api->core, &c->close);
 }
 
 /* The last answer is written: shut the write side and drop input until EOF. */
@@ -448,8 +450,8 @@ static void after_answer(struct http_conn *c)
         return;
     }
     if (evbuffer_get_length(out) > HTTP_OUT_HIGH) {
-        struct timeval rt = {(time_t)(c->api->b->conf->request_timeout / 1000),
-                             (suseconds_t)(c->api->b->conf->request_timeout % 1000) * 1000};
+        struct timeval rt = {(time_t)(c->api->core->conf->request_timeout / 1000),
+                             (suseconds_t)(c->api->core->conf->request_timeout % 1000) * 1000};
 
         /* Not read while its answers wait; one that reads none of them for
          * request-timeout is closed (the write timeout). */
@@ -569,13 +571,13 @@ static void http_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Over http-max-connections: a best-effort 503 on the fresh socket, then close. */
-static void refuse(struct broker *b, int fd)
+static void refuse(struct core *core, int fd)
 {
     static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
                               "application/json\r\nContent-Length: 37\r\nConnection: close\r\n\r\n"
                               "{\"error\":\"too many HTTP connections\"}";
 
-    b->stats.drops[DROP_MAX_CLIENTS]++;
+    core->stats.drops[DROP_MAX_CLIENTS]++;
     (void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
 }
@@ -583,24 +585,24 @@ static void refuse(struct broker *b, int fd)
 static void http_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct http_api *api = arg;
-    struct broker *b = api->b;
+    struct core *core = api->core;
     struct http_conn *c;
 
     (void)sa;
     (void)salen;
-    if (b->stopping) {
+    if (core->stopping) {
         close(fd);
         return;
     }
-    if (api->nconns >= (uint64_t)b->conf->http_max_connections) {
-        refuse(b, fd);
+    if (api->nconns >= (uint64_t)core->conf->http_max_connections) {
+        refuse(core, fd);
         return;
     }
     c = mem_calloc(1, sizeof(*c));
     c->api = api;
     c->id = ++api->next_id;
     net_peer_name(fd, c->peer, sizeof(c->peer));
-    c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = bufferevent_socket_new(core->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         close(fd);
         mem_free(c);
@@ -627,36 +629,24 @@ static void http_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 
 /* ---- exported ------------------------------------------------------------- */
 
-int http_api_start(struct broker *b, const char **err)
+struct http_api *http_api_start(struct core *core, const char **err)
 {
-    struct http_api *api;
-    int fd, port;
+    struct http_api *api = mem_calloc(1, sizeof(*api));
 
-    if (b->conf->http_port == 0)
-        return 0;
-    fd = net_listen(b->conf->bind, (int)b->conf->http_port, false, 511, err);
-    if (fd < 0)
-        return -1;
-    port = net_local_port(fd);
-    api = mem_calloc(1, sizeof(*api));
-    api->b = b;
+    api->core = core;
     api->limits.max_head = HTTP_MAX_HEAD;
-    api->limits.max_body = b->conf->max_payload;
+    api->limits.max_body = core->conf->max_payload;
     api->listener =
-        listener_new(b->base, fd, "http", http_on_accept, api, &b->stats.accept_errors[EP_HTTP]);
+        core_listen(core, EP_HTTP, core->conf->http_port, http_on_accept, api, NULL, err);
     if (!api->listener) {
         mem_free(api);
-        *err = "evconnlistener_new failed";
-        return -1;
+        return NULL;
     }
-    b->http = api;
-    log_info("http_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*", port);
-    return 0;
+    return api;
 }
 
-void http_api_sweep(struct broker *b, uint64_t now_ms)
+void http_api_sweep(struct http_api *api, uint64_t now_ms)
 {
-    struct http_api *api = b->http;
     struct http_conn *c, *next;
 
     if (!api)
@@ -664,13 +654,13 @@ void http_api_sweep(struct broker *b, uint64_t now_ms)
     for (c = api->conns; c; c = next) {
         next = c->next;
         if (c->closing || c->paused || c->since_ms == 0 ||
-            now_ms - c->since_ms < (uint64_t)b->conf->request_timeout)
+            now_ms - c->since_ms < (uint64_t)api->core->conf->request_timeout)
             continue;
         if (c->idle) {
             conn_close(c, "idle");
             continue;
         }
-        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        api->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
         log_info("request_timeout", "endpoint=http conn=%u peer=%s", c->id, c->peer);
         answer_error(c, 408, "request timeout", NULL, "", false);
         if (!c->closed)
@@ -678,9 +668,8 @@ void http_api_sweep(struct broker *b, uint64_t now_ms)
     }
 }
 
-void http_api_shutdown(struct broker *b)
+void http_api_shutdown(struct http_api *api)
 {
-    struct http_api *api = b->http;
     struct http_conn *c, *next;
 
     if (!api)
@@ -695,9 +684,8 @@ void http_api_shutdown(struct broker *b)
     }
 }
 
-void http_api_free(struct broker *b)
+void http_api_free(struct http_api *api)
 {
-    struct http_api *api = b->http;
     struct http_conn *c, *next;
 
     if (!api)
@@ -710,5 +698,4 @@ void http_api_free(struct broker *b)
         mem_free(c);
     }
     mem_free(api);
-    b->http = NULL;
 }

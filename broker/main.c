@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "broker/broker.h"
+#include "broker/broker_conf.h"
 #include "common/conf.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -23,6 +24,7 @@
 #define HERALD_VERSION "0.1.0"
 
 struct signal_ctx {
+    struct event_base *base;
     struct broker *b;
     int count;
 };
@@ -34,7 +36,7 @@ static void broker_on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (++ctx->count > 1) {
         log_warn("signal_again", "signal=%d action=exit", (int)sig);
-        event_base_loopbreak(ctx->b->base);
+        event_base_loopbreak(ctx->base);
         return;
     }
     log_info("signal", "signal=%d action=shutdown", (int)sig);
@@ -64,6 +66,7 @@ static int run(const struct broker_conf *conf)
         log_error("start_failed", "reason=\"event_base_new failed\"");
         return 1;
     }
+    ctx.base = base;
     ctx.b = broker_new(base, conf, &err);
     if (!ctx.b)
         goto out;

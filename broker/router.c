@@ -9,7 +9,7 @@
  *   - RESP PSUBSCRIBE: one `pmessage` per matching pattern, encoded once
  *     per pattern node and shared by that node's subscribers.
  * The endpoints' subscribers are struct sink; each endpoint registers the
- * ops of its trie's subscribers with the broker (struct broker_subs), so
+ * ops of its trie's subscribers in struct core (struct broker_subs), so
  * the router knows no endpoint.
  */
 #include "broker/router.h"
@@ -19,7 +19,7 @@
 
 #include <msgpack.h>
 
-#include "broker/broker.h"
+#include "broker/core.h"
 #include "broker/seq_map.h"
 #include "common/fanout.h"
 #include "common/frame.h"
@@ -104,23 +104,23 @@ static struct frame *encode_resp_form(void *arg, uint8_t form, const struct trie
     return encode_resp(pat, patlen, ev->topic, ev->tlen, ev->payload, ev->plen);
 }
 
-void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
+void router_publish(struct core *core, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out)
 {
-    struct pub_event ev = {topic, tlen, seq_map_next(b->seqs, topic, tlen, net_now_ms()), payload,
-                           plen};
+    struct pub_event ev = {topic, tlen, seq_map_next(core->seqs, topic, tlen, net_now_ms()),
+                           payload, plen};
     uint64_t n = 0;
 
     if (!sbuf.data)
         msgpack_sbuffer_init(&sbuf);
-    if (b->link_subs.ops)
-        n += fanout_publish(&fanout, b->link_subs.trie, topic, tlen, false, b->link_subs.ops, 0,
-                            encode_link, &ev);
-    if (b->resp_subs.ops)
-        n += fanout_publish(&fanout, b->resp_subs.trie, topic, tlen, true, b->resp_subs.ops,
+    if (core->link_subs.ops)
+        n += fanout_publish(&fanout, core->link_subs.trie, topic, tlen, false, core->link_subs.ops,
+                            0, encode_link, &ev);
+    if (core->resp_subs.ops)
+        n += fanout_publish(&fanout, core->resp_subs.trie, topic, tlen, true, core->resp_subs.ops,
                             1u << SUB_FORM_PMESSAGE, encode_resp_form, &ev);
-    b->stats.published++;
-    b->stats.delivered += n;
+    core->stats.published++;
+    core->stats.delivered += n;
     out->receivers = n;
     out->seq = ev.seq;
 }

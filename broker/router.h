@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct broker;
+struct core;
 
 struct router_result {
     uint64_t receivers; /* links (once each) + RESP deliveries (one per matching channel/pattern) */
@@ -21,9 +21,9 @@ struct router_result {
  * safe). Borrows topic and payload, which must stay valid for the whole
  * call even when a delivery closes the publisher itself (a link subscribed
  * to its own topic): endpoints free their parsers' memory only from the
- * broker's close list, never in a close.
+ * close list (core.c), never in a close.
  */
-void router_publish(struct broker *b, const char *topic, size_t tlen, const void *payload,
+void router_publish(struct core *core, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out);
 
 /* Frees the router's scratch space (at exit, after the loop). */

@@ -1,15 +1,16 @@
 /*
- * link.c - the broker's link endpoint: msgpack frames over TCP.
+ * linksrv.c - the broker's link endpoint: msgpack frames over TCP.
  *
- * Owns the link listener and every struct link_conn. Links are few (one per
- * edge worker, CLI or C publisher), so each gets its own bufferevent for its
- * whole life, and its own streaming decoder (link_codec.c) with a frame
- * limit of max-payload + 4096 bytes of framing.
+ * Owns the link listener (struct linksrv) and every link connection
+ * (struct lconn; the link_* names belong to the codec, common/link_codec.c).
+ * Links are few (one per edge worker, CLI or C publisher), so each gets its
+ * own bufferevent for its whole life, and its own streaming decoder with a
+ * frame limit of max-payload + 4096 bytes of framing.
  *
- * A link_conn starts with its struct sink (form SUB_FORM_MSG): that
- * pointer is what it subscribes into b->link_subs.trie, and what the
- * fan-out hands back to link_deliver() through the ops this endpoint
- * registers with the broker. The link also keeps the set of trie nodes it
+ * A struct lconn starts with its struct sink (form SUB_FORM_MSG): that
+ * pointer is what it subscribes into core->link_subs.trie, and what the
+ * fan-out hands back to lconn_deliver() through the ops this endpoint
+ * registers in core->link_subs. The link also keeps the set of trie nodes it
  * subscribed to (a ptrset: O(1) membership, so SUB and UNSUB of any pattern
  * cost a trie lookup whatever the link holds), so closing unsubscribes
  * every pattern without a trie walk; the count is capped by
@@ -17,9 +18,9 @@
  * more. A SUB past the cap, or with a bad pattern, is refused with an ERR
  * naming the pattern: the pattern is refused, never the link.
  *
- * Authentication. Until its HELLO is accepted a link is listed with the
- * broker as unauthenticated (broker.c: auth-timeout, max-unauthenticated)
- * and its decoder takes no frame over LINK_PREAUTH_FRAME bytes; HELLO
+ * Authentication. Until its HELLO is accepted a link is listed as
+ * unauthenticated (core.c: auth-timeout, max-unauthenticated)
+ * and its decoder takes no frame over LINKSRV_PREAUTH_FRAME bytes; HELLO
  * raises that to max-payload plus framing. The output limit follows what
  * the peer proved, not what it claims: role "edge"
  * gets edge-output-limit with a credential (edge-secret, or requirepass
@@ -31,14 +32,14 @@
  * States: HELLO (only a HELLO is accepted), READY, CLOSING (an ERR or the
  * shutdown is being flushed: reading is off, the patterns are already gone
  * from the trie, and the write callback closes once the output is empty;
- * a write timeout bounds the wait). link_close() is the one way out: it
+ * a write timeout bounds the wait). lconn_close() is the one way out: it
  * detaches from the trie and the server's list, frees the bufferevent
  * (libevent finalizes it later, so queued frame references drop then) and
- * queues the struct on the broker's close list: never freed in a callback.
+ * queues the struct on the close list (core.c): never freed in a callback.
  *
  * Input is fed to the decoder one chunk at a time and decoded in between, so
  * the decoder never buffers more than one chunk beyond a frame. Request/
- * reply backpressure (STYLE.md §8): when a request's reply (a PUBACK, say,
+ * reply backpressure: when a request's reply (a PUBACK, say,
  * that the link is not reading) takes the output past a high mark, reading
  * stops with the rest of its input left queued; the write callback resumes
  * at the low mark. A PING never pauses, nor does a frame that queued no
@@ -46,24 +47,24 @@
  * queued counts against the link's output limit, replies (PONGs included)
  * as much as fan-out: past it the link is a slow consumer and is closed,
  * so a peer that sends PINGs and never reads costs at most its limit.
- * Fan-out never waits: link_deliver() closes a link past its limit.
+ * Fan-out never waits: lconn_deliver() closes a link past its limit.
  *
- * Close now, free later: link_close() drops the link from the trie, the
+ * Close now, free later: lconn_close() drops the link from the trie, the
  * socket and the lists at once, but its decoder - whose buffer the topic
  * and payload of a PUB being routed point into - is freed only from the
- * broker's close list, after the callback chain has returned. A link that
+ * close list, after the callback chain has returned. A link that
  * publishes to its own topic until it is cut off as a slow consumer is
  * closed in the middle of router_publish(), which still reads both.
  *
  * request-timeout: a frame that has started arriving must be complete
- * within it (link_server_sweep, from the broker's tick); a link with no
+ * within it (linksrv_sweep, from the broker's tick); a link with no
  * partial frame may stay silent for ever.
  *
  * Rejected: the edge's pooled, bufferevent-less connections (links are too
  * few to matter), and a per-link timer (the bufferevent's own write timeout
  * serves the close-after-flush wait).
  */
-#include "broker/link.h"
+#include "broker/linksrv.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -77,6 +78,8 @@
 #include <event2/event.h>
 #include <msgpack.h>
 
+#include "broker/broker_metrics.h"
+#include "broker/core.h"
 #include "broker/router.h"
 #include "common/frame.h"
 #include "common/link_codec.h"
@@ -89,30 +92,30 @@
 #include "common/topic.h"
 #include "common/trie.h"
 
-#define LINK_FRAME_SLACK   4096       /* framing around the largest payload */
-#define LINK_PREAUTH_FRAME 4096       /* largest frame before HELLO is accepted */
-#define LINK_READ_CHUNK    (64 << 10) /* bytes fed to the decoder between decodes */
-#define LINK_PAUSE_HIGH    (256 << 10)
-#define LINK_CLOSE_WAIT_S  2 /* how long an ERR or shutdown flush may take */
-#define LINK_STATS_MAX     2048
+#define LINKSRV_FRAME_SLACK   4096       /* framing around the largest payload */
+#define LINKSRV_PREAUTH_FRAME 4096       /* largest frame before HELLO is accepted */
+#define LINKSRV_READ_CHUNK    (64 << 10) /* bytes fed to the decoder between decodes */
+#define LINKSRV_PAUSE_HIGH    (256 << 10)
+#define LINKSRV_CLOSE_WAIT_S  2 /* how long an ERR or shutdown flush may take */
+#define LINKSRV_STATS_MAX     2048
 
-enum link_state {
-    LINK_STATE_HELLO,
-    LINK_STATE_READY,
-    LINK_STATE_CLOSING,
+enum lconn_state {
+    LCONN_HELLO,
+    LCONN_READY,
+    LCONN_CLOSING,
 };
 
-struct link_conn {
+struct lconn {
     struct sink sink; /* first: the trie subscriber (SUB_FORM_MSG) */
     struct close_entry close_entry;
-    struct preauth preauth; /* listed with the broker until HELLO is accepted */
-    struct broker *b;
-    struct link_server *srv;
-    struct link_conn *prev, *next; /* the server's list of live links */
+    struct preauth preauth; /* listed as unauthenticated (core.c) until HELLO is accepted */
+    struct core *core;
+    struct linksrv *srv;
+    struct lconn *prev, *next; /* the server's list of live links */
     struct bufferevent *bev;
     struct link_decoder *dec; /* freed with the struct: router views point into it */
-    struct ptrset subs;       /* nodes of b->link_subs.trie holding this link */
-    enum link_state state;
+    struct ptrset subs;       /* nodes of core->link_subs.trie holding this link */
+    enum lconn_state state;
     bool paused;  /* reading stopped: replies over the high mark */
     bool allowed; /* the peer's address is in edge-allow */
     const char *close_reason;
@@ -125,31 +128,32 @@ struct link_conn {
     char node[64];
 };
 
-struct link_server {
-    struct broker *b;
+struct linksrv {
+    struct core *core;
     struct listener *listener;
-    struct link_conn *links;
+    struct lconn *links;
     uint32_t next_id;
     size_t pause_high, pause_low;
-    msgpack_sbuffer sb; /* reply scratch, cleared before each encode */
+    size_t edge_budget_used; /* of edge-output-limit-total */
+    msgpack_sbuffer sb;      /* reply scratch, cleared before each encode */
 };
 
-static void link_close(struct link_conn *l, const char *reason);
-static void process_input(struct link_conn *l);
-static int link_deliver(struct sink *s, struct frame *f);
+static void lconn_close(struct lconn *l, const char *reason);
+static void process_input(struct lconn *l);
+static int lconn_deliver(struct sink *s, struct frame *f);
 
 /* Every link's sink: the bufferevent writes, so there is no flush. */
-static const struct sink_ops link_sink_ops = {.deliver = link_deliver};
+static const struct sink_ops lconn_sink_ops = {.deliver = lconn_deliver};
 
 /* ---- replies and closing ---------------------------------------------- */
 
 /* l is a slow consumer: closed and counted. Returns -1. */
-static int slow_consumer(struct link_conn *l, size_t queued)
+static int slow_consumer(struct lconn *l, size_t queued)
 {
     log_warn("slow_consumer", "conn=%u peer=%s role=%s queued=%zu", l->id, l->peer, l->role,
              queued);
-    l->b->stats.drops[DROP_SLOW_CONSUMER]++;
-    link_close(l, "slow_consumer");
+    l->core->stats.drops[DROP_SLOW_CONSUMER]++;
+    lconn_close(l, "slow_consumer");
     return -1;
 }
 
@@ -158,7 +162,7 @@ static int slow_consumer(struct link_conn *l, size_t queued)
  * (then l is a slow consumer, closed). Replies and fan-out count alike.
  * Borrows f. Returns 0, or -1 when l was closed.
  */
-static int queue_frame(struct link_conn *l, struct frame *f)
+static int queue_frame(struct lconn *l, struct frame *f)
 {
     struct evbuffer *out = bufferevent_get_output(l->bev);
     size_t queued = evbuffer_get_length(out);
@@ -166,10 +170,10 @@ static int queue_frame(struct link_conn *l, struct frame *f)
     if (!outq_fits(queued, f->len, l->output_limit))
         return slow_consumer(l, queued + f->len);
     if (outq_append(out, f, 0) < 0) {
-        link_close(l, "error");
+        lconn_close(l, "error");
         return -1;
     }
-    l->b->stats.bytes_out += f->len;
+    l->core->stats.bytes_out += f->len;
     return 0;
 }
 
@@ -178,7 +182,7 @@ static int queue_frame(struct link_conn *l, struct frame *f)
  * replies count against the output limit like fan-out. Returns 0, or -1
  * when l was closed (over its limit, or out of memory).
  */
-static int send_scratch(struct link_conn *l)
+static int send_scratch(struct lconn *l)
 {
     msgpack_sbuffer *sb = &l->srv->sb;
     struct evbuffer *out;
@@ -191,41 +195,41 @@ static int send_scratch(struct link_conn *l)
     if (!outq_fits(queued, sb->size, l->output_limit))
         return slow_consumer(l, queued + sb->size);
     if (evbuffer_add(out, sb->data, sb->size) < 0) {
-        link_close(l, "error");
+        lconn_close(l, "error");
         return -1;
     }
-    l->b->stats.bytes_out += sb->size;
+    l->core->stats.bytes_out += sb->size;
     return 0;
 }
 
-static msgpack_sbuffer *scratch(struct link_conn *l)
+static msgpack_sbuffer *scratch(struct lconn *l)
 {
     msgpack_sbuffer_clear(&l->srv->sb);
     return &l->srv->sb;
 }
 
-static int send_err(struct link_conn *l, const char *code, const char *text)
+static int send_err(struct lconn *l, const char *code, const char *text)
 {
     link_encode_err(scratch(l), code, text);
     return send_scratch(l);
 }
 
 /* An ERR about one pattern or topic: that request is refused, the link stays. */
-static int send_err_topic(struct link_conn *l, const char *code, const char *text,
+static int send_err_topic(struct lconn *l, const char *code, const char *text,
                           const struct link_str *topic)
 {
     link_encode_err_topic(scratch(l), code, text, topic->ptr, topic->len);
     return send_scratch(l);
 }
 
-static void unsubscribe_all(struct link_conn *l)
+static void unsubscribe_all(struct lconn *l)
 {
     uint32_t nslots;
     void *const *nodes = ptrset_slots(&l->subs, &nslots);
 
     for (uint32_t i = 0; i < nslots; i++) {
         if (nodes[i])
-            trie_unsubscribe_node(l->b->link_subs.trie, nodes[i], l, NULL);
+            trie_unsubscribe_node(l->core->link_subs.trie, nodes[i], l, NULL);
     }
     ptrset_clear(&l->subs);
 }
@@ -235,18 +239,18 @@ static void unsubscribe_all(struct link_conn *l)
  * already empty). Its patterns leave the trie now: no event is queued
  * behind an ERR. Always returns -1 (l may be closed).
  */
-static int close_after_flush(struct link_conn *l, const char *reason)
+static int close_after_flush(struct lconn *l, const char *reason)
 {
-    struct timeval tv = {LINK_CLOSE_WAIT_S, 0};
+    struct timeval tv = {LINKSRV_CLOSE_WAIT_S, 0};
 
-    if (l->state == LINK_STATE_CLOSING)
+    if (l->state == LCONN_CLOSING)
         return -1;
-    l->state = LINK_STATE_CLOSING;
+    l->state = LCONN_CLOSING;
     l->close_reason = reason;
     unsubscribe_all(l);
     bufferevent_disable(l->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) == 0) {
-        link_close(l, reason);
+        lconn_close(l, reason);
         return -1;
     }
     bufferevent_setwatermark(l->bev, EV_WRITE, 0, 0);
@@ -258,10 +262,10 @@ static int close_after_flush(struct link_conn *l, const char *reason)
  * Sends ERR code/text, counts drop (DROP_COUNT: already counted), and
  * closes after the flush. Returns -1.
  */
-static int fail(struct link_conn *l, const char *code, const char *text, enum broker_drop drop)
+static int fail(struct lconn *l, const char *code, const char *text, enum broker_drop drop)
 {
     if (drop != DROP_COUNT)
-        l->b->stats.drops[drop]++;
+        l->core->stats.drops[drop]++;
     log_info("link_error", "conn=%u peer=%s code=%s reason=\"%s\"", l->id, l->peer, code, text);
     if (send_err(l, code, text) < 0)
         return -1;
@@ -270,13 +274,13 @@ static int fail(struct link_conn *l, const char *code, const char *text, enum br
 
 static void free_entry(struct close_entry *e)
 {
-    struct link_conn *l = (struct link_conn *)((char *)e - offsetof(struct link_conn, close_entry));
+    struct lconn *l = (struct lconn *)((char *)e - offsetof(struct lconn, close_entry));
 
     link_decoder_free(l->dec);
     mem_free(l);
 }
 
-static void list_remove(struct link_conn *l)
+static void list_remove(struct lconn *l)
 {
     if (l->prev)
         l->prev->next = l->next;
@@ -292,35 +296,35 @@ static void list_remove(struct link_conn *l)
  * socket and every list now; the struct and its decoder are freed on a
  * later loop pass (see the top comment).
  */
-static void link_close(struct link_conn *l, const char *reason)
+static void lconn_close(struct lconn *l, const char *reason)
 {
     if (sink_closed(&l->sink))
         return;
     l->sink.flags |= SINK_CLOSED;
-    l->state = LINK_STATE_CLOSING;
+    l->state = LCONN_CLOSING;
     unsubscribe_all(l);
     if (l->preauth.listed)
         log_debug("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
     else
         log_info("link_close", "conn=%u peer=%s reason=%s", l->id, l->peer, reason);
-    broker_preauth_leave(l->b, &l->preauth);
-    l->b->edge_budget_used -= l->budget;
+    core_preauth_leave(l->core, &l->preauth);
+    l->srv->edge_budget_used -= l->budget;
     l->budget = 0;
     bufferevent_free(l->bev);
     l->bev = NULL;
     list_remove(l);
-    broker_conn_closed(l->b, EP_LINK);
+    core_conn_closed(l->core, EP_LINK);
     l->close_entry.free_fn = free_entry;
-    broker_defer_free(l->b, &l->close_entry);
+    core_defer_free(l->core, &l->close_entry);
 }
 
-/* broker.c closes an unauthenticated link: auth-timeout passed, or a newer one needs its place. */
-static void link_expire(struct preauth *p, enum broker_drop why)
+/* core.c closes an unauthenticated link: auth-timeout passed, or a newer one needs its place. */
+static void lconn_expire(struct preauth *p, enum broker_drop why)
 {
-    struct link_conn *l = (struct link_conn *)((char *)p - offsetof(struct link_conn, preauth));
+    struct lconn *l = (struct lconn *)((char *)p - offsetof(struct lconn, preauth));
 
-    l->b->stats.drops[why]++;
-    link_close(l, broker_drop_name(why));
+    l->core->stats.drops[why]++;
+    lconn_close(l, core_drop_name(why));
 }
 
 /* ---- frame handlers: each returns 0, or -1 when l is closing ---------- */
@@ -338,7 +342,7 @@ static void copy_name(char *dst, size_t cap, const struct link_str *s)
     dst[n] = '\0';
 }
 
-static bool is_edge(const struct link_conn *l)
+static bool is_edge(const struct lconn *l)
 {
     return strcmp(l->role, "edge") == 0;
 }
@@ -348,10 +352,10 @@ static bool is_edge(const struct link_conn *l)
  * credential: its HELLO carried the secret that grants the edge role.
  * Returns how it was granted, for the log.
  */
-static const char *grant_output_limit(struct link_conn *l, bool credential)
+static const char *grant_output_limit(struct lconn *l, bool credential)
 {
-    struct broker *b = l->b;
-    const struct broker_conf *conf = b->conf;
+    struct core *core = l->core;
+    const struct broker_conf *conf = core->conf;
     size_t want = conf->edge_output_limit;
 
     if (!is_edge(l))
@@ -360,8 +364,8 @@ static const char *grant_output_limit(struct link_conn *l, bool credential)
         l->output_limit = want;
         return credential ? "secret" : "allow";
     }
-    if (conf->edge_output_limit_total - b->edge_budget_used >= want) {
-        b->edge_budget_used += want;
+    if (conf->edge_output_limit_total - l->srv->edge_budget_used >= want) {
+        l->srv->edge_budget_used += want;
         l->budget = want;
         l->output_limit = want;
         return "budget";
@@ -374,30 +378,30 @@ static const char *grant_output_limit(struct link_conn *l, bool credential)
 }
 
 /* Checks the HELLO's secret. Returns 0 with *edge_cred, or -1 (l is closing). */
-static int authenticate(struct link_conn *l, const struct link_frame *f, bool *edge_cred)
+static int authenticate(struct lconn *l, const struct link_frame *f, bool *edge_cred)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     const char *secret = f->has_secret ? f->secret.ptr : NULL;
     size_t len = f->has_secret ? f->secret.len : 0;
 
     *edge_cred = false;
-    if (broker_secret_eq(b->conf->edge_secret, secret, len)) {
+    if (core_secret_eq(core->conf->edge_secret, secret, len)) {
         *edge_cred = true;
         return 0;
     }
-    if (broker_auth_ok(b, secret, len)) {
+    if (core_auth_ok(core, secret, len)) {
         /* Without an edge-secret the link secret is the edge credential. */
-        *edge_cred = !b->conf->edge_secret && b->conf->requirepass;
+        *edge_cred = !core->conf->edge_secret && core->conf->requirepass;
         return 0;
     }
-    broker_auth_failed(b, EP_LINK, l->peer);
+    core_auth_failed(core, EP_LINK, l->peer);
     return fail(l, "auth", f->has_secret ? "invalid secret" : "secret required", DROP_COUNT);
 }
 
-static int on_hello(struct link_conn *l, const struct link_frame *f)
+static int on_hello(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
-    const char *node = b->conf->node_id ? b->conf->node_id : "broker";
+    struct core *core = l->core;
+    const char *node = core->conf->node_id ? core->conf->node_id : "broker";
     const char *grant;
     bool edge_cred;
 
@@ -410,63 +414,63 @@ static int on_hello(struct link_conn *l, const struct link_frame *f)
     /* An edge proven by secret or address is admitted even at max-clients:
      * edges are few, and clients filling the broker must not cut every
      * browser off. */
-    if (!(is_edge(l) && (edge_cred || l->allowed)) && !broker_admit(b))
+    if (!(is_edge(l) && (edge_cred || l->allowed)) && !core_admit(core))
         return fail(l, "max_clients", "max number of clients reached", DROP_COUNT);
-    broker_preauth_leave(b, &l->preauth);
-    link_decoder_set_max(l->dec, b->conf->max_payload + LINK_FRAME_SLACK);
+    core_preauth_leave(core, &l->preauth);
+    link_decoder_set_max(l->dec, core->conf->max_payload + LINKSRV_FRAME_SLACK);
     grant = grant_output_limit(l, edge_cred);
-    l->state = LINK_STATE_READY;
+    l->state = LCONN_READY;
     log_info("link_hello", "conn=%u peer=%s role=%s node=%s output_limit=%zu grant=%s", l->id,
              l->peer, l->role, l->node, l->output_limit, grant);
-    link_encode_welcome(scratch(l), node, b->epoch, (uint64_t)b->conf->max_subscriptions);
+    link_encode_welcome(scratch(l), node, core->epoch, (uint64_t)core->conf->max_subscriptions);
     return send_scratch(l);
 }
 
-static int on_sub(struct link_conn *l, const struct link_frame *f)
+static int on_sub(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     struct trie_node *node;
     const char *err = "invalid pattern";
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l))
+    if (trie_find_sub(l->core->link_subs.trie, f->topic.ptr, f->topic.len, l))
         return 0;
-    if (ptrset_count(&l->subs) >= (uint64_t)b->conf->max_subscriptions)
+    if (ptrset_count(&l->subs) >= (uint64_t)core->conf->max_subscriptions)
         return send_err_topic(l, "too_many_subscriptions", "max-subscriptions reached", &f->topic);
-    node = trie_subscribe(b->link_subs.trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
+    node = trie_subscribe(core->link_subs.trie, f->topic.ptr, f->topic.len, l, NULL, NULL);
     ptrset_add(&l->subs, node);
     return 0;
 }
 
-static int on_unsub(struct link_conn *l, const struct link_frame *f)
+static int on_unsub(struct lconn *l, const struct link_frame *f)
 {
     const char *err = "invalid pattern";
     struct trie_node *node;
 
-    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->b->limits, &err))
+    if (!topic_pattern_valid(f->topic.ptr, f->topic.len, &l->core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    node = trie_find_sub(l->b->link_subs.trie, f->topic.ptr, f->topic.len, l);
+    node = trie_find_sub(l->core->link_subs.trie, f->topic.ptr, f->topic.len, l);
     if (!node)
         return 0; /* like Redis: unsubscribing what is not subscribed is no error */
     ptrset_remove(&l->subs, node);
-    trie_unsubscribe_node(l->b->link_subs.trie, node, l, NULL);
+    trie_unsubscribe_node(l->core->link_subs.trie, node, l, NULL);
     return 0;
 }
 
-static int on_pub(struct link_conn *l, const struct link_frame *f)
+static int on_pub(struct lconn *l, const struct link_frame *f)
 {
-    struct broker *b = l->b;
+    struct core *core = l->core;
     struct router_result res;
     const char *err = "invalid topic";
 
-    if (!topic_valid(f->topic.ptr, f->topic.len, &b->limits, &err))
+    if (!topic_valid(f->topic.ptr, f->topic.len, &core->limits, &err))
         return send_err_topic(l, "bad_topic", err, &f->topic);
-    if (f->payload.len > b->conf->max_payload)
+    if (f->payload.len > core->conf->max_payload)
         return fail(l, "oversize", "payload over max-payload", DROP_OVERSIZE);
-    router_publish(b, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
+    router_publish(core, f->topic.ptr, f->topic.len, f->payload.ptr, f->payload.len, &res);
     /* A link subscribed to its own topic may just have been closed as a slow consumer. */
-    if (sink_closed(&l->sink) || l->state == LINK_STATE_CLOSING)
+    if (sink_closed(&l->sink) || l->state == LCONN_CLOSING)
         return -1;
     if (!f->has_req_id)
         return 0;
@@ -474,56 +478,18 @@ static int on_pub(struct link_conn *l, const struct link_frame *f)
     return send_scratch(l);
 }
 
-/* Appends "name value\n" to buf at *off, never past cap. */
-static void stat_line(char *buf, size_t cap, size_t *off, const char *name, uint64_t v)
+static int on_stats(struct lconn *l)
 {
-    int n = snprintf(buf + *off, cap - *off, "%s %llu\n", name, (unsigned long long)v);
+    char buf[LINKSRV_STATS_MAX];
+    size_t len = broker_metrics_stats(l->core, buf, sizeof(buf));
 
-    if (n > 0 && (size_t)n < cap - *off)
-        *off += (size_t)n;
-}
-
-static int on_stats(struct link_conn *l)
-{
-    const struct broker *b = l->b;
-    const struct broker_stats *s = &b->stats;
-    char buf[LINK_STATS_MAX], name[64];
-    size_t off = 0, subs = 0, pats = 0;
-    uint64_t now = net_now_ms();
-
-    for (int ep = 0; ep < EP_HTTP; ep++) {
-        snprintf(name, sizeof(name), "connections_%s", broker_endpoint_name(ep));
-        stat_line(buf, sizeof(buf), &off, name, s->conns_current[ep]);
-        snprintf(name, sizeof(name), "connections_%s_total", broker_endpoint_name(ep));
-        stat_line(buf, sizeof(buf), &off, name, s->conns_total[ep]);
-    }
-    /* HTTP requests are not held connections: only their total, like /metrics. */
-    stat_line(buf, sizeof(buf), &off, "connections_http_total", s->http_requests);
-    stat_line(buf, sizeof(buf), &off, "published", s->published);
-    stat_line(buf, sizeof(buf), &off, "delivered", s->delivered);
-    stat_line(buf, sizeof(buf), &off, "bytes_in", s->bytes_in);
-    stat_line(buf, sizeof(buf), &off, "bytes_out", s->bytes_out);
-    for (int d = 0; d < DROP_COUNT; d++) {
-        snprintf(name, sizeof(name), "drops_%s", broker_drop_name(d));
-        stat_line(buf, sizeof(buf), &off, name, s->drops[d]);
-    }
-    stat_line(buf, sizeof(buf), &off, "slow_consumers", s->drops[DROP_SLOW_CONSUMER]);
-    subs = trie_subscription_count(b->link_subs.trie) +
-           (b->resp_subs.trie ? trie_subscription_count(b->resp_subs.trie) : 0);
-    pats = trie_pattern_count(b->link_subs.trie) +
-           (b->resp_subs.trie ? trie_pattern_count(b->resp_subs.trie) : 0);
-    stat_line(buf, sizeof(buf), &off, "subscriptions", subs);
-    stat_line(buf, sizeof(buf), &off, "patterns", pats);
-    stat_line(buf, sizeof(buf), &off, "epoch", b->epoch);
-    stat_line(buf, sizeof(buf), &off, "uptime_s",
-              now > b->started_ms ? (now - b->started_ms) / 1000 : 0);
-    link_encode_statsr(scratch(l), buf, off);
+    link_encode_statsr(scratch(l), buf, len);
     return send_scratch(l);
 }
 
-static int dispatch(struct link_conn *l, const struct link_frame *f)
+static int dispatch(struct lconn *l, const struct link_frame *f)
 {
-    if (l->state == LINK_STATE_HELLO) {
+    if (l->state == LCONN_HELLO) {
         if (f->type != LINK_HELLO)
             return fail(l, "protocol", "expected HELLO", DROP_PROTOCOL);
         return on_hello(l, f);
@@ -552,9 +518,9 @@ static int dispatch(struct link_conn *l, const struct link_frame *f)
 /* ---- reading, backpressure, events ------------------------------------ */
 
 /* Stops reading l while its unread replies are over the high mark; true when paused. */
-static bool maybe_pause(struct link_conn *l)
+static bool maybe_pause(struct lconn *l)
 {
-    struct link_server *srv = l->srv;
+    struct linksrv *srv = l->srv;
 
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) <= srv->pause_high)
         return false;
@@ -565,7 +531,7 @@ static bool maybe_pause(struct link_conn *l)
 }
 
 /* Decodes every buffered frame. Returns 0 when more bytes are needed, -1 to stop. */
-static int decode_all(struct link_conn *l)
+static int decode_all(struct lconn *l)
 {
     struct link_frame f;
     const char *err = "malformed frame";
@@ -591,33 +557,33 @@ static int decode_all(struct link_conn *l)
 }
 
 /* Feeds one chunk of l's input to the decoder. Returns 0, or -1 when l is closing. */
-static int feed_chunk(struct link_conn *l, struct evbuffer *in)
+static int feed_chunk(struct lconn *l, struct evbuffer *in)
 {
     struct evbuffer_iovec v;
     const char *err = "frame over the size limit";
     size_t len;
 
-    if (evbuffer_peek(in, LINK_READ_CHUNK, NULL, &v, 1) < 1)
+    if (evbuffer_peek(in, LINKSRV_READ_CHUNK, NULL, &v, 1) < 1)
         return -1;
-    len = v.iov_len < LINK_READ_CHUNK ? v.iov_len : LINK_READ_CHUNK;
+    len = v.iov_len < LINKSRV_READ_CHUNK ? v.iov_len : LINKSRV_READ_CHUNK;
     if (link_decoder_feed(l->dec, v.iov_base, len, &err) < 0)
         return fail(l, "oversize", err, DROP_OVERSIZE);
     evbuffer_drain(in, len);
-    l->b->stats.bytes_in += len;
+    l->core->stats.bytes_in += len;
     return 0;
 }
 
 /* Starts or stops request-timeout's clock: a frame is partly received, and we are reading. */
-static void note_partial(struct link_conn *l)
+static void note_partial(struct lconn *l)
 {
-    if (sink_closed(&l->sink) || l->state == LINK_STATE_CLOSING || l->paused ||
+    if (sink_closed(&l->sink) || l->state == LCONN_CLOSING || l->paused ||
         link_decoder_pending(l->dec) == 0)
         l->partial_since_ms = 0;
     else if (l->partial_since_ms == 0)
         l->partial_since_ms = net_now_ms();
 }
 
-static void process_input(struct link_conn *l)
+static void process_input(struct lconn *l)
 {
     struct evbuffer *in = bufferevent_get_input(l->bev);
 
@@ -632,65 +598,65 @@ static void process_input(struct link_conn *l)
     note_partial(l);
 }
 
-static void link_on_read(struct bufferevent *bev, void *arg)
+static void lconn_on_read(struct bufferevent *bev, void *arg)
 {
-    struct link_conn *l = arg;
+    struct lconn *l = arg;
 
     (void)bev;
-    if (l->state != LINK_STATE_CLOSING && !l->paused)
+    if (l->state != LCONN_CLOSING && !l->paused)
         process_input(l);
 }
 
-static void link_on_write(struct bufferevent *bev, void *arg)
+static void lconn_on_write(struct bufferevent *bev, void *arg)
 {
-    struct link_conn *l = arg;
+    struct lconn *l = arg;
     struct evbuffer *out = bufferevent_get_output(bev);
 
-    if (l->state == LINK_STATE_CLOSING) {
+    if (l->state == LCONN_CLOSING) {
         if (evbuffer_get_length(out) == 0)
-            link_close(l, l->close_reason ? l->close_reason : "closed");
+            lconn_close(l, l->close_reason ? l->close_reason : "closed");
         return;
     }
     if (l->paused && evbuffer_get_length(out) <= l->srv->pause_low) {
         l->paused = false;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         if (bufferevent_enable(bev, EV_READ) < 0) {
-            link_close(l, "error");
+            lconn_close(l, "error");
             return;
         }
         process_input(l); /* what arrived while paused is already queued: no read callback */
     }
 }
 
-static void link_on_event(struct bufferevent *bev, short what, void *arg)
+static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 {
-    struct link_conn *l = arg;
+    struct lconn *l = arg;
 
     (void)bev;
     if (what & BEV_EVENT_EOF)
-        link_close(l, "eof");
+        lconn_close(l, "eof");
     else if (what & BEV_EVENT_TIMEOUT)
-        link_close(l, "timeout");
+        lconn_close(l, "timeout");
     else if (what & BEV_EVENT_ERROR)
-        link_close(l, "error");
+        lconn_close(l, "error");
 }
 
 /* ---- accepting ---------------------------------------------------------- */
 
-static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
+static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
 {
-    struct broker *b = srv->b;
-    struct link_conn *l = mem_calloc(1, sizeof(*l));
+    struct core *core = srv->core;
+    struct lconn *l = mem_calloc(1, sizeof(*l));
     int one = 1;
 
     l->sink.form = SUB_FORM_MSG;
-    l->output_limit = b->conf->client_output_limit;
-    l->b = b;
+    l->output_limit = core->conf->client_output_limit;
+    l->core = core;
     l->srv = srv;
     l->id = ++srv->next_id;
     net_peer_name(fd, l->peer, sizeof(l->peer));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    l->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    l->bev = bufferevent_socket_new(core->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!l->bev) {
         close(fd);
         mem_free(l);
@@ -699,8 +665,8 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     /* libevent writes at most 16 KiB per pass by default; a subscriber
      * behind a busy topic needs whole socket buffers per write. */
     bufferevent_set_max_single_write(l->bev, 1 << 20);
-    l->dec = link_decoder_new(LINK_PREAUTH_FRAME);
-    bufferevent_setcb(l->bev, link_on_read, link_on_write, link_on_event, l);
+    l->dec = link_decoder_new(LINKSRV_PREAUTH_FRAME);
+    bufferevent_setcb(l->bev, lconn_on_read, lconn_on_write, lconn_on_event, l);
     if (bufferevent_enable(l->bev, EV_READ | EV_WRITE) < 0) {
         link_decoder_free(l->dec);
         bufferevent_free(l->bev);
@@ -710,71 +676,59 @@ static struct link_conn *link_new(struct link_server *srv, evutil_socket_t fd)
     return l;
 }
 
-static void link_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
+static void linksrv_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 {
-    struct link_server *srv = arg;
-    struct broker *b = srv->b;
-    struct link_conn *l;
+    struct linksrv *srv = arg;
+    struct core *core = srv->core;
+    struct lconn *l;
 
     (void)salen;
-    if (b->stopping) {
+    if (core->stopping) {
         close(fd);
         return;
     }
-    l = link_new(srv, fd);
+    l = lconn_new(srv, fd);
     if (!l) {
         log_warn("link_accept_failed", "reason=bufferevent");
         return;
     }
-    l->allowed = b->n_edge_allow > 0 && net_cidr_match(b->edge_allow, b->n_edge_allow, sa);
+    l->allowed = core_edge_allowed(core, sa);
     l->next = srv->links;
     if (srv->links)
         srv->links->prev = l;
     srv->links = l;
-    b->stats.conns_current[EP_LINK]++;
-    b->stats.conns_total[EP_LINK]++;
-    l->preauth.expire = link_expire;
-    broker_preauth_add(b, &l->preauth);
+    core->stats.conns_current[EP_LINK]++;
+    core->stats.conns_total[EP_LINK]++;
+    l->preauth.expire = lconn_expire;
+    core_preauth_add(core, &l->preauth);
     log_debug("link_open", "conn=%u peer=%s", l->id, l->peer);
 }
 
 /* ---- exported ----------------------------------------------------------- */
 
-int link_server_start(struct broker *b, const char **err)
+struct linksrv *linksrv_start(struct core *core, const char **err)
 {
-    struct link_server *srv;
-    int fd;
+    struct linksrv *srv = mem_calloc(1, sizeof(*srv));
 
-    if (b->conf->link_port == 0)
-        return 0;
-    fd = net_listen(b->conf->bind, (int)b->conf->link_port, false, 511, err);
-    if (fd < 0)
-        return -1;
-    srv = mem_calloc(1, sizeof(*srv));
-    srv->b = b;
-    srv->pause_high = LINK_PAUSE_HIGH;
-    if (b->conf->client_output_limit / 2 < srv->pause_high)
-        srv->pause_high = b->conf->client_output_limit / 2;
+    srv->core = core;
+    srv->pause_high = LINKSRV_PAUSE_HIGH;
+    if (core->conf->client_output_limit / 2 < srv->pause_high)
+        srv->pause_high = core->conf->client_output_limit / 2;
     srv->pause_low = srv->pause_high / 4;
     srv->listener =
-        listener_new(b->base, fd, "link", link_on_accept, srv, &b->stats.accept_errors[EP_LINK]);
+        core_listen(core, EP_LINK, core->conf->link_port, linksrv_on_accept, srv, NULL, err);
     if (!srv->listener) {
         mem_free(srv);
-        *err = "evconnlistener_new failed";
-        return -1;
+        return NULL;
     }
     msgpack_sbuffer_init(&srv->sb);
-    b->link = srv;
-    b->link_subs.ops = &link_sink_ops;
-    log_info("link_listen", "bind=%s port=%d", b->conf->bind ? b->conf->bind : "*",
-             net_local_port(fd));
-    return 0;
+    core->link_subs.ops = &lconn_sink_ops;
+    return srv;
 }
 
-void link_server_shutdown(struct broker *b)
+void linksrv_shutdown(struct linksrv *srv)
 {
-    struct link_server *srv = b->link;
-    struct link_conn *l, *next;
+    struct lconn *l, *next;
 
     if (!srv)
         return;
@@ -782,33 +736,31 @@ void link_server_shutdown(struct broker *b)
     srv->listener = NULL;
     for (l = srv->links; l; l = next) {
         next = l->next;
-        if (l->state != LINK_STATE_CLOSING)
+        if (l->state != LCONN_CLOSING)
             close_after_flush(l, "shutdown");
     }
 }
 
-void link_server_sweep(struct broker *b, uint64_t now_ms)
+void linksrv_sweep(struct linksrv *srv, uint64_t now_ms)
 {
-    struct link_server *srv = b->link;
-    struct link_conn *l, *next;
+    struct lconn *l, *next;
 
     if (!srv)
         return;
     for (l = srv->links; l; l = next) {
         next = l->next;
         if (l->partial_since_ms == 0 ||
-            now_ms - l->partial_since_ms < (uint64_t)b->conf->request_timeout)
+            now_ms - l->partial_since_ms < (uint64_t)srv->core->conf->request_timeout)
             continue;
-        b->stats.drops[DROP_REQUEST_TIMEOUT]++;
+        srv->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
         log_info("request_timeout", "endpoint=link conn=%u peer=%s", l->id, l->peer);
-        link_close(l, "request_timeout");
+        lconn_close(l, "request_timeout");
     }
 }
 
-void link_server_free(struct broker *b)
+void linksrv_free(struct linksrv *srv)
 {
-    struct link_server *srv = b->link;
-    struct link_conn *l, *next;
+    struct lconn *l, *next;
 
     if (!srv)
         return;
@@ -821,18 +773,17 @@ void link_server_free(struct broker *b)
         ptrset_clear(&l->subs);
         mem_free(l);
     }
+    srv->core->link_subs.ops = NULL;
     msgpack_sbuffer_destroy(&srv->sb);
     mem_free(srv);
-    b->link = NULL;
-    b->link_subs.ops = NULL;
 }
 
 /* The link's sink_ops.deliver: a MSG for the fan-out. */
-static int link_deliver(struct sink *s, struct frame *f)
+static int lconn_deliver(struct sink *s, struct frame *f)
 {
-    struct link_conn *l = (struct link_conn *)s;
+    struct lconn *l = (struct lconn *)s;
 
-    if (sink_closed(s) || l->state == LINK_STATE_CLOSING)
+    if (sink_closed(s) || l->state == LCONN_CLOSING)
         return 0;
     return queue_frame(l, f);
 }

@@ -1,0 +1,40 @@
+#ifndef HERALD_BROKER_BROKER_CONF_H
+#define HERALD_BROKER_BROKER_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conf.h"
+#include "common/log.h"
+
+/* The broker's configuration; the directive table lives in broker_conf.c. */
+struct broker_conf {
+    char *bind;
+    int64_t link_port;
+    int64_t resp_port;
+    int64_t http_port;
+    char *requirepass;
+    char *edge_secret; /* grants the edge role; unset: requirepass does */
+    char *edge_allow;  /* addresses whose HELLO role "edge" needs no credential */
+    size_t max_payload;
+    size_t client_output_limit;
+    size_t edge_output_limit;
+    size_t edge_output_limit_total; /* budget for edges with neither credential nor edge-allow */
+    int64_t max_topic_length;
+    int64_t max_topic_tokens;
+    int64_t max_subscriptions;
+    int64_t max_clients;
+    int64_t max_unauthenticated;
+    int64_t auth_timeout;    /* ms */
+    int64_t request_timeout; /* ms */
+    int64_t http_max_connections;
+    int64_t max_topics;
+    int64_t topic_ttl; /* ms */
+    int64_t shutdown_timeout;
+    char *node_id;
+    enum log_level log_level;
+};
+
+extern const struct conf_directive broker_conf_table[];
+
+#endif
