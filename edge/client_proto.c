@@ -35,8 +35,9 @@
 #include <jansson.h>
 
 #include "common/frame.h"
-#include "edge/utf8.h"
-#include "edge/ws_frame.h"
+#include "common/utf8.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_out.h"
 
 #define BAD_REQUEST "bad_request"
 
@@ -345,21 +346,6 @@ size_t client_reply_refused(char *out, size_t cap, const char *code, const char 
 
 /* ------------------------------------------------------------ frames */
 
-/*
- * Returns a new frame of one unmasked, final frame with room for plen
- * payload bytes; *payload points at them.
- */
-static struct frame *frame_with_header(uint8_t opcode, size_t plen, char **payload)
-{
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hlen = ws_frame_header_encode(hdr, opcode, true, plen);
-    struct frame *f = frame_new(hlen + plen);
-
-    memcpy(f->data, hdr, hlen);
-    *payload = f->data + hlen;
-    return f;
-}
-
 static bool is_json_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -422,7 +408,7 @@ struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, 
             e.dlen--;
     }
     put_envelope(&measure, &e);
-    f = frame_with_header(WS_OP_TEXT, measure.len, &json);
+    f = ws_frame_alloc(WS_OP_TEXT, measure.len, &json);
     o = (struct out){json, measure.len, 0};
     put_envelope(&o, &e);
     return f;
@@ -430,41 +416,15 @@ struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, 
 
 struct frame *client_encode_raw(const void *payload, size_t plen)
 {
-    uint8_t opcode = utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY;
-    char *dst;
-    struct frame *f = frame_with_header(opcode, plen, &dst);
-
-    if (plen > 0)
-        memcpy(dst, payload, plen);
-    return f;
+    return ws_frame_new(utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY, payload, plen);
 }
 
 struct frame *client_encode_text(const char *s, size_t len)
 {
-    char *dst;
-    struct frame *f = frame_with_header(WS_OP_TEXT, len, &dst);
-
-    if (len > 0)
-        memcpy(dst, s, len);
-    return f;
+    return ws_frame_new(WS_OP_TEXT, s, len);
 }
 
 struct frame *client_encode_close(uint16_t code, const char *reason)
 {
-    /* A control frame's payload is at most 125 bytes: 2 for the code. */
-    size_t rlen = reason != NULL ? strnlen(reason, 124) : 0;
-    char *dst;
-    struct frame *f;
-
-    if (rlen > 123)
-        rlen = 123;
-    /* Do not cut inside a UTF-8 character: the reason must stay valid. */
-    while (rlen > 0 && reason[rlen] != '\0' && ((uint8_t)reason[rlen] & 0xC0) == 0x80)
-        rlen--;
-    f = frame_with_header(WS_OP_CLOSE, 2 + rlen, &dst);
-    dst[0] = (char)(code >> 8);
-    dst[1] = (char)(code & 0xff);
-    if (rlen > 0)
-        memcpy(dst + 2, reason, rlen);
-    return f;
+    return ws_close_frame_new(code, reason);
 }
