@@ -68,11 +68,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_key.h"
 
 #define PAYLOAD_LEN   64
 #define PAYLOAD_MIN   56 /* the fields' fixed width; the rest is padding */
@@ -87,7 +87,6 @@
 #define HIST_BITS     5
 #define HIST_SUB      (1u << HIST_BITS)
 #define HIST_BUCKETS  (2 * HIST_SUB + 40 * HIST_SUB)
-#define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define EXIT_RUNTIME  1
 #define EXIT_USAGE    2
 
@@ -375,29 +374,18 @@ static size_t no_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t l
 
 /*
  * Writes one masked client frame around payload into out; returns its length
- * (0 when it does not fit or exceeds 65535 bytes).
+ * (0 when it does not fit). The masks come from a xorshift generator: they
+ * only have to vary, and RAND_bytes per frame would cost more than the frame.
  */
 static size_t ws_frame_build(uint8_t opcode, const uint8_t *payload, size_t len, uint8_t *out,
                              size_t cap)
 {
     static uint32_t mask_state = 0x2545f491u;
-    size_t h = len <= 125 ? 6 : 8;
+    uint8_t mask[4];
 
-    if (len > 0xffff || h + len > cap)
-        return 0;
     mask_state ^= mask_state << 13, mask_state ^= mask_state >> 17, mask_state ^= mask_state << 5;
-    out[0] = (uint8_t)(0x80 | opcode);
-    if (len <= 125) {
-        out[1] = (uint8_t)(0x80 | len);
-    } else {
-        out[1] = 0x80 | 126;
-        out[2] = (uint8_t)(len >> 8);
-        out[3] = (uint8_t)len;
-    }
-    memcpy(out + h - 4, &mask_state, 4);
-    for (size_t i = 0; i < len; i++)
-        out[h + i] = payload[i] ^ out[h - 4 + (i & 3)];
-    return h + len;
+    memcpy(mask, &mask_state, sizeof(mask));
+    return ws_frame_encode_masked(out, cap, opcode, payload, len, mask);
 }
 
 /* RESP: Herald's broker and redis-server take the same PUBLISH. */
@@ -630,7 +618,7 @@ static size_t mqtt_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, siz
         return 0;
     n = mqtt_connect(id, pkt);
     n += mqtt_subscribe(topic, pkt + n);
-    return ws_frame_build(0x2, pkt, n, buf, len);
+    return ws_frame_build(WS_OP_BINARY, pkt, n, buf, len);
 }
 
 /*
@@ -942,69 +930,51 @@ static void conn_end(struct conn *c, const char *why)
 /* ----------------------------------------------------- WebSocket client */
 
 /* The Sec-WebSocket-Key of connection idx, derived so it need not be stored. */
-static void ws_key(uint32_t idx, char out[25])
+static void ws_key(uint32_t idx, char out[WS_KEY_LEN + 1])
 {
     uint64_t raw[2] = {splitmix64(run.salt ^ idx), splitmix64(run.salt + idx)};
 
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, 16);
+    ws_key_encode((const uint8_t *)raw, out);
 }
 
-static void ws_accept(uint32_t idx, char out[29])
+static void ws_accept(uint32_t idx, char out[WS_ACCEPT_LEN + 1])
 {
-    char key[25], cat[25 + sizeof(WS_GUID)];
-    unsigned char digest[SHA_DIGEST_LENGTH];
+    char key[WS_KEY_LEN + 1];
 
     ws_key(idx, key);
-    snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
-    SHA1((const unsigned char *)cat, strlen(cat), digest);
-    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+    ws_accept_key(key, strlen(key), out);
 }
 
 /* Sends one masked client frame (payload <= 125 bytes); -1 when the kernel refused it. */
 static int ws_send(int fd, uint8_t opcode, const uint8_t *payload, size_t len)
 {
-    uint8_t frame[2 + 4 + 125];
-    size_t n = len <= 125 ? ws_frame_build(opcode, payload, len, frame, sizeof(frame)) : 0;
+    uint8_t frame[2 + 4 + WS_CTRL_MAX];
+    size_t n = len <= WS_CTRL_MAX ? ws_frame_build(opcode, payload, len, frame, sizeof(frame)) : 0;
 
     return n && send(fd, frame, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 }
 
 /*
  * One server frame: returns bytes consumed, -2 when incomplete, -1 on a
- * violation (masked, RSV bits, oversize). Fills opcode and the payload view.
+ * violation (common/ws/ws_frame.h: masked, RSV bits, a reserved opcode, a
+ * bad control frame, over MAX_FRAME). Fills opcode and the payload view.
  */
 static ssize_t ws_next(const uint8_t *p, size_t len, uint8_t *opcode, const uint8_t **payload,
                        size_t *plen)
 {
-    uint64_t n;
-    size_t h = 2;
+    struct ws_frame_header h;
+    const char *err;
+    uint16_t code;
+    ssize_t hl = ws_frame_parse_server_header(p, len, MAX_FRAME, &h, &code, &err);
 
-    if (len < 2)
+    if (hl < 0)
+        return hl;
+    if (len - (size_t)hl < h.payload_len)
         return -2;
-    if ((p[0] & 0x70) || (p[1] & 0x80))
-        return -1;
-    n = p[1] & 0x7f;
-    if (n == 126) {
-        if (len < 4)
-            return -2;
-        n = (uint64_t)p[2] << 8 | p[3];
-        h = 4;
-    } else if (n == 127) {
-        if (len < 10)
-            return -2;
-        n = 0;
-        for (int i = 2; i < 10; i++)
-            n = n << 8 | p[i];
-        h = 10;
-    }
-    if (n > MAX_FRAME)
-        return -1;
-    if (len - h < n)
-        return -2;
-    *opcode = p[0] & 0x0f;
-    *payload = p + h;
-    *plen = (size_t)n;
-    return (ssize_t)(h + n);
+    *opcode = h.opcode;
+    *payload = p + hl;
+    *plen = (size_t)h.payload_len;
+    return hl + (ssize_t)h.payload_len;
 }
 
 /* Counts one event payload to connection c. */
@@ -1125,19 +1095,19 @@ static int on_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_t len
     int fd = event_get_fd(&c->ev);
 
     switch (opcode) {
-    case 0x0: /* continuation: more of a stream proto's bytes, else ignored */
+    case WS_OP_CONT: /* more of a stream proto's bytes, else ignored */
         return run.proto->cut ? stream_feed(c, p, len, rx) : 0;
-    case 0x1: /* text */
-    case 0x2: /* binary: a fragmented message is counted by its first frame */
+    case WS_OP_TEXT:
+    case WS_OP_BINARY: /* a fragmented message is counted by its first frame */
         return run.proto->cut ? stream_feed(c, p, len, rx) : on_unit(c, p, len, rx);
-    case 0x9: /* ping: the server's idle timer needs the pong */
-        if (ws_send(fd, 0xA, p, len) < 0) {
+    case WS_OP_PING: /* the server's idle timer needs the pong */
+        if (ws_send(fd, WS_OP_PONG, p, len) < 0) {
             conn_end(c, "pong_failed");
             return -1;
         }
         return 0;
-    case 0x8:
-        ws_send(fd, 0x8, p, len < 2 ? len : 2);
+    case WS_OP_CLOSE:
+        ws_send(fd, WS_OP_CLOSE, p, len < 2 ? len : 2);
         conn_end(c, "server_close");
         return -1;
     default: /* pong */
@@ -1172,7 +1142,7 @@ static ssize_t consume_frames(struct conn *c, const uint8_t *buf, size_t len,
 
 static bool head_accepts(uint32_t idx, const uint8_t *buf, size_t len)
 {
-    char head[MAX_HEAD + 1], want[29];
+    char head[MAX_HEAD + 1], want[WS_ACCEPT_LEN + 1];
     const char *v;
 
     memcpy(head, buf, len);
@@ -1185,7 +1155,7 @@ static bool head_accepts(uint32_t idx, const uint8_t *buf, size_t len)
     v += strlen("\r\nSec-WebSocket-Accept:");
     v += strspn(v, " \t");
     ws_accept(idx, want);
-    if (strncmp(v, want, 28) != 0)
+    if (strncmp(v, want, WS_ACCEPT_LEN) != 0)
         return false;
     if (!run.proto->subprotocol)
         return true;
@@ -1316,7 +1286,7 @@ static void conn_on_read(struct conn *c)
 
 static void conn_on_connected(struct conn *c)
 {
-    char target[2048], key[25], req[4096];
+    char target[2048], key[WS_KEY_LEN + 1], req[4096];
     int fd = event_get_fd(&c->ev), err = 0, n;
     socklen_t elen = sizeof(err);
 
