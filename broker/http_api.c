@@ -60,6 +60,7 @@
 
 #include "broker/http_request.h"
 #include "broker/router.h"
+#include "common/http_status.h"
 #include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
@@ -113,34 +114,6 @@ static void process(struct http_conn *c);
 
 /* ---- answers -------------------------------------------------------------- */
 
-static const char *status_reason(int code)
-{
-    switch (code) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
 /*
  * Queues one whole answer: status line, headers (extra: more header lines,
  * each ending in CRLF, or ""), and body unless the request was HEAD.
@@ -155,8 +128,8 @@ static void answer(struct http_conn *c, int code, const char *type, const char *
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Cache-Control: no-store\r\n%s%s\r\n",
-                        code, status_reason(code), type, len, keep ? "" : "Connection: close\r\n",
-                        extra);
+                        code, http_status_text(code), type, len,
+                        keep ? "" : "Connection: close\r\n", extra);
     if (http_request_method(&c->req) == HTTP_HEAD)
         evbuffer_drain(body, len);
     else
@@ -295,7 +268,7 @@ static void answer_refusal(struct http_conn *c)
     else if (code != 404)
         b->stats.drops[DROP_PROTOCOL]++;
     b->stats.http_requests++;
-    answer_error(c, code, c->req.err ? c->req.err : status_reason(code), NULL, extra, false);
+    answer_error(c, code, c->req.err ? c->req.err : http_status_text(code), NULL, extra, false);
 }
 
 /* Decodes the topic, validates it and publishes the body. */

@@ -67,6 +67,7 @@
 #include <event2/event.h>
 
 #include "common/frame.h"
+#include "common/http_status.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/net.h"
@@ -547,28 +548,6 @@ static int protocol_close(struct client *c, uint16_t code, const char *why)
 
 /* ---------- HTTP: errors, /healthz, /metrics ---------- */
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 426:
-        return "Upgrade Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Bad Request";
-    }
-}
-
 /* Queues a complete HTTP/1.1 response with Connection: close and starts closing. */
 static void http_respond(struct client *c, int status, const char *ctype, const char *extra,
                          const void *body, size_t blen)
@@ -577,7 +556,7 @@ static void http_respond(struct client *c, int status, const char *ctype, const 
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                     status, status_text(status), ctype, blen, extra);
+                     status, http_status_text(status), ctype, blen, extra);
     struct frame *f = frame_new((size_t)n + blen);
 
     memcpy(f->data, head, (size_t)n);
@@ -604,7 +583,7 @@ static void http_error(struct client *c, int status, const char *why)
 {
     char body[256];
     const char *extra = "";
-    int n = snprintf(body, sizeof(body), "%s\n", why ? why : status_text(status));
+    int n = snprintf(body, sizeof(body), "%s\n", why ? why : http_status_text(status));
 
     count_hs_fail(c->w, status);
     if (status == 426)
