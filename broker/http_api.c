@@ -61,6 +61,7 @@
 #include "broker/http_request.h"
 #include "broker/router.h"
 #include "common/http_status.h"
+#include "common/json_str.h"
 #include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
@@ -141,16 +142,13 @@ static void answer(struct http_conn *c, int code, const char *type, const char *
 /* Appends s as the inside of a JSON string (the reasons are ASCII, but be safe). */
 static void json_escape(struct evbuffer *out, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    size_t n = strlen(s), len = json_str_escape(NULL, 0, s, n);
+    struct evbuffer_iovec v;
 
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            evbuffer_add_printf(out, "\\u%04x", ch);
-        else
-            evbuffer_add(out, s, 1);
-    }
+    if (len == 0 || evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1)
+        return;
+    v.iov_len = json_str_escape(v.iov_base, len, s, n);
+    evbuffer_commit_space(out, &v, 1);
 }
 
 /* {"error":"<what>[: <detail>]"} with the given status; closes after it unless keep. */

@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "common/frame.h"
+#include "common/json_str.h"
 #include "common/utf8.h"
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
@@ -63,94 +64,12 @@ static void put_str(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-/*
- * Length of the invalid bytes at s[0..n) to replace with one U+FFFD: the
- * maximal prefix of a well-formed sequence (at least one byte), as the
- * Unicode standard recommends. Returns 0 when s starts a valid character,
- * with *valid set to its length.
- */
-static size_t utf8_bad_prefix(const uint8_t *s, size_t n, size_t *valid)
+/* Writes s[0..n) escaped for the inside of a JSON string. */
+static void put_escaped(struct out *o, const void *s, size_t n)
 {
-    uint32_t state = UTF8_ACCEPT;
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
 
-    for (size_t i = 0; i < n; i++) {
-        if (!utf8_feed(&state, s + i, 1))
-            return i > 0 ? i : 1;
-        if (state == UTF8_ACCEPT) {
-            *valid = i + 1;
-            return 0;
-        }
-    }
-    return n; /* truncated at the end of the input */
-}
-
-/* Writes one ASCII byte that needs escaping: the short forms, else \u00XX. */
-static void put_escaped_ascii(struct out *o, uint8_t c)
-{
-    static const char hex[] = "0123456789abcdef";
-    char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
-
-    switch (c) {
-    case '"':
-        put_str(o, "\\\"");
-        return;
-    case '\\':
-        put_str(o, "\\\\");
-        return;
-    case '\b':
-        put_str(o, "\\b");
-        return;
-    case '\f':
-        put_str(o, "\\f");
-        return;
-    case '\n':
-        put_str(o, "\\n");
-        return;
-    case '\r':
-        put_str(o, "\\r");
-        return;
-    case '\t':
-        put_str(o, "\\t");
-        return;
-    default:
-        put(o, u, sizeof(u));
-        return;
-    }
-}
-
-static bool needs_no_escape(uint8_t c)
-{
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
-/* Writes s[0..n) escaped for the inside of a JSON string (RFC 8259). */
-static void put_escaped(struct out *o, const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        size_t run = i;
-        size_t valid = 0;
-        size_t bad;
-
-        /* Copy the run of bytes that need no escaping in one go. */
-        while (run < n && needs_no_escape(s[run]))
-            run++;
-        if (run > i) {
-            put(o, s + i, run - i);
-            i = run;
-        } else if (s[i] < 0x80) {
-            put_escaped_ascii(o, s[i]);
-            i++;
-        } else {
-            bad = utf8_bad_prefix(s + i, n - i, &valid);
-            if (bad > 0)
-                put_str(o, "\\ufffd");
-            else
-                put(o, s + i, valid);
-            i += bad > 0 ? bad : valid;
-        }
-    }
+    o->len += json_str_escape(room ? o->buf + o->len : NULL, room, s, n);
 }
 
 static void put_json_string(struct out *o, const void *s, size_t n)

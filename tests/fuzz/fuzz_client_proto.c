@@ -10,7 +10,7 @@
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -I. tests/fuzz/fuzz_client_proto.c \
  *       edge/client_proto.c common/ws/ws_frame.c common/ws/ws_out.c common/utf8.c \
- *       common/frame.c common/mem.c common/log.c \
+ *       common/json_str.c common/frame.c common/mem.c common/log.c \
  *       $(pkg-config --cflags --libs jansson) -o fuzz_client_proto
  *   ./fuzz_client_proto -max_total_time=60 tests/fuzz/corpus/client_proto
  *
