@@ -26,7 +26,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -160,23 +159,9 @@ static int make_key(char out[WS_KEY_LEN + 1])
 
 static int dial(const struct url *u)
 {
-    struct addrinfo hints, *res = NULL;
-    int fd = -1;
+    int gai_err;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(u->host, u->port, &hints, &res) != 0)
-        return -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
+    return net_connect(u->host, atoi(u->port), &gai_err);
 }
 
 static int send_all(int fd, const void *buf, size_t len)

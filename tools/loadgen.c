@@ -1749,14 +1749,13 @@ static int parse_double(const char *s, double *out)
 static int parse_ipv4_hostport(const char *s, struct sockaddr_in *sa, char *host, size_t hlen,
                                int *port)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    struct addrinfo *ai;
 
     if (net_split_hostport(s, host, hlen, port) < 0 || *port <= 0 || *port > 65535)
         return -1;
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+    if (net_resolve(host, *port, AF_INET, &ai) != 0)
         return -1;
     memcpy(sa, ai->ai_addr, sizeof(*sa));
-    sa->sin_port = htons((uint16_t)*port);
     freeaddrinfo(ai);
     return 0;
 }
