@@ -48,7 +48,7 @@ HTTP_PORT=${HTTP_PORT:-$(free_port)}
 [ "$PER_PROC" -le 18000 ] || { echo "PER_PROC must be <= 18000" >&2; exit 2; }
 [ "$N" -le 18000 ] || { echo "N must be <= 18000 (one edge process, fd limit $(ulimit -n))" >&2; exit 2; }
 command -v redis-cli >/dev/null || { echo "redis-cli missing" >&2; exit 1; }
-for b in herald-broker herald-edge herald-loadgen; do
+for b in herald-broker herald-edge herald-loadgen send_floor; do
     [ -x "$BUILD/$b" ] || { make build BUILD="$BUILD" >/dev/null; break; }
 done
 LG=$BUILD/herald-loadgen
@@ -251,7 +251,7 @@ memory_row() {
 build_floor() {
     if [ ! -x "$TMP/bin/send_floor" ]; then
         mkdir -p "$TMP/bin"
-        cc -O2 -o "$TMP/bin/send_floor" bench/send_floor.c -lcrypto
+        cp "$BUILD/send_floor" "$TMP/bin/send_floor"
     fi
 }
 floor_probe() {

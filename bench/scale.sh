@@ -96,7 +96,7 @@ die() { log "stopping: $*"; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench/scale.sh needs 2 CPUs" >&2; exit 2; }
 PROCS=$(( (N + PER_PROC - 1) / PER_PROC ))
 [ "$PROCS" -le 254 ] || { echo "N too large: at most 254 x $PER_PROC" >&2; exit 2; }
-for b in herald-broker herald-edge herald-loadgen; do
+for b in herald-broker herald-edge herald-loadgen send_floor; do
     [ -x "$BUILD/$b" ] || { make build BUILD="$BUILD" >/dev/null || die "build failed"; break; }
 done
 
@@ -295,8 +295,7 @@ trap 'log "interrupted"; exit 130' INT TERM
 prepare_binaries() {
     mkdir -p "$BIN"
     # copies: another build of the tree during the run must not change what runs
-    cp "$BUILD/herald-broker" "$BUILD/herald-edge" "$BUILD/herald-loadgen" "$BIN/"
-    cc -O2 -o "$BIN/send_floor" bench/send_floor.c -lcrypto || die "cannot build bench/send_floor.c"
+    cp "$BUILD/herald-broker" "$BUILD/herald-edge" "$BUILD/herald-loadgen" "$BUILD/send_floor" "$BIN/"
 }
 
 port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }

@@ -51,15 +51,17 @@
  * Exits after the last round (GAP_MS 0: on one more SIGUSR1 or when killed;
  * or after 120 s without all N connections):
  *   n=N rounds=R bytes=66 send_ns_p50=.. round_us_p50=.. round_us_min=..
- * Built by bench/edge.sh and bench/scale.sh with cc (-lcrypto); not part of
- * the CMake build.
+ * Built by CMake (the target send_floor, beside the servers in the build
+ * tree), linked with the edge's WebSocket codec (common/ws/) for the
+ * Accept key and the frame header, so the probe answers and frames
+ * exactly as the edge does.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -74,6 +76,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <inttypes.h>
+
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_key.h"
 
 static double clock_us(clockid_t id)
 {
@@ -370,13 +375,10 @@ static int multi_main(int argc, char **argv)
 
 /* ------------------------------------------------------------ ws mode */
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
 /* Reads one HTTP upgrade request on fd and answers 101. Returns 0 or -1. */
 static int ws_upgrade(int fd)
 {
-    char req[4096], key[128], accept_key[64], resp[256], *k;
-    unsigned char digest[SHA_DIGEST_LENGTH];
+    char req[4096], key[128], accept_key[WS_ACCEPT_LEN + 1], resp[256], *k;
     size_t got = 0, kl = 0;
     struct timeval tv = {10, 0};
     int one = 1, rl;
@@ -398,9 +400,7 @@ static int ws_upgrade(int fd)
         key[kl] = k[kl];
         kl++;
     }
-    memcpy(key + kl, WS_GUID, sizeof(WS_GUID));
-    SHA1((const unsigned char *)key, kl + sizeof(WS_GUID) - 1, digest);
-    EVP_EncodeBlock((unsigned char *)accept_key, digest, SHA_DIGEST_LENGTH);
+    ws_accept_key(key, kl, accept_key);
     rl = snprintf(resp, sizeof(resp),
                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
@@ -443,7 +443,8 @@ static int ws_main(int argc, char **argv)
     if (gap_ms > 0)
         usleep(2000000);
     for (int r = 0; r < rounds; r++) {
-        unsigned char frame[66] = {0x82, 64};
+        uint8_t frame[66]; /* a 2-byte header and the 64-byte payload */
+        size_t hl = ws_frame_header_encode(frame, WS_OP_BINARY, true, 64);
         char text[80];
         struct timespec rt;
         double t0;
@@ -455,8 +456,8 @@ static int ws_main(int argc, char **argv)
         clock_gettime(CLOCK_REALTIME, &rt);
         snprintf(text, sizeof(text), "t=%016" PRIu64 " s=%010d c=%010d r=%08x ",
                  (uint64_t)rt.tv_sec * 1000000u + (uint64_t)rt.tv_nsec / 1000u, r, rounds, 0u);
-        memset(frame + 2, 'x', 64);
-        memcpy(frame + 2, text, strlen(text));
+        memset(frame + hl, 'x', 64);
+        memcpy(frame + hl, text, strlen(text));
         t0 = now_us();
         for (int i = 0; i < n; i++) {
             if (send(fds[i], frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL) !=

@@ -62,6 +62,8 @@
 #include "broker/core.h"
 #include "broker/http_request.h"
 #include "broker/router.h"
+#include "common/http_status.h"
+#include "common/json_str.h"
 #include "common/listener.h"
 #include "common/mem.h"
 #include "common/net.h"
@@ -115,34 +117,6 @@ static void process(struct http_conn *c);
 
 /* ---- answers -------------------------------------------------------------- */
 
-static const char *status_reason(int code)
-{
-    switch (code) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Error";
-    }
-}
-
 /*
  * Queues one whole answer: status line, headers (extra: more header lines,
  * each ending in CRLF, or ""), and body unless the request was HEAD.
@@ -157,8 +131,8 @@ static void answer(struct http_conn *c, int code, const char *type, const char *
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                         "Cache-Control: no-store\r\n%s%s\r\n",
-                        code, status_reason(code), type, len, keep ? "" : "Connection: close\r\n",
-                        extra);
+                        code, http_status_text(code), type, len,
+                        keep ? "" : "Connection: close\r\n", extra);
     if (http_request_method(&c->req) == HTTP_HEAD)
         evbuffer_drain(body, len);
     else
@@ -170,16 +144,13 @@ static void answer(struct http_conn *c, int code, const char *type, const char *
 /* Appends s as the inside of a JSON string (the reasons are ASCII, but be safe). */
 static void json_escape(struct evbuffer *out, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    size_t n = strlen(s), len = json_str_escape(NULL, 0, s, n);
+    struct evbuffer_iovec v;
 
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            evbuffer_add_printf(out, "\\u%04x", ch);
-        else
-            evbuffer_add(out, s, 1);
-    }
+    if (len == 0 || evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1)
+        return;
+    v.iov_len = json_str_escape(v.iov_base, len, s, n);
+    evbuffer_commit_space(out, &v, 1);
 }
 
 /* {"error":"<what>[: <detail>]"} with the given status; closes after it unless keep. */
@@ -297,7 +268,7 @@ static void answer_refusal(struct http_conn *c)
     else if (code != 404)
         core->stats.drops[DROP_PROTOCOL]++;
     core->stats.http_requests++;
-    answer_error(c, code, c->req.err ? c->req.err : status_reason(code), NULL, extra, false);
+    answer_error(c, code, c->req.err ? c->req.err : http_status_text(code), NULL, extra, false);
 }
 
 /* Decodes the topic, validates it and publishes the body. */

@@ -12,7 +12,9 @@
  * load and shrunk at 1/8 (never below 64 slots); each entry is one
  * allocation holding its key, with the key's hash cached so a lookup
  * compares hashes before bytes. About 40 bytes plus the topic per entry,
- * plus ~11 bytes of slots.
+ * plus ~11 bytes of slots. The hash is FNV-1a (common/hash.h), unkeyed:
+ * topics are short and this is not exposed to hash flooding beyond what
+ * publishers (trusted storage services) can do.
  *
  * Semantics a client sees: a topic's seq counts up by one per event while
  * the broker remembers the topic; once forgotten, it starts again at 1.
@@ -24,6 +26,7 @@
 
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/mem.h"
 #include "common/oaslots.h"
 
@@ -48,19 +51,6 @@ struct seq_map {
     size_t entry_bytes; /* of the entries (keys included), not the slot table */
     struct seq_entry *oldest, *newest;
 };
-
-/* FNV-1a, 32-bit: topics are short and this is not exposed to hash flooding
- * beyond what publishers (trusted storage services) can do. */
-static uint32_t hash_bytes(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 static uint32_t entry_hash(const void *e)
 {
@@ -150,7 +140,7 @@ static void forget(struct seq_map *m, struct seq_entry *e)
 
 uint64_t seq_map_next(struct seq_map *m, const char *topic, size_t len, uint64_t now_ms)
 {
-    uint32_t h = hash_bytes(topic, len);
+    uint32_t h = hash_fnv1a(topic, len);
     uint32_t i = find(m, h, topic, len);
     struct seq_entry *e = m->slots[i];
 
@@ -181,7 +171,7 @@ uint64_t seq_map_next(struct seq_map *m, const char *topic, size_t len, uint64_t
 
 uint64_t seq_map_last(const struct seq_map *m, const char *topic, size_t len)
 {
-    struct seq_entry *e = m->slots[find(m, hash_bytes(topic, len), topic, len)];
+    struct seq_entry *e = m->slots[find(m, hash_fnv1a(topic, len), topic, len)];
 
     return e ? e->seq : 0;
 }

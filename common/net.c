@@ -1,11 +1,15 @@
 /*
- * net.c - listening sockets, address formatting, clocks and RSS.
+ * net.c - listening and connecting sockets, address formatting, clocks
+ * and RSS.
  *
  * Small helpers both processes and the tools need. Listeners are created
  * here rather than with evconnlistener so the edge can set SO_REUSEPORT on
  * every worker's socket and the broker can report the port actually bound
- * (port 0 in tests). Names are resolved with getaddrinfo, first address
- * that binds wins.
+ * (port 0 in tests). Names are resolved with getaddrinfo in one place
+ * (resolve): for a listener the first address that binds wins; for a
+ * blocking connect (the herald CLI) the first that accepts. The edge's
+ * uplink connects without blocking through its bufferevent, to the first
+ * address net_resolve returns.
  */
 #include "common/net.h"
 
@@ -50,17 +54,59 @@ fail:
     return -1;
 }
 
+/* getaddrinfo for a TCP socket on a numeric port; 0 only with an address in *res. */
+static int resolve(const char *host, int port, int family, int flags, struct addrinfo **res)
+{
+    struct addrinfo hints = {0};
+    char portbuf[16];
+    int rc;
+
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = flags | AI_NUMERICSERV;
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    *res = NULL;
+    rc = getaddrinfo(host, portbuf, &hints, res);
+    if (rc == 0 && !*res)
+        rc = EAI_NONAME;
+    return rc;
+}
+
+int net_resolve(const char *host, int port, int family, struct addrinfo **res)
+{
+    return resolve(host, port, family, 0, res);
+}
+
+int net_connect(const char *host, int port, int *gai_err)
+{
+    struct addrinfo *res = NULL;
+    int fd = -1, saved;
+
+    *gai_err = resolve(host, port, AF_UNSPEC, 0, &res);
+    if (*gai_err != 0)
+        return -1;
+    errno = ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+            errno = saved;
+        }
+    }
+    saved = errno;
+    freeaddrinfo(res);
+    errno = saved;
+    return fd;
+}
+
 int net_listen(const char *host, int port, bool reuseport, int backlog, const char **err)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    char portbuf[16];
+    struct addrinfo *res = NULL;
     int fd = -1;
 
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(portbuf, sizeof(portbuf), "%d", port);
-    if (getaddrinfo(host && *host ? host : NULL, portbuf, &hints, &res) != 0 || !res) {
+    if (resolve(host && *host ? host : NULL, port, AF_UNSPEC, AI_PASSIVE, &res) != 0) {
         *err = "cannot resolve bind address";
         return -1;
     }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct addrinfo;
 struct sockaddr;
 
 /*
@@ -17,6 +18,22 @@ struct sockaddr;
  * port 0 binds an ephemeral port. Returns -1 with *err on failure.
  */
 int net_listen(const char *host, int port, bool reuseport, int backlog, const char **err);
+
+/*
+ * Resolves host:port (a name, or an IPv4 or IPv6 literal; port numeric)
+ * for a TCP socket: family AF_UNSPEC for any, AF_INET or AF_INET6 for one.
+ * Returns 0 with *res (at least one address; freeaddrinfo it), or
+ * getaddrinfo's error code (gai_strerror tells it).
+ */
+int net_resolve(const char *host, int port, int family, struct addrinfo **res);
+
+/*
+ * Connects a blocking TCP socket (close-on-exec) to host:port, trying each
+ * address host resolves to in turn. Returns the socket, or -1: with
+ * *gai_err set to getaddrinfo's error code when host does not resolve,
+ * else with *gai_err 0 and errno from the last failed attempt.
+ */
+int net_connect(const char *host, int port, int *gai_err);
 
 /* The local port a socket is bound to, or -1. */
 int net_local_port(int fd);

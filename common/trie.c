@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/mem.h"
 #include "common/oaslots.h"
 #include "common/ptrset.h"
@@ -99,16 +100,6 @@ struct trie {
 
 /* ---------------------------------------------------------------- hashing */
 
-static uint32_t token_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 static uint32_t node_slot_hash(const void *entry)
 {
     return ((const struct trie_node *)entry)->hash;
@@ -131,7 +122,7 @@ static struct trie_node *node_new(struct trie *t, struct trie_node *parent, cons
     node->kids = NULL;
     memset(&node->subs, 0, sizeof(node->subs));
     node->tlen = (uint32_t)n;
-    node->hash = token_hash(tok, n);
+    node->hash = hash_fnv1a(tok, n);
     memcpy(node->token, tok, n);
     t->bytes += node_size(n);
     return node;
@@ -241,7 +232,7 @@ static struct trie_node *child_get(struct trie *t, struct trie_node *node, const
 {
     bool star = n == 1 && s[0] == '*';
     bool gt = n == 1 && s[0] == '>';
-    uint32_t h = token_hash(s, n);
+    uint32_t h = hash_fnv1a(s, n);
     struct kids *k = node->kids;
     struct trie_node *child = NULL;
     if (k)
@@ -479,7 +470,7 @@ static void walk(struct trie *t, struct trie_node *node, const char *p, const ch
         hit(t, k->gt);
     if (k->star)
         walk(t, k->star, next, end);
-    struct trie_node *lit = kids_find(k, p, n, token_hash(p, n));
+    struct trie_node *lit = kids_find(k, p, n, hash_fnv1a(p, n));
     if (lit)
         walk(t, lit, next, end);
 }

@@ -70,14 +70,15 @@
 #include "common/outq.h"
 #include "common/topic.h"
 #include "common/trie.h"
+#include "common/utf8.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_out.h"
 #include "edge/client_proto.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
 #include "edge/interest.h"
 #include "edge/pool.h"
 #include "edge/uplink.h"
-#include "edge/utf8.h"
-#include "edge/ws_frame.h"
 #include "edge/ws_handshake.h"
 
 #define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
@@ -85,7 +86,6 @@
 #define PEER_MAX       64
 
 static void client_on_event(evutil_socket_t fd, short what, void *arg);
-static struct frame *control_frame(uint8_t opcode, const uint8_t *p, size_t len);
 
 static int client_fd(const struct client *c)
 {
@@ -338,7 +338,7 @@ int client_ping(struct client *c)
     /* Made here, not in worker_new: frame accounting is per thread, and
      * worker_new runs on the main thread. */
     if (!h->ping_frame)
-        h->ping_frame = control_frame(WS_OP_PING, NULL, 0);
+        h->ping_frame = ws_frame_new(WS_OP_PING, NULL, 0);
     if (queue_counted(c, frame_ref(h->ping_frame)) < 0)
         return -1;
     c->last_ping_s = c->h->now_s;
@@ -617,25 +617,12 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 
 /* ---------- frames ---------- */
 
-/* Returns a new reference to an unmasked control frame carrying p[0..len). */
-static struct frame *control_frame(uint8_t opcode, const uint8_t *p, size_t len)
-{
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hl = ws_frame_header_encode(hdr, opcode, true, len);
-    struct frame *f = frame_new(hl + len);
-
-    memcpy(f->data, hdr, hl);
-    if (len)
-        memcpy(f->data + hl, p, len);
-    return f;
-}
-
 static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t len)
 {
     uint16_t code = 0;
 
     if (opcode == WS_OP_PING)
-        return queue_counted(c, control_frame(WS_OP_PONG, p, len));
+        return queue_counted(c, ws_frame_new(WS_OP_PONG, p, len));
     if (opcode == WS_OP_PONG)
         return 0;
     if (!ws_close_payload_valid(p, len, &code))

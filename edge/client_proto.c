@@ -35,8 +35,10 @@
 #include <jansson.h>
 
 #include "common/frame.h"
-#include "edge/utf8.h"
-#include "edge/ws_frame.h"
+#include "common/json_str.h"
+#include "common/utf8.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_out.h"
 
 #define BAD_REQUEST "bad_request"
 
@@ -62,94 +64,12 @@ static void put_str(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-/*
- * Length of the invalid bytes at s[0..n) to replace with one U+FFFD: the
- * maximal prefix of a well-formed sequence (at least one byte), as the
- * Unicode standard recommends. Returns 0 when s starts a valid character,
- * with *valid set to its length.
- */
-static size_t utf8_bad_prefix(const uint8_t *s, size_t n, size_t *valid)
+/* Writes s[0..n) escaped for the inside of a JSON string. */
+static void put_escaped(struct out *o, const void *s, size_t n)
 {
-    uint32_t state = UTF8_ACCEPT;
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
 
-    for (size_t i = 0; i < n; i++) {
-        if (!utf8_feed(&state, s + i, 1))
-            return i > 0 ? i : 1;
-        if (state == UTF8_ACCEPT) {
-            *valid = i + 1;
-            return 0;
-        }
-    }
-    return n; /* truncated at the end of the input */
-}
-
-/* Writes one ASCII byte that needs escaping: the short forms, else \u00XX. */
-static void put_escaped_ascii(struct out *o, uint8_t c)
-{
-    static const char hex[] = "0123456789abcdef";
-    char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
-
-    switch (c) {
-    case '"':
-        put_str(o, "\\\"");
-        return;
-    case '\\':
-        put_str(o, "\\\\");
-        return;
-    case '\b':
-        put_str(o, "\\b");
-        return;
-    case '\f':
-        put_str(o, "\\f");
-        return;
-    case '\n':
-        put_str(o, "\\n");
-        return;
-    case '\r':
-        put_str(o, "\\r");
-        return;
-    case '\t':
-        put_str(o, "\\t");
-        return;
-    default:
-        put(o, u, sizeof(u));
-        return;
-    }
-}
-
-static bool needs_no_escape(uint8_t c)
-{
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
-/* Writes s[0..n) escaped for the inside of a JSON string (RFC 8259). */
-static void put_escaped(struct out *o, const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        size_t run = i;
-        size_t valid = 0;
-        size_t bad;
-
-        /* Copy the run of bytes that need no escaping in one go. */
-        while (run < n && needs_no_escape(s[run]))
-            run++;
-        if (run > i) {
-            put(o, s + i, run - i);
-            i = run;
-        } else if (s[i] < 0x80) {
-            put_escaped_ascii(o, s[i]);
-            i++;
-        } else {
-            bad = utf8_bad_prefix(s + i, n - i, &valid);
-            if (bad > 0)
-                put_str(o, "\\ufffd");
-            else
-                put(o, s + i, valid);
-            i += bad > 0 ? bad : valid;
-        }
-    }
+    o->len += json_str_escape(room ? o->buf + o->len : NULL, room, s, n);
 }
 
 static void put_json_string(struct out *o, const void *s, size_t n)
@@ -345,21 +265,6 @@ size_t client_reply_refused(char *out, size_t cap, const char *code, const char 
 
 /* ------------------------------------------------------------ frames */
 
-/*
- * Returns a new frame of one unmasked, final frame with room for plen
- * payload bytes; *payload points at them.
- */
-static struct frame *frame_with_header(uint8_t opcode, size_t plen, char **payload)
-{
-    uint8_t hdr[WS_MAX_HEADER];
-    size_t hlen = ws_frame_header_encode(hdr, opcode, true, plen);
-    struct frame *f = frame_new(hlen + plen);
-
-    memcpy(f->data, hdr, hlen);
-    *payload = f->data + hlen;
-    return f;
-}
-
 static bool is_json_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -422,7 +327,7 @@ struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, 
             e.dlen--;
     }
     put_envelope(&measure, &e);
-    f = frame_with_header(WS_OP_TEXT, measure.len, &json);
+    f = ws_frame_alloc(WS_OP_TEXT, measure.len, &json);
     o = (struct out){json, measure.len, 0};
     put_envelope(&o, &e);
     return f;
@@ -430,41 +335,15 @@ struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, 
 
 struct frame *client_encode_raw(const void *payload, size_t plen)
 {
-    uint8_t opcode = utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY;
-    char *dst;
-    struct frame *f = frame_with_header(opcode, plen, &dst);
-
-    if (plen > 0)
-        memcpy(dst, payload, plen);
-    return f;
+    return ws_frame_new(utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY, payload, plen);
 }
 
 struct frame *client_encode_text(const char *s, size_t len)
 {
-    char *dst;
-    struct frame *f = frame_with_header(WS_OP_TEXT, len, &dst);
-
-    if (len > 0)
-        memcpy(dst, s, len);
-    return f;
+    return ws_frame_new(WS_OP_TEXT, s, len);
 }
 
 struct frame *client_encode_close(uint16_t code, const char *reason)
 {
-    /* A control frame's payload is at most 125 bytes: 2 for the code. */
-    size_t rlen = reason != NULL ? strnlen(reason, 124) : 0;
-    char *dst;
-    struct frame *f;
-
-    if (rlen > 123)
-        rlen = 123;
-    /* Do not cut inside a UTF-8 character: the reason must stay valid. */
-    while (rlen > 0 && reason[rlen] != '\0' && ((uint8_t)reason[rlen] & 0xC0) == 0x80)
-        rlen--;
-    f = frame_with_header(WS_OP_CLOSE, 2 + rlen, &dst);
-    dst[0] = (char)(code >> 8);
-    dst[1] = (char)(code & 0xff);
-    if (rlen > 0)
-        memcpy(dst + 2, reason, rlen);
-    return f;
+    return ws_close_frame_new(code, reason);
 }

@@ -15,30 +15,9 @@
 #include <event2/buffer.h>
 
 #include "common/frame.h"
+#include "common/http_status.h"
 #include "edge/edge_metrics.h"
 #include "edge/hub.h"
-
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 426:
-        return "Upgrade Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Bad Request";
-    }
-}
 
 static struct frame *respond(int status, const char *ctype, const char *extra, const void *body,
                              size_t blen)
@@ -47,7 +26,7 @@ static struct frame *respond(int status, const char *ctype, const char *extra, c
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
-                     status, status_text(status), ctype, blen, extra);
+                     status, http_status_text(status), ctype, blen, extra);
     struct frame *f = frame_new((size_t)n + blen);
 
     memcpy(f->data, head, (size_t)n);
@@ -73,7 +52,7 @@ struct frame *edge_http_error(struct hub *h, int status, const char *why)
 {
     char body[256];
     const char *extra = "";
-    int n = snprintf(body, sizeof(body), "%s\n", why ? why : status_text(status));
+    int n = snprintf(body, sizeof(body), "%s\n", why ? why : http_status_text(status));
 
     count_hs_fail(h, status);
     if (status == 426)

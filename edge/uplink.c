@@ -325,27 +325,13 @@ static void uplink_on_event(struct bufferevent *bev, short what, void *arg)
         link_down(u, "connection error");
 }
 
-/* Resolves the broker address; returns 0 with *res (freeaddrinfo it) or -1. */
-static int resolve(const struct uplink *u, struct addrinfo **res)
-{
-    struct addrinfo hints;
-    char port[16];
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%d", u->port);
-    return getaddrinfo(u->host, port, &hints, res) == 0 && *res ? 0 : -1;
-}
-
 static void uplink_connect(struct uplink *u)
 {
     struct timeval connect_tv = {UPLINK_CONNECT_S, 0};
     struct addrinfo *res = NULL;
     int rc;
 
-    if (resolve(u, &res) < 0) {
+    if (net_resolve(u->host, u->port, AF_UNSPEC, &res) != 0) {
         link_down(u, "cannot resolve broker address");
         return;
     }

@@ -73,7 +73,7 @@
 #include "edge/client_proto.h"
 #include "edge/interest.h"
 #include "edge/uplink.h"
-#include "edge/ws_frame.h"
+#include "common/ws/ws_frame.h"
 
 #define ACCEPT_BATCH        64
 #define LISTEN_BACKLOG      4096

@@ -6,7 +6,8 @@
 #include <strings.h>
 
 #include <http_parser.h>
-#include <openssl/evp.h>
+
+#include "common/ws/ws_key.h"
 
 /*
  * The HTTP side of the edge port: one request head in, a classified
@@ -44,9 +45,7 @@
  * connection for a few microseconds saved on a rare split head).
  */
 
-#define WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define SUBPROTOCOL  "herald.v1"
-#define WS_KEY_CHARS 24
+#define SUBPROTOCOL "herald.v1"
 
 struct span {
     const char *p;
@@ -142,7 +141,7 @@ static bool is_b64(char c)
 /* RFC 6455 4.1: the key is base64 of 16 random bytes: 22 symbols and "==". */
 static bool key_valid(struct span k)
 {
-    if (k.n != WS_KEY_CHARS || k.p[22] != '=' || k.p[23] != '=') {
+    if (k.n != WS_KEY_LEN || k.p[22] != '=' || k.p[23] != '=') {
         return false;
     }
     for (size_t i = 0; i < 22; i++) {
@@ -364,7 +363,7 @@ static void check_upgrade(const struct hs_ctx *c, const http_parser *p, struct s
     } else {
         req->kind = WS_REQ_UPGRADE;
         req->subprotocol = c->subprotocol;
-        ws_handshake_accept(c->key.p, c->key.n, req->accept);
+        ws_accept_key(c->key.p, c->key.n, req->accept);
     }
 }
 
@@ -460,27 +459,4 @@ size_t ws_handshake_response(const struct ws_request *req, char *out, size_t out
                      req->subprotocol ? "Sec-WebSocket-Protocol: " SUBPROTOCOL "\r\n" : "");
     assert(n > 0 && (size_t)n < outlen);
     return (size_t)n;
-}
-
-/*
- * EVP rather than SHA1(): the low-level digest calls are deprecated in
- * OpenSSL 3. A digest failure (not possible for SHA-1 outside a broken
- * library) leaves out empty, which the client rejects.
- */
-void ws_handshake_accept(const char *key, size_t key_len, char out[29])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    out[0] = '\0';
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) {
-        return;
-    }
-    int ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
-             EVP_DigestUpdate(ctx, WS_GUID, strlen(WS_GUID)) &&
-             EVP_DigestFinal_ex(ctx, md, &md_len);
-    EVP_MD_CTX_free(ctx);
-    if (ok && md_len == 20) {
-        EVP_EncodeBlock((unsigned char *)out, md, (int)md_len);
-    }
 }

@@ -9,7 +9,7 @@
  * The HTTP/1.1 side of the edge port, pure code over libhttp-parser
  * (Debian's libhttp-parser-dev): parse one request head, classify it
  * (WebSocket upgrade, /healthz, /metrics, other), validate the upgrade and
- * compute Sec-WebSocket-Accept (OpenSSL SHA-1 + base64).
+ * compute Sec-WebSocket-Accept (common/ws/ws_key.h).
  */
 
 enum ws_request_kind {
@@ -56,8 +56,5 @@ ssize_t ws_handshake_parse(const char *buf, size_t len, size_t max_header,
  * (at least 256 bytes); returns its length.
  */
 size_t ws_handshake_response(const struct ws_request *req, char *out, size_t outlen);
-
-/* Computes base64(SHA-1(key + GUID)) into out (29 bytes with NUL). */
-void ws_handshake_accept(const char *key, size_t key_len, char out[29]);
 
 #endif

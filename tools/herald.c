@@ -92,38 +92,20 @@ static int usage_error(const char *msg)
 
 static int connect_to(const char *broker)
 {
-    struct addrinfo hints = {0}, *res = NULL;
-    char host[256], port[16];
-    int p, fd = -1, rc, one = 1;
+    char host[256];
+    int p, fd, gai_err, one = 1;
 
     if (net_split_hostport(broker, host, sizeof(host), &p) < 0) {
         fprintf(stderr, "herald: bad broker address '%s' (want HOST:PORT)\n", broker);
         return -1;
     }
-    snprintf(port, sizeof(port), "%d", p);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "herald: cannot resolve %s: %s\n", host, gai_strerror(rc));
-        return -1;
-    }
-    errno = ECONNREFUSED;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            int saved = errno;
-
-            close(fd);
-            fd = -1;
-            errno = saved;
-        }
-    }
-    if (fd < 0)
+    fd = net_connect(host, p, &gai_err);
+    if (fd < 0 && gai_err)
+        fprintf(stderr, "herald: cannot resolve %s: %s\n", host, gai_strerror(gai_err));
+    else if (fd < 0)
         fprintf(stderr, "herald: cannot connect to broker at %s: %s\n", broker, strerror(errno));
     else
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    freeaddrinfo(res);
     return fd;
 }
 

@@ -17,16 +17,15 @@
  * Exit status: 0 after --count events, 1 on failure, timeout or a close by
  * the server before the count is reached, 2 on usage errors.
  *
- * The Accept value is computed here with OpenSSL (EVP SHA-1 + base64)
- * rather than with edge/ws_handshake.c, so the CLI keeps linking only
- * herald_common and libcrypto. Rejected: libevent (nothing here is
- * concurrent; poll() gives the deadlines).
+ * The key, the Accept check and the framing are the edge's own codec
+ * (common/ws/), so the CLI and the edge cannot disagree on them; the
+ * masks and the key come from OpenSSL's RAND_bytes. Rejected: libevent
+ * (nothing here is concurrent; poll() gives the deadlines).
  */
 #include "tools/herald_watch.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,24 +36,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_key.h"
 
-#define WATCH_GUID   "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HEAD_MAX     8192
 #define MSG_MAX      (64u << 20)
 #define EXIT_OK      0
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
-#define OP_CONT      0x0
-#define OP_TEXT      0x1
-#define OP_BINARY    0x2
-#define OP_CLOSE     0x8
-#define OP_PING      0x9
-#define OP_PONG      0xA
 
 struct watch {
     int fd;
@@ -152,30 +145,13 @@ static int build_target(char *out, size_t cap, const struct url *u, char **patte
     return at + 1 < cap ? 0 : -1;
 }
 
-/* base64(SHA-1(key + GUID)) into out (29 bytes); "" on a digest failure. */
-static void expected_accept(const char *key, char out[29])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-    out[0] = '\0';
-    if (!ctx)
-        return;
-    if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, strlen(key)) &&
-        EVP_DigestUpdate(ctx, WATCH_GUID, strlen(WATCH_GUID)) &&
-        EVP_DigestFinal_ex(ctx, md, &md_len) && md_len == 20)
-        EVP_EncodeBlock((unsigned char *)out, md, 20);
-    EVP_MD_CTX_free(ctx);
-}
-
-static int make_key(char out[25])
+static int make_key(char out[WS_KEY_LEN + 1])
 {
     unsigned char raw[16];
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
-    EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw));
+    ws_key_encode(raw, out);
     return 0;
 }
 
@@ -183,23 +159,9 @@ static int make_key(char out[25])
 
 static int dial(const struct url *u)
 {
-    struct addrinfo hints, *res = NULL;
-    int fd = -1;
+    int gai_err;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(u->host, u->port, &hints, &res) != 0)
-        return -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
+    return net_connect(u->host, atoi(u->port), &gai_err);
 }
 
 static int send_all(int fd, const void *buf, size_t len)
@@ -257,28 +219,16 @@ static void consume(struct watch *w, size_t n)
 /* Sends one masked client frame. */
 static int send_frame(struct watch *w, int opcode, const void *payload, size_t len)
 {
-    uint8_t hdr[14], mask[4];
-    size_t h = 0;
+    size_t cap = WS_MAX_HEADER + len, n;
+    uint8_t mask[4];
     uint8_t *out;
     int rc;
 
     if (RAND_bytes(mask, sizeof(mask)) != 1)
         memset(mask, 0x5a, sizeof(mask));
-    hdr[h++] = (uint8_t)(0x80 | opcode);
-    if (len < 126) {
-        hdr[h++] = (uint8_t)(0x80 | len);
-    } else {
-        hdr[h++] = 0x80 | 126; /* our frames are control frames and closes: < 64 KiB */
-        hdr[h++] = (uint8_t)(len >> 8);
-        hdr[h++] = (uint8_t)len;
-    }
-    memcpy(hdr + h, mask, 4);
-    h += 4;
-    out = mem_alloc(h + len);
-    memcpy(out, hdr, h);
-    for (size_t i = 0; i < len; i++)
-        out[h + i] = ((const uint8_t *)payload)[i] ^ mask[i % 4];
-    rc = send_all(w->fd, out, h + len);
+    out = mem_alloc(cap);
+    n = ws_frame_encode_masked(out, cap, (uint8_t)opcode, payload, len, mask);
+    rc = send_all(w->fd, out, n);
     mem_free(out);
     return rc;
 }
@@ -310,7 +260,7 @@ static const char *header_value(const char *head, const char *name, size_t *len)
 /* Reads the response head; checks 101 and the Accept value. Returns 0 or -1 (printed). */
 static int read_upgrade(struct watch *w, const char *key)
 {
-    char accept[29], *head, *end;
+    char accept[WS_ACCEPT_LEN + 1], *head, *end;
     const char *v;
     size_t vlen = 0, hlen;
     int r;
@@ -324,7 +274,7 @@ static int read_upgrade(struct watch *w, const char *key)
     hlen = (size_t)(end - (char *)w->buf) + 4;
     head = mem_strndup((const char *)w->buf, hlen);
     consume(w, hlen);
-    expected_accept(key, accept);
+    ws_accept_key(key, strlen(key), accept);
     v = header_value(head, "Sec-WebSocket-Accept", &vlen);
     r = 0;
     if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
@@ -340,7 +290,7 @@ static int read_upgrade(struct watch *w, const char *key)
 
 static int handshake(struct watch *w, const struct url *u, const char *target)
 {
-    char key[25], req[HEAD_MAX + 512];
+    char key[WS_KEY_LEN + 1], req[HEAD_MAX + 512];
     int n;
 
     if (make_key(key) < 0) {
@@ -385,7 +335,7 @@ static int on_close(struct watch *w, const uint8_t *p, size_t len)
 {
     unsigned code = len >= 2 ? (unsigned)(p[0] << 8 | p[1]) : 1005;
 
-    send_frame(w, OP_CLOSE, p, len >= 2 ? 2 : 0);
+    send_frame(w, WS_OP_CLOSE, p, len >= 2 ? 2 : 0);
     fprintf(stderr, "herald: server closed the connection: code=%u reason=\"%.*s\"\n", code,
             len > 2 ? (int)(len - 2) : 0, len > 2 ? (const char *)p + 2 : "");
     return -1;
@@ -396,7 +346,7 @@ static int on_data(struct watch *w, int op, bool fin, const uint8_t *p, size_t l
 {
     int r;
 
-    if (op != OP_CONT)
+    if (op != WS_OP_CONT)
         w->msg_op = op;
     if (fin && w->msg_len == 0)
         return on_message(w, p, len);
@@ -417,48 +367,33 @@ static int on_data(struct watch *w, int op, bool fin, const uint8_t *p, size_t l
 /* Handles one complete frame at w->buf. Returns 1 done, 0 go on, -1 failure, -2 incomplete. */
 static int next_frame(struct watch *w)
 {
-    size_t h = 2;
-    uint64_t len;
-    int op, r;
-    bool fin;
+    struct ws_frame_header h;
+    const uint8_t *p;
+    const char *err;
+    uint16_t code;
+    ssize_t hl = ws_frame_parse_server_header(w->buf, w->len, MSG_MAX, &h, &code, &err);
+    size_t len;
+    int r;
 
-    if (w->len < 2)
+    if (hl == -2)
         return -2;
-    fin = w->buf[0] & 0x80;
-    op = w->buf[0] & 0x0f;
-    len = w->buf[1] & 0x7f;
-    if (w->buf[1] & 0x80) {
-        fprintf(stderr, "herald: the server sent a masked frame\n");
+    if (hl < 0) {
+        fprintf(stderr, "herald: %s\n", code == WS_CLOSE_TOO_BIG ? "frame too big" : err);
         return -1;
     }
-    if (len == 126) {
-        if (w->len < 4)
-            return -2;
-        len = (uint64_t)w->buf[2] << 8 | w->buf[3];
-        h = 4;
-    } else if (len == 127) {
-        if (w->len < 10)
-            return -2;
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | w->buf[2 + i];
-        h = 10;
-    }
-    if (len > MSG_MAX) {
-        fprintf(stderr, "herald: frame too big\n");
-        return -1;
-    }
-    if (w->len - h < len)
+    len = (size_t)h.payload_len;
+    if (w->len - (size_t)hl < len)
         return -2;
-    if (op == OP_PING)
-        r = send_frame(w, OP_PONG, w->buf + h, (size_t)len);
-    else if (op == OP_CLOSE)
-        r = on_close(w, w->buf + h, (size_t)len);
-    else if (op == OP_PONG)
+    p = w->buf + hl;
+    if (h.opcode == WS_OP_PING)
+        r = send_frame(w, WS_OP_PONG, p, len);
+    else if (h.opcode == WS_OP_CLOSE)
+        r = on_close(w, p, len);
+    else if (h.opcode == WS_OP_PONG)
         r = 0;
     else
-        r = on_data(w, op, fin, w->buf + h, (size_t)len);
-    consume(w, h + (size_t)len);
+        r = on_data(w, h.opcode, h.fin, p, len);
+    consume(w, (size_t)hl + len);
     return r;
 }
 
@@ -468,7 +403,7 @@ static int frame_loop(struct watch *w)
         int r = next_frame(w);
 
         if (r == 1) {
-            send_frame(w, OP_CLOSE, "\x03\xe8", 2);
+            send_frame(w, WS_OP_CLOSE, "\x03\xe8", 2);
             return EXIT_OK;
         }
         if (r == -1)

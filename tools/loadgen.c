@@ -13,9 +13,12 @@
  *
  * What is protocol-specific (request target and headers, a subscribe step
  * once open and its ack, how the stream is cut into units and what a unit
- * means, how to publish and read replies) is a `struct proto` adapter: herald,
- * nchan (WebSocket + HTTP POST), mqtt (MQTT 3.1.1 over WebSocket + TCP) and
- * resp (redis-server, plain TCP). The WebSocket client framing and the
+ * means, how to publish and read replies) is a `struct proto` adapter
+ * (tools/loadgen.h), one file each: herald (loadgen_herald.c), nchan
+ * (WebSocket + HTTP POST, loadgen_nchan.c), mqtt (MQTT 3.1.1 over WebSocket
+ * + TCP, loadgen_mqtt.c) and resp (redis-server, plain TCP, loadgen_resp.c).
+ * This file is the driver: options, connections, windows and the publisher.
+ * The WebSocket client framing (loadgen_ws.c, over common/ws/) and the
  * accounting below it are shared. MQTT packets may straddle frames, so their
  * stream is joined per connection in a second `stream` carry, again kept only
  * while a unit is partial.
@@ -43,8 +46,9 @@
  * The tool is single-threaded; subscriber state is one file-static struct so
  * that a connection needs no back pointer.
  */
+#include "tools/loadgen.h"
+
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -57,7 +61,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -68,18 +71,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/ws/ws_frame.h"
+#include "common/ws/ws_key.h"
 
-#define PAYLOAD_LEN   64
 #define PAYLOAD_MIN   56 /* the fields' fixed width; the rest is padding */
-#define MAX_SOURCES   64
-#define READ_BUF      (1u << 20)
-#define MAX_FRAME     (READ_BUF / 2) /* larger frames or response heads: connection error */
-#define MAX_HEAD      8192
 #define TICK_MS       10
 #define HANDSHAKE_MS  10000
 #define PUB_TICK_US   1000
@@ -87,41 +85,8 @@
 #define HIST_BITS     5
 #define HIST_SUB      (1u << HIST_BITS)
 #define HIST_BUCKETS  (2 * HIST_SUB + 40 * HIST_SUB)
-#define WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define EXIT_RUNTIME  1
 #define EXIT_USAGE    2
-
-enum mode { MODE_SUB, MODE_HOLD, MODE_PUBLISH };
-
-/* TOPIC_BOTH (bench/scale.sh): --topic and user.<i+offset> on every connection. */
-enum topic_mode { TOPIC_BROADCAST, TOPIC_UNICAST, TOPIC_BOTH };
-
-struct opts {
-    enum mode mode;
-    char host[256]; /* --url */
-    int port;
-    char path[256];
-    struct sockaddr_in target;
-    uint32_t connections;
-    struct in_addr sources[MAX_SOURCES];
-    unsigned nsources;
-    double rate; /* sub: connects/s; publish: events/s */
-    uint32_t max_pending;
-    enum topic_mode topic_mode;
-    const char *topic;
-    uint64_t offset;
-    uint64_t users;
-    bool raw;
-    bool kernel_ts;
-    const char *proto;
-    const char *hist_out;
-    double duration;
-    uint32_t progress_ms;
-    struct sockaddr_in resp; /* publish */
-    uint64_t count;
-    uint32_t seed;
-    unsigned pub_conns;
-};
 
 /* ---------------------------------------------------------------- payload */
 
@@ -165,7 +130,7 @@ static void payload_format(char out[PAYLOAD_LEN], const struct payload *p)
     memset(out + n, 'x', PAYLOAD_LEN - (size_t)n);
 }
 
-static bool parse_digits(const uint8_t *s, size_t n, unsigned base, uint64_t *out)
+bool loadgen_parse_digits(const uint8_t *s, size_t n, unsigned base, uint64_t *out)
 {
     uint64_t v = 0;
 
@@ -191,8 +156,9 @@ static int payload_parse(const uint8_t *s, size_t len, struct payload *p)
     if (len < PAYLOAD_MIN || memcmp(s, "t=", 2) != 0 || memcmp(s + 18, " s=", 3) != 0 ||
         memcmp(s + 31, " c=", 3) != 0 || memcmp(s + 44, " r=", 3) != 0)
         return -1;
-    if (!parse_digits(s + 2, 16, 10, &t) || !parse_digits(s + 21, 10, 10, &seq) ||
-        !parse_digits(s + 34, 10, 10, &count) || !parse_digits(s + 47, 8, 16, &seed))
+    if (!loadgen_parse_digits(s + 2, 16, 10, &t) || !loadgen_parse_digits(s + 21, 10, 10, &seq) ||
+        !loadgen_parse_digits(s + 34, 10, 10, &count) ||
+        !loadgen_parse_digits(s + 47, 8, 16, &seed))
         return -1;
     p->t_us = t;
     p->seq = (uint32_t)seq;
@@ -278,569 +244,23 @@ static void hist_write(const struct hist *h, const char *path, unsigned window)
 
 /* ------------------------------------------------------- protocol adapter */
 
-/* What one unit of a server's stream means to the accounting. */
-enum unit_kind {
-    UNIT_OTHER, /* of no interest: a CONNACK, a reply to a ping */
-    UNIT_EVENT, /* carries an event payload */
-    UNIT_ACK,   /* acknowledges the subscribe step */
-    UNIT_ERROR, /* a protocol-level error reply */
-};
-
-/* What came back to a publisher. */
-struct pub_tally {
-    uint64_t replies, receivers, errors, pongs;
-};
-
-/*
- * What differs between the servers the generator talks to. A subscriber's
- * unit is one WebSocket message (cut == NULL: Herald, nchan), or one packet
- * cut from a byte stream: the WebSocket payloads joined (MQTT, which may
- * split or join packets across frames) or the TCP stream itself (RESP,
- * websocket false). The publisher side writes events and reads replies on
- * plain TCP connections to --resp.
- */
-struct proto {
-    const char *name;
-    bool websocket;
-    /* Writes the request target (path and query) of connection idx; returns its length or -1. */
-    int (*target)(const struct opts *o, uint64_t idx, char *buf, size_t len);
-    const char *headers;     /* extra request header lines, each ending "\r\n" */
-    const char *subprotocol; /* the Sec-WebSocket-Protocol the reply must echo; NULL: none */
-    /* Writes the bytes sent once open (the subscribe step, framed); returns their length. */
-    size_t (*on_open)(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len);
-    bool acks; /* on_open is answered by a UNIT_ACK; the connection counts as open from it */
-    /* The length of the first complete unit of s, 0 when incomplete, -1 on a violation. */
-    ssize_t (*cut)(const uint8_t *s, size_t len);
-    /* Classifies one complete unit; for an event, *payload (borrowed from msg) and *plen. */
-    enum unit_kind (*classify)(const struct opts *o, const uint8_t *msg, size_t len,
-                               const uint8_t **payload, size_t *plen);
-    /* Publisher: what opens connection conn (NULL: nothing). */
-    void (*pub_hello)(const struct opts *o, unsigned conn, struct evbuffer *out);
-    /* Publisher: one event of PAYLOAD_LEN bytes body on topic. */
-    void (*pub_event)(const char *topic, const char *body, struct evbuffer *out);
-    /* Publisher: sent after the last event when no per-event reply exists; its answer (a pong) ends
-     * the run. */
-    void (*pub_bye)(struct evbuffer *out);
-    /* Publisher: consumes the complete replies in in; returns -1 on garbage. */
-    int (*pub_read)(struct evbuffer *in, struct pub_tally *t);
-};
-
-static int topic_of(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    if (o->topic_mode == TOPIC_UNICAST)
-        return snprintf(buf, len, "user.%" PRIu64, idx + o->offset);
-    return snprintf(buf, len, "%s", o->topic);
-}
-
-/* Percent-encodes everything but RFC 3986 unreserved characters and '.'. */
-static size_t url_escape(const char *s, char *out, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-
-    for (; *s && n + 4 < len; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
-            out[n++] = (char)ch;
-            continue;
-        }
-        out[n++] = '%';
-        out[n++] = hex[ch >> 4];
-        out[n++] = hex[ch & 15];
-    }
-    out[n] = '\0';
-    return n;
-}
-
-static const uint8_t *find(const uint8_t *s, size_t len, const char *needle)
-{
-    const uint8_t *p = memmem(s, len, needle, strlen(needle));
-
-    return p ? p + strlen(needle) : NULL;
-}
-
-/* The --url path as is (mosquitto ignores it). */
-static int path_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    (void)idx;
-    return snprintf(buf, len, "%s", o->path) < (int)len ? (int)strlen(buf) : -1;
-}
-
-static size_t no_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
-{
-    (void)o, (void)idx, (void)buf, (void)len;
-    return 0;
-}
-
-/*
- * Writes one masked client frame around payload into out; returns its length
- * (0 when it does not fit or exceeds 65535 bytes).
- */
-static size_t ws_frame_build(uint8_t opcode, const uint8_t *payload, size_t len, uint8_t *out,
-                             size_t cap)
-{
-    static uint32_t mask_state = 0x2545f491u;
-    size_t h = len <= 125 ? 6 : 8;
-
-    if (len > 0xffff || h + len > cap)
-        return 0;
-    mask_state ^= mask_state << 13, mask_state ^= mask_state >> 17, mask_state ^= mask_state << 5;
-    out[0] = (uint8_t)(0x80 | opcode);
-    if (len <= 125) {
-        out[1] = (uint8_t)(0x80 | len);
-    } else {
-        out[1] = 0x80 | 126;
-        out[2] = (uint8_t)(len >> 8);
-        out[3] = (uint8_t)len;
-    }
-    memcpy(out + h - 4, &mask_state, 4);
-    for (size_t i = 0; i < len; i++)
-        out[h + i] = payload[i] ^ out[h - 4 + (i & 3)];
-    return h + len;
-}
-
-/* RESP: Herald's broker and redis-server take the same PUBLISH. */
-static void resp_pub_event(const char *topic, const char *body, struct evbuffer *out)
-{
-    evbuffer_add_printf(out, "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%d\r\n", strlen(topic), topic,
-                        PAYLOAD_LEN);
-    evbuffer_add(out, body, PAYLOAD_LEN);
-    evbuffer_add(out, "\r\n", 2);
-}
-
-/* Replies to PUBLISH: ":<receivers>" lines; anything else is an error. */
-static int resp_pub_read(struct evbuffer *in, struct pub_tally *t)
-{
-    char *line;
-    size_t n;
-
-    while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
-        t->replies++;
-        if (line[0] == ':')
-            t->receivers += strtoull(line + 1, NULL, 10);
-        else
-            t->errors++;
-        free(line); /* allocated by libevent */
-    }
-    return evbuffer_get_length(in) > MAX_HEAD ? -1 : 0;
-}
-
-/* ---- Herald: /ws?topic=<t>[&format=raw]; JSON envelopes unless raw */
-
-/*
- * Topic mode both (bench/scale.sh): "?topic=<topic>&topic=user.<idx+offset>",
- * two subscriptions per connection, so one connection set serves a
- * broadcast phase and then a unicast phase (SIGUSR2 switches the counting).
- */
-static int herald_target_both(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    char esc[1536];
-    int n;
-
-    url_escape(o->topic, esc, sizeof(esc));
-    n = snprintf(buf, len, "%s?topic=%s&topic=user.%" PRIu64 "%s", o->path, esc, idx + o->offset,
-                 o->raw ? "&format=raw" : "");
-    return n < (int)len ? n : -1;
-}
-
-static int herald_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    char topic[512], esc[1536];
-    int n;
-
-    if (o->topic_mode == TOPIC_BOTH)
-        return herald_target_both(o, idx, buf, len);
-    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
-        return -1;
-    url_escape(topic, esc, sizeof(esc));
-    n = snprintf(buf, len, "%s?topic=%s%s", o->path, esc, o->raw ? "&format=raw" : "");
-    return n < (int)len ? n : -1;
-}
-
-static enum unit_kind herald_classify(const struct opts *o, const uint8_t *msg, size_t len,
-                                      const uint8_t **payload, size_t *plen)
-{
-    const uint8_t *p;
-
-    if (o->raw) {
-        *payload = msg;
-        *plen = len;
-        return UNIT_EVENT;
-    }
-    if (!find(msg, len, "\"op\":\"msg\""))
-        return find(msg, len, "\"op\":\"error\"") ? UNIT_ERROR : UNIT_OTHER;
-    p = find(msg, len, "\"data\":");
-    if (!p)
-        return UNIT_OTHER;
-    if (p < msg + len && *p == '"')
-        p++; /* the payload is no JSON, so it came as a JSON string */
-    *payload = p;
-    *plen = (size_t)(msg + len - p);
-    return UNIT_EVENT;
-}
-
-/* ---- nchan: WebSocket /sub/<chan>, a frame is the body of one POST /pub/<chan> */
-
-/* nchan channel ids are \w+ (nginx-nchan.conf): any other character becomes '_'. */
-static void nchan_channel(const char *topic, char *out, size_t len)
-{
-    size_t n = 0;
-
-    for (; *topic && n + 1 < len; topic++) {
-        unsigned char ch = (unsigned char)*topic;
-        out[n++] = isalnum(ch) || ch == '_' ? (char)ch : '_';
-    }
-    out[n] = '\0';
-}
-
-static int nchan_target(const struct opts *o, uint64_t idx, char *buf, size_t len)
-{
-    char topic[512], chan[512];
-    size_t plen = strlen(o->path);
-    int n;
-
-    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
-        return -1;
-    nchan_channel(topic, chan, sizeof(chan));
-    n = snprintf(buf, len, "%s%s%s", o->path, plen && o->path[plen - 1] == '/' ? "" : "/", chan);
-    return n < (int)len ? n : -1;
-}
-
-static enum unit_kind nchan_classify(const struct opts *o, const uint8_t *msg, size_t len,
-                                     const uint8_t **payload, size_t *plen)
-{
-    (void)o;
-    *payload = msg; /* text or binary by the POST's Content-Type: the body as is */
-    *plen = len;
-    return UNIT_EVENT;
-}
-
-/* No Content-Type: nchan then sends a text frame (the payload is ASCII). */
-static void nchan_pub_event(const char *topic, const char *body, struct evbuffer *out)
-{
-    char chan[512];
-
-    nchan_channel(topic, chan, sizeof(chan));
-    evbuffer_add_printf(out,
-                        "POST /pub/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n",
-                        chan, PAYLOAD_LEN);
-    evbuffer_add(out, body, PAYLOAD_LEN);
-}
-
-/* One HTTP response in s (NUL-terminated copy); returns its length, 0 if incomplete, -1. */
-static long http_response(const char *s, size_t len, struct pub_tally *t)
-{
-    const char *end = strstr(s, "\r\n\r\n"), *v;
-    unsigned long clen = 0;
-    size_t head;
-
-    if (!end)
-        return len >= 2048 ? -1 : 0;
-    head = (size_t)(end - s) + 4;
-    v = strcasestr(s, "\r\nContent-Length:");
-    if (v && v < end)
-        clen = strtoul(v + strlen("\r\nContent-Length:"), NULL, 10);
-    if (head + clen > 2048)
-        return -1;
-    if (head + clen > len)
-        return 0;
-    t->replies++;
-    /* 201: at least one subscriber; 202: none (stored for nchan_message_timeout) */
-    if (strncmp(s, "HTTP/1.1 201", 12) != 0 && strncmp(s, "HTTP/1.1 202", 12) != 0)
-        t->errors++;
-    v = strstr(end, "active subscribers: ");
-    if (v && v < s + head + clen)
-        t->receivers += strtoull(v + strlen("active subscribers: "), NULL, 10);
-    return (long)(head + clen);
-}
-
-static int nchan_pub_read(struct evbuffer *in, struct pub_tally *t)
-{
-    char buf[2049];
-    long n;
-
-    for (;;) {
-        ev_ssize_t got = evbuffer_copyout(in, buf, sizeof(buf) - 1);
-        if (got <= 0)
-            return 0;
-        buf[got] = '\0';
-        n = http_response(buf, (size_t)got, t);
-        if (n <= 0)
-            return (int)n;
-        evbuffer_drain(in, (size_t)n);
-    }
-}
-
-/* ---- MQTT 3.1.1: over WebSocket (subprotocol mqtt) to subscribe, plain TCP to publish */
-
-static size_t mqtt_varint(size_t v, uint8_t *out)
-{
-    size_t n = 0;
-
-    do {
-        uint8_t b = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        out[n++] = (uint8_t)(b | (v ? 0x80 : 0));
-    } while (v);
-    return n;
-}
-
-/* CONNECT: clean session, keepalive 0 (off: no PINGREQ needed while idle). */
-static size_t mqtt_connect(const char *id, uint8_t *out)
-{
-    size_t idlen = strlen(id), n = 0;
-
-    out[n++] = 0x10;
-    n += mqtt_varint(12 + idlen, out + n);
-    memcpy(out + n, "\0\4MQTT\4\2\0\0", 10); /* name, level 4, flags, keepalive */
-    n += 10;
-    out[n++] = (uint8_t)(idlen >> 8);
-    out[n++] = (uint8_t)idlen;
-    memcpy(out + n, id, idlen);
-    return n + idlen;
-}
-
-/* SUBSCRIBE packet id 1, one filter, QoS 0. */
-static size_t mqtt_subscribe(const char *topic, uint8_t *out)
-{
-    size_t tl = strlen(topic), n = 0;
-
-    out[n++] = 0x82;
-    n += mqtt_varint(2 + 2 + tl + 1, out + n);
-    out[n++] = 0;
-    out[n++] = 1;
-    out[n++] = (uint8_t)(tl >> 8);
-    out[n++] = (uint8_t)tl;
-    memcpy(out + n, topic, tl);
-    n += tl;
-    out[n++] = 0;
-    return n;
-}
-
-/* CONNECT and SUBSCRIBE in one binary frame; client ids unique per process and connection. */
-static size_t mqtt_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
-{
-    char id[64], topic[256];
-    uint8_t pkt[600];
-    size_t n;
-
-    snprintf(id, sizeof(id), "lg%d-%" PRIu64, (int)getpid(), idx);
-    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
-        return 0;
-    n = mqtt_connect(id, pkt);
-    n += mqtt_subscribe(topic, pkt + n);
-    return ws_frame_build(0x2, pkt, n, buf, len);
-}
-
-/*
- * The whole length of the packet starting at s (type byte, remaining length
- * in 1-4 bytes of 7 bits, least significant first, then that many bytes):
- * 0 when the length bytes are incomplete, -1 when invalid.
- */
-static ssize_t mqtt_packet_len(const uint8_t *s, size_t len)
-{
-    size_t rem = 0, i;
-
-    for (i = 1;; i++) {
-        if (i == 5)
-            return -1;
-        if (i >= len)
-            return 0;
-        rem |= (size_t)(s[i] & 0x7f) << (7 * (i - 1));
-        if (!(s[i] & 0x80))
-            break;
-    }
-    return rem > MAX_FRAME ? -1 : (ssize_t)(i + 1 + rem);
-}
-
-static ssize_t mqtt_cut(const uint8_t *s, size_t len)
-{
-    ssize_t n = mqtt_packet_len(s, len);
-
-    return n > 0 && (size_t)n > len ? 0 : n;
-}
-
-static enum unit_kind mqtt_classify(const struct opts *o, const uint8_t *m, size_t len,
-                                    const uint8_t **payload, size_t *plen)
-{
-    size_t h = 1, off;
-
-    (void)o;
-    while (m[h] & 0x80) /* mqtt_cut() checked the varint */
-        h++;
-    h++;
-    switch (m[0] >> 4) {
-    case 3: /* PUBLISH: topic, a packet id only at QoS > 0, then the payload */
-        if (len < h + 2)
-            return UNIT_ERROR;
-        off = h + 2 + ((size_t)m[h] << 8 | m[h + 1]) + ((m[0] >> 1) & 3 ? 2 : 0);
-        if (off > len)
-            return UNIT_ERROR;
-        *payload = m + off;
-        *plen = len - off;
-        return UNIT_EVENT;
-    case 2: /* CONNACK: return code 0 is accepted */
-        return len >= h + 2 && m[h + 1] == 0 ? UNIT_OTHER : UNIT_ERROR;
-    case 9: /* SUBACK: 0x80 is a refused filter */
-        return len >= h + 3 && m[h + 2] != 0x80 ? UNIT_ACK : UNIT_ERROR;
-    default:
-        return UNIT_OTHER;
-    }
-}
-
-static void mqtt_pub_hello(const struct opts *o, unsigned conn, struct evbuffer *out)
-{
-    char id[64];
-    uint8_t pkt[128];
-
-    snprintf(id, sizeof(id), "lgpub%d-%u-%08" PRIx32, (int)getpid(), conn, o->seed);
-    evbuffer_add(out, pkt, mqtt_connect(id, pkt));
-}
-
-/* QoS 0: no reply; the run ends at the PINGRESP to pub_bye's PINGREQ, which comes in order. */
-static void mqtt_pub_event(const char *topic, const char *body, struct evbuffer *out)
-{
-    uint8_t pkt[600];
-    size_t tl = strlen(topic), n = 0;
-
-    if (tl > 500)
-        return;
-    pkt[n++] = 0x30;
-    n += mqtt_varint(2 + tl + PAYLOAD_LEN, pkt + n);
-    pkt[n++] = (uint8_t)(tl >> 8);
-    pkt[n++] = (uint8_t)tl;
-    memcpy(pkt + n, topic, tl);
-    n += tl;
-    memcpy(pkt + n, body, PAYLOAD_LEN);
-    evbuffer_add(out, pkt, n + PAYLOAD_LEN);
-}
-
-static void mqtt_pub_bye(struct evbuffer *out)
-{
-    evbuffer_add(out, "\xc0\x00", 2);
-}
-
-static int mqtt_pub_read(struct evbuffer *in, struct pub_tally *t)
-{
-    uint8_t head[5];
-
-    for (;;) {
-        ev_ssize_t got = evbuffer_copyout(in, head, sizeof(head));
-        ssize_t n = got > 0 ? mqtt_packet_len(head, (size_t)got) : 0;
-
-        if (n <= 0 || evbuffer_get_length(in) < (size_t)n)
-            return n < 0 ? -1 : 0;
-        if (head[0] == 0xd0)
-            t->pongs++;
-        else if (head[0] != 0x20 || n != 4 || head[3] != 0)
-            t->errors++; /* a refused CONNACK, or nothing a QoS 0 publisher expects */
-        evbuffer_drain(in, (size_t)n);
-    }
-}
-
-/* ---- RESP (redis-server): plain TCP, SUBSCRIBE <topic>, "message" arrays */
-
-static size_t resp_on_open(const struct opts *o, uint64_t idx, uint8_t *buf, size_t len)
-{
-    char topic[256];
-    int n;
-
-    if (topic_of(o, idx, topic, sizeof(topic)) >= (int)sizeof(topic))
-        return 0;
-    n = snprintf((char *)buf, len, "*2\r\n$9\r\nSUBSCRIBE\r\n$%zu\r\n%s\r\n", strlen(topic), topic);
-    return n > 0 && n < (int)len ? (size_t)n : 0;
-}
-
-/* One RESP value (arrays nest at most 4 deep): consumed bytes, 0 incomplete, -1. */
-static ssize_t resp_value(const uint8_t *s, size_t len, unsigned depth)
-{
-    const uint8_t *e = len ? memmem(s, len, "\r\n", 2) : NULL;
-    size_t h, used;
-    uint64_t n;
-
-    if (!e)
-        return len > MAX_HEAD ? -1 : 0;
-    h = (size_t)(e - s) + 2;
-    if (s[0] == '+' || s[0] == '-' || s[0] == ':' || ((s[0] == '$' || s[0] == '*') && s[1] == '-'))
-        return (ssize_t)h;
-    if ((s[0] != '$' && s[0] != '*') || !parse_digits(s + 1, h - 3, 10, &n) || n > MAX_FRAME)
-        return -1;
-    if (s[0] == '$')
-        return len >= h + n + 2 ? (ssize_t)(h + n + 2) : 0;
-    if (depth == 4)
-        return -1;
-    for (used = h; n; n--) {
-        ssize_t k = resp_value(s + used, len - used, depth + 1);
-        if (k <= 0)
-            return k;
-        used += (size_t)k;
-    }
-    return (ssize_t)used;
-}
-
-static ssize_t resp_cut(const uint8_t *s, size_t len)
-{
-    return resp_value(s, len, 0);
-}
-
-/* The bulk string at *off of a complete value; moves *off past it. NULL: none there. */
-static const uint8_t *resp_bulk(const uint8_t *s, size_t len, size_t *off, size_t *n)
-{
-    const uint8_t *e;
-    uint64_t v;
-
-    if (*off >= len || s[*off] != '$')
-        return NULL;
-    e = memmem(s + *off, len - *off, "\r\n", 2);
-    if (!e || !parse_digits(s + *off + 1, (size_t)(e - s) - *off - 1, 10, &v) ||
-        (size_t)(e - s) + 2 + v + 2 > len)
-        return NULL;
-    *n = (size_t)v;
-    *off = (size_t)(e - s) + 2 + v + 2;
-    return e + 2;
-}
-
-static enum unit_kind resp_classify(const struct opts *o, const uint8_t *m, size_t len,
-                                    const uint8_t **payload, size_t *plen)
-{
-    size_t off = 4, n;
-    const uint8_t *kind;
-
-    (void)o;
-    if (m[0] == '-')
-        return UNIT_ERROR;
-    if (len < 4 || memcmp(m, "*3\r\n", 4) != 0)
-        return UNIT_OTHER;
-    kind = resp_bulk(m, len, &off, &n);
-    if (kind && n == 9 && memcmp(kind, "subscribe", 9) == 0)
-        return UNIT_ACK;
-    if (!kind || n != 7 || memcmp(kind, "message", 7) != 0)
-        return UNIT_OTHER;
-    if (!resp_bulk(m, len, &off, &n)) /* the channel */
-        return UNIT_ERROR;
-    *payload = resp_bulk(m, len, &off, plen);
-    return *payload ? UNIT_EVENT : UNIT_ERROR;
-}
-
-static const struct proto protos[] = {
-    {"herald", true, herald_target, "", NULL, no_open, false, NULL, herald_classify, NULL,
-     resp_pub_event, NULL, resp_pub_read},
-    {"nchan", true, nchan_target, "", NULL, no_open, false, NULL, nchan_classify, NULL,
-     nchan_pub_event, NULL, nchan_pub_read},
-    {"mqtt", true, path_target, "Sec-WebSocket-Protocol: mqtt\r\n", "mqtt", mqtt_on_open, true,
-     mqtt_cut, mqtt_classify, mqtt_pub_hello, mqtt_pub_event, mqtt_pub_bye, mqtt_pub_read},
-    {"resp", false, NULL, "", NULL, resp_on_open, true, resp_cut, resp_classify, NULL,
-     resp_pub_event, NULL, resp_pub_read},
-};
+static const struct proto *const protos[] = {&loadgen_herald, &loadgen_nchan, &loadgen_mqtt,
+                                             &loadgen_resp};
 
 static const struct proto *proto_find(const char *name)
 {
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
-        if (strcmp(protos[i].name, name) == 0)
-            return &protos[i];
+        if (strcmp(protos[i]->name, name) == 0)
+            return protos[i];
     }
     return NULL;
+}
+
+int loadgen_topic(const struct opts *o, uint64_t idx, char *buf, size_t len)
+{
+    if (o->topic_mode == TOPIC_UNICAST)
+        return snprintf(buf, len, "user.%" PRIu64, idx + o->offset);
+    return snprintf(buf, len, "%s", o->topic);
 }
 
 /* ------------------------------------------------------ subscriber state */
@@ -942,69 +362,11 @@ static void conn_end(struct conn *c, const char *why)
 /* ----------------------------------------------------- WebSocket client */
 
 /* The Sec-WebSocket-Key of connection idx, derived so it need not be stored. */
-static void ws_key(uint32_t idx, char out[25])
+static void ws_key(uint32_t idx, char out[WS_KEY_LEN + 1])
 {
     uint64_t raw[2] = {splitmix64(run.salt ^ idx), splitmix64(run.salt + idx)};
 
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, 16);
-}
-
-static void ws_accept(uint32_t idx, char out[29])
-{
-    char key[25], cat[25 + sizeof(WS_GUID)];
-    unsigned char digest[SHA_DIGEST_LENGTH];
-
-    ws_key(idx, key);
-    snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
-    SHA1((const unsigned char *)cat, strlen(cat), digest);
-    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
-}
-
-/* Sends one masked client frame (payload <= 125 bytes); -1 when the kernel refused it. */
-static int ws_send(int fd, uint8_t opcode, const uint8_t *payload, size_t len)
-{
-    uint8_t frame[2 + 4 + 125];
-    size_t n = len <= 125 ? ws_frame_build(opcode, payload, len, frame, sizeof(frame)) : 0;
-
-    return n && send(fd, frame, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
-}
-
-/*
- * One server frame: returns bytes consumed, -2 when incomplete, -1 on a
- * violation (masked, RSV bits, oversize). Fills opcode and the payload view.
- */
-static ssize_t ws_next(const uint8_t *p, size_t len, uint8_t *opcode, const uint8_t **payload,
-                       size_t *plen)
-{
-    uint64_t n;
-    size_t h = 2;
-
-    if (len < 2)
-        return -2;
-    if ((p[0] & 0x70) || (p[1] & 0x80))
-        return -1;
-    n = p[1] & 0x7f;
-    if (n == 126) {
-        if (len < 4)
-            return -2;
-        n = (uint64_t)p[2] << 8 | p[3];
-        h = 4;
-    } else if (n == 127) {
-        if (len < 10)
-            return -2;
-        n = 0;
-        for (int i = 2; i < 10; i++)
-            n = n << 8 | p[i];
-        h = 10;
-    }
-    if (n > MAX_FRAME)
-        return -1;
-    if (len - h < n)
-        return -2;
-    *opcode = p[0] & 0x0f;
-    *payload = p + h;
-    *plen = (size_t)n;
-    return (ssize_t)(h + n);
+    ws_key_encode((const uint8_t *)raw, out);
 }
 
 /* Counts one event payload to connection c. */
@@ -1125,19 +487,19 @@ static int on_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_t len
     int fd = event_get_fd(&c->ev);
 
     switch (opcode) {
-    case 0x0: /* continuation: more of a stream proto's bytes, else ignored */
+    case WS_OP_CONT: /* more of a stream proto's bytes, else ignored */
         return run.proto->cut ? stream_feed(c, p, len, rx) : 0;
-    case 0x1: /* text */
-    case 0x2: /* binary: a fragmented message is counted by its first frame */
+    case WS_OP_TEXT:
+    case WS_OP_BINARY: /* a fragmented message is counted by its first frame */
         return run.proto->cut ? stream_feed(c, p, len, rx) : on_unit(c, p, len, rx);
-    case 0x9: /* ping: the server's idle timer needs the pong */
-        if (ws_send(fd, 0xA, p, len) < 0) {
+    case WS_OP_PING: /* the server's idle timer needs the pong */
+        if (loadgen_ws_send(fd, WS_OP_PONG, p, len) < 0) {
             conn_end(c, "pong_failed");
             return -1;
         }
         return 0;
-    case 0x8:
-        ws_send(fd, 0x8, p, len < 2 ? len : 2);
+    case WS_OP_CLOSE:
+        loadgen_ws_send(fd, WS_OP_CLOSE, p, len < 2 ? len : 2);
         conn_end(c, "server_close");
         return -1;
     default: /* pong */
@@ -1155,7 +517,7 @@ static ssize_t consume_frames(struct conn *c, const uint8_t *buf, size_t len,
         uint8_t opcode;
         const uint8_t *p;
         size_t plen;
-        ssize_t n = ws_next(buf + used, len - used, &opcode, &p, &plen);
+        ssize_t n = loadgen_ws_next(buf + used, len - used, &opcode, &p, &plen);
 
         if (n == -2)
             break;
@@ -1170,34 +532,6 @@ static ssize_t consume_frames(struct conn *c, const uint8_t *buf, size_t len,
     return (ssize_t)used;
 }
 
-static bool head_accepts(uint32_t idx, const uint8_t *buf, size_t len)
-{
-    char head[MAX_HEAD + 1], want[29];
-    const char *v;
-
-    memcpy(head, buf, len);
-    head[len] = '\0';
-    if (strncmp(head, "HTTP/1.1 101", 12) != 0)
-        return false;
-    v = strcasestr(head, "\r\nSec-WebSocket-Accept:");
-    if (!v)
-        return false;
-    v += strlen("\r\nSec-WebSocket-Accept:");
-    v += strspn(v, " \t");
-    ws_accept(idx, want);
-    if (strncmp(v, want, 28) != 0)
-        return false;
-    if (!run.proto->subprotocol)
-        return true;
-    /* mosquitto answers 101 without it too, then never answers CONNECT */
-    v = strcasestr(head, "\r\nSec-WebSocket-Protocol:");
-    if (!v)
-        return false;
-    v += strlen("\r\nSec-WebSocket-Protocol:");
-    v += strspn(v, " \t");
-    return strncasecmp(v, run.proto->subprotocol, strlen(run.proto->subprotocol)) == 0;
-}
-
 /*
  * The subscribe step once the transport is up: sends on_open's bytes; the
  * connection is open at once, or at the ack when the proto has one. Returns
@@ -1206,7 +540,7 @@ static bool head_accepts(uint32_t idx, const uint8_t *buf, size_t len)
 static int conn_subscribe(struct conn *c)
 {
     uint8_t sub[512];
-    size_t n = run.proto->on_open(run.o, conn_idx(c), sub, sizeof(sub));
+    size_t n = run.proto->on_open ? run.proto->on_open(run.o, conn_idx(c), sub, sizeof(sub)) : 0;
 
     if (n && send(event_get_fd(&c->ev), sub, n, MSG_NOSIGNAL) != (ssize_t)n) {
         conn_end(c, "subscribe_send_failed");
@@ -1223,6 +557,7 @@ static int conn_subscribe(struct conn *c)
 static ssize_t consume_head(struct conn *c, const uint8_t *buf, size_t len)
 {
     const uint8_t *end = memmem(buf, len, "\r\n\r\n", 4);
+    char key[WS_KEY_LEN + 1];
     size_t head_len;
 
     if (!end) {
@@ -1232,7 +567,9 @@ static ssize_t consume_head(struct conn *c, const uint8_t *buf, size_t len)
         return -1;
     }
     head_len = (size_t)(end - buf) + 4;
-    if (head_len > MAX_HEAD || !head_accepts(conn_idx(c), buf, head_len)) {
+    ws_key(conn_idx(c), key);
+    if (head_len > MAX_HEAD ||
+        !loadgen_ws_head_accepts(buf, head_len, key, run.proto->subprotocol)) {
         conn_end(c, "handshake_rejected");
         return -1;
     }
@@ -1316,7 +653,7 @@ static void conn_on_read(struct conn *c)
 
 static void conn_on_connected(struct conn *c)
 {
-    char target[2048], key[25], req[4096];
+    char target[2048], key[WS_KEY_LEN + 1], req[4096];
     int fd = event_get_fd(&c->ev), err = 0, n;
     socklen_t elen = sizeof(err);
 
@@ -1333,11 +670,9 @@ static void conn_on_connected(struct conn *c)
         conn_end(c, "target_too_long");
         return;
     }
-    n = snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-                 target, run.o->host, run.o->port, key, run.proto->headers);
-    if (n >= (int)sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+    n = loadgen_ws_request(req, sizeof(req), target, run.o->host, run.o->port, key,
+                           run.proto->headers);
+    if (n < 0 || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         conn_end(c, "request_send_failed");
         return;
     }
@@ -1779,14 +1114,13 @@ static int parse_double(const char *s, double *out)
 static int parse_ipv4_hostport(const char *s, struct sockaddr_in *sa, char *host, size_t hlen,
                                int *port)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    struct addrinfo *ai;
 
     if (net_split_hostport(s, host, hlen, port) < 0 || *port <= 0 || *port > 65535)
         return -1;
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+    if (net_resolve(host, *port, AF_INET, &ai) != 0)
         return -1;
     memcpy(sa, ai->ai_addr, sizeof(*sa));
-    sa->sin_port = htons((uint16_t)*port);
     freeaddrinfo(ai);
     return 0;
 }

@@ -9,8 +9,9 @@
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -I. tests/fuzz/fuzz_client_proto.c \
- *       edge/client_proto.c edge/ws_frame.c edge/utf8.c common/frame.c common/mem.c \
- *       common/log.c $(pkg-config --cflags --libs jansson) -o fuzz_client_proto
+ *       edge/client_proto.c common/ws/ws_frame.c common/ws/ws_out.c common/utf8.c \
+ *       common/json_str.c common/frame.c common/mem.c common/log.c \
+ *       $(pkg-config --cflags --libs jansson) -o fuzz_client_proto
  *   ./fuzz_client_proto -max_total_time=60 tests/fuzz/corpus/client_proto
  *
  * The whole input is one client message for client_op_parse; split at its
@@ -48,8 +49,8 @@
 #include <jansson.h>
 
 #include "common/frame.h"
-#include "edge/utf8.h"
-#include "edge/ws_frame.h"
+#include "common/utf8.h"
+#include "common/ws/ws_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,10 +1,10 @@
 /*
- * libFuzzer target for edge/ws_frame.c and edge/utf8.c. make test runs it
+ * libFuzzer target for common/ws/ws_frame.c and common/utf8.c. make test runs it
  * for a few seconds (CTest fuzz_ws_frame); `tests/fuzz/run.sh ws_frame 600`
  * runs it longer. To build it yourself:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
- *       tests/fuzz/fuzz_ws_frame.c edge/ws_frame.c edge/utf8.c -o fuzz_ws_frame
+ *       tests/fuzz/fuzz_ws_frame.c common/ws/ws_frame.c common/utf8.c -o fuzz_ws_frame
  *   ./fuzz_ws_frame -max_total_time=60
  *
  * (run from the repository root). The first input byte picks the payload
@@ -14,8 +14,8 @@
  * reason; unmasking in two pieces equals unmasking at once; one-shot and
  * split UTF-8 validation agree.
  */
-#include "edge/utf8.h"
-#include "edge/ws_frame.h"
+#include "common/utf8.h"
+#include "common/ws/ws_frame.h"
 
 #include <stdlib.h>
 #include <string.h>

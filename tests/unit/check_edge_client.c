@@ -25,7 +25,7 @@
 #include "edge/edge_conf.h"
 #include "edge/pool.h"
 #include "edge/worker.h"
-#include "edge/ws_frame.h"
+#include "common/ws/ws_frame.h"
 #include "tests/support/check_main.h"
 
 #define KEY    "dGhlIHNhbXBsZSBub25jZQ=="

@@ -1,12 +1,12 @@
 /*
- * Tests for edge/utf8.c: Markus Kuhn's UTF-8 decoder stress cases
+ * Tests for common/utf8.c: Markus Kuhn's UTF-8 decoder stress cases
  * (boundaries, overlongs, surrogates, impossible bytes), Autobahn 6.x style
  * text payloads, incremental feeding (one byte at a time and split at every
  * point must agree with the one-shot answer), and an exhaustive comparison
  * with a reference decoder written differently (decode the code point,
  * then check range, minimality and surrogates).
  */
-#include "edge/utf8.h"
+#include "common/utf8.h"
 #include "tests/support/check_main.h"
 
 #include <check.h>

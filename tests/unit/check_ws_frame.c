@@ -1,11 +1,11 @@
 /*
- * Tests for edge/ws_frame.c: every payload length form, -2 on every
+ * Tests for common/ws/ws_frame.c: every payload length form, -2 on every
  * incomplete prefix, each RFC 6455 violation with its close code, the
  * payload limit, unmasking in pieces at every split, header encoding
  * sizes, close payload validation, a stream of frames delivered split at
  * every point, and a guard-page test (input ends at a PROT_NONE page).
  */
-#include "edge/ws_frame.h"
+#include "common/ws/ws_frame.h"
 #include "tests/support/check_main.h"
 
 #include <check.h>

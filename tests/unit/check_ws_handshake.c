@@ -5,6 +5,7 @@
  * origin lists, query topics and format=raw, topic limits, the exact 101
  * response, and a guard-page test (input ends at a PROT_NONE page).
  */
+#include "common/ws/ws_key.h"
 #include "edge/ws_handshake.h"
 #include "tests/support/check_main.h"
 
@@ -57,10 +58,10 @@ static ssize_t parse(const char *s, const char *origins, struct ws_request *req)
 START_TEST(test_accept_rfc_sample)
 {
     char out[29];
-    ws_handshake_accept(SAMPLE_KEY, strlen(SAMPLE_KEY), out);
+    ws_accept_key(SAMPLE_KEY, strlen(SAMPLE_KEY), out);
     ck_assert_str_eq(out, SAMPLE_ACC);
     /* The example handshake on Wikipedia's WebSocket page. */
-    ws_handshake_accept("x3JJHMbDL1EzLkh9GBhXDw==", 24, out);
+    ws_accept_key("x3JJHMbDL1EzLkh9GBhXDw==", 24, out);
     ck_assert_str_eq(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 

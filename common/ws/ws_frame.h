@@ -1,5 +1,5 @@
-#ifndef HERALD_EDGE_WS_FRAME_H
-#define HERALD_EDGE_WS_FRAME_H
+#ifndef HERALD_COMMON_WS_WS_FRAME_H
+#define HERALD_COMMON_WS_WS_FRAME_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -7,8 +7,10 @@
 #include <sys/types.h>
 
 /*
- * RFC 6455 framing, pure code. The server side: parse client frames
- * (which must be masked) and encode server frames (never masked).
+ * RFC 6455 framing, pure code, for both ends: a server parses client
+ * frames (which must be masked) and encodes server frames (never masked);
+ * a client (herald watch, herald-loadgen) parses server frames and
+ * encodes masked ones.
  */
 
 enum ws_opcode {
@@ -20,7 +22,7 @@ enum ws_opcode {
     WS_OP_PONG = 0xA,
 };
 
-/* Close codes used by the edge. */
+/* Close codes used by the edge and the tools. */
 #define WS_CLOSE_NORMAL       1000
 #define WS_CLOSE_GOING_AWAY   1001
 #define WS_CLOSE_PROTOCOL     1002
@@ -31,7 +33,8 @@ enum ws_opcode {
 #define WS_CLOSE_TOO_BIG      1009
 #define WS_CLOSE_INTERNAL     1011
 
-#define WS_MAX_HEADER 14 /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_MAX_HEADER 14  /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_CTRL_MAX   125 /* payload bytes a control frame may carry */
 
 struct ws_frame_header {
     bool fin;
@@ -56,6 +59,15 @@ ssize_t ws_frame_parse_header(const uint8_t *buf, size_t len, uint64_t max_paylo
                               struct ws_frame_header *h, uint16_t *close_code, const char **err);
 
 /*
+ * The same for one server frame header, read by a client: the same checks
+ * and returns, except that the frame must not be masked (1002 when it is)
+ * and has no masking key (h->masked false, h->mask zero).
+ */
+ssize_t ws_frame_parse_server_header(const uint8_t *buf, size_t len, uint64_t max_payload,
+                                     struct ws_frame_header *h, uint16_t *close_code,
+                                     const char **err);
+
+/*
  * XORs data[0..len) in place with mask, where data starts at byte `offset`
  * of the frame's payload (so a payload can be unmasked in pieces).
  */
@@ -66,11 +78,26 @@ size_t ws_frame_header_encode(uint8_t out[WS_MAX_HEADER], uint8_t opcode, bool f
                               uint64_t payload_len);
 
 /*
+ * Writes one final client frame carrying payload[0..len), masked with
+ * mask, into out[0..cap); returns its length, 0 when it does not fit.
+ */
+size_t ws_frame_encode_masked(uint8_t *out, size_t cap, uint8_t opcode, const void *payload,
+                              size_t len, const uint8_t mask[4]);
+
+/*
  * Validates a received close payload: empty is fine (*code = 1005), one
  * byte is not, the code must be one a peer may send (1000-1003, 1007-1011,
  * 3000-4999; not 1004-1006, 1015), the reason must be UTF-8. Returns true
  * when valid.
  */
 bool ws_close_payload_valid(const uint8_t *p, size_t len, uint16_t *code);
+
+/*
+ * Writes a close payload into out: the code (big-endian), then as much of
+ * reason (NULL: none) as fits the 125 bytes of a control frame, cut
+ * before a UTF-8 continuation byte so a valid reason stays valid.
+ * Returns its length (2..125).
+ */
+size_t ws_close_payload_encode(uint8_t out[WS_CTRL_MAX], uint16_t code, const char *reason);
 
 #endif

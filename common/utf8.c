@@ -1,4 +1,4 @@
-#include "edge/utf8.h"
+#include "common/utf8.h"
 
 #include <string.h>
 

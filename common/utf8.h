@@ -1,5 +1,5 @@
-#ifndef HERALD_EDGE_UTF8_H
-#define HERALD_EDGE_UTF8_H
+#ifndef HERALD_COMMON_UTF8_H
+#define HERALD_COMMON_UTF8_H
 
 #include <stdbool.h>
 #include <stddef.h>
