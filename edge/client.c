@@ -2,7 +2,8 @@
  * client.c - one WebSocket connection on the edge port.
  *
  * Owns: struct client, the connection's read path (request head, then
- * RFC 6455 frames and the JSON ops), its output queue and its close.
+ * RFC 6455 frames and the JSON ops), its output queue and its close. Its
+ * subscriptions are in client_subs.c, the HTTP answers in edge_http.c.
  *
  * Memory rule 1 without a bufferevent. DESIGN.md describes borrowing a
  * bufferevent from the pool; we keep the same property with less: the
@@ -69,16 +70,13 @@
 #include "common/net.h"
 #include "common/outq.h"
 #include "common/topic.h"
-#include "common/trie.h"
 #include "common/utf8.h"
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
-#include "edge/client_proto.h"
+#include "edge/browser_proto.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
-#include "edge/interest.h"
 #include "edge/pool.h"
-#include "edge/uplink.h"
 #include "edge/ws_handshake.h"
 
 #define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
@@ -348,86 +346,19 @@ int client_ping(struct client *c)
 /* Queues a JSON text reply. Returns 0, or -1 when c was closed (over its limit). */
 static int queue_text(struct client *c, const char *s, size_t len)
 {
-    return queue_counted(c, client_encode_text(s, len));
+    return queue_counted(c, browser_encode_text(s, len));
 }
 
 /* Returns 0, or -1 when c was closed (over its limit). */
 static int send_error(struct client *c, const char *id_text, const char *code, const char *msg)
 {
     char buf[REPLY_MAX];
-    size_t n = client_reply_error(buf, sizeof(buf), id_text, code, msg);
+    size_t n = browser_reply_error(buf, sizeof(buf), id_text, code, msg);
 
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
-/* ---------- subscriptions ---------- */
-
-/* True when a pattern new to this worker would pass the broker's per-link limit. */
-static bool room_for_new_pattern(const struct hub *h)
-{
-    uint64_t limit = h->uplink ? uplink_max_patterns(h->uplink) : 0;
-
-    return limit == 0 || trie_pattern_count(h->trie) < limit;
-}
-
-int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
-                     const char **err)
-{
-    struct hub *h = c->h;
-    struct trie_node *node;
-    bool first = false;
-
-    if (!topic_pattern_valid(pattern, len, &h->limits, err)) {
-        *code = "bad_topic";
-        return -1;
-    }
-    node = trie_find(h->trie, pattern, len);
-    if (node && ptrset_has(&c->subs, node))
-        return 0;
-    if (ptrset_count(&c->subs) >= (uint64_t)h->conf->max_subscriptions) {
-        *code = "too_many_subscriptions";
-        *err = "max-subscriptions reached for this connection";
-        return -1;
-    }
-    if (!node && !room_for_new_pattern(h)) {
-        h->stats.patterns_refused++;
-        *code = "too_many_subscriptions";
-        *err = "the server holds as many distinct patterns as its broker allows";
-        return -1;
-    }
-    ptrset_add(&c->subs, trie_subscribe(h->trie, pattern, len, &c->sink, &first, NULL));
-    if (first)
-        interest_gained(h->uplink, pattern, len);
-    return 0;
-}
-
-/* Removes c from node; the broker hears UNSUB when c was its last holder. */
-static void drop_node(struct client *c, struct trie_node *node)
-{
-    /* UNSUB first: the node (and its pattern) is pruned with its last subscriber. */
-    if (trie_node_count(node) == 1) {
-        char p[TOPIC_MAX_LEN + 1];
-        size_t len = trie_node_pattern(node, p, sizeof(p));
-
-        interest_lost(c->h->uplink, p, len);
-    }
-    trie_unsubscribe_node(c->h->trie, node, &c->sink, NULL);
-}
-
-int client_unsubscribe(struct client *c, const char *pattern, size_t len, const char **code,
-                       const char **err)
-{
-    struct trie_node *node = trie_find_sub(c->h->trie, pattern, len, &c->sink);
-
-    if (!node) {
-        *code = "not_subscribed";
-        *err = "not subscribed to this topic";
-        return -1;
-    }
-    ptrset_remove(&c->subs, node);
-    drop_node(c, node);
-    return 0;
-}
+/* ---------- the broker refused a subscription ---------- */
 
 int client_refused(struct client *c, struct trie_node *node, const char *code, const char *pattern,
                    size_t len)
@@ -435,12 +366,10 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     char buf[2 * TOPIC_MAX_LEN + REPLY_MAX]; /* the pattern, JSON-escaped */
     size_t n;
 
-    if (!ptrset_remove(&c->subs, node))
+    if (!client_forget(c, node))
         return 0;
-    /* No UNSUB: the broker never took the pattern. */
-    trie_unsubscribe_node(c->h->trie, node, &c->sink, NULL);
-    n = client_reply_refused(buf, sizeof(buf), code, pattern, len,
-                             "the broker refused this subscription");
+    n = browser_reply_refused(buf, sizeof(buf), code, pattern, len,
+                              "the broker refused this subscription");
     if (n >= sizeof(buf))
         return 0;
     if (queue_text(c, buf, n) < 0)
@@ -448,18 +377,6 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
     /* Not in c's own callback: written with the fan-out's dirty list. */
     hub_mark_dirty(c->h, c);
     return 0;
-}
-
-static void unsubscribe_all(struct client *c)
-{
-    uint32_t nslots;
-    void *const *nodes = ptrset_slots(&c->subs, &nslots);
-
-    for (uint32_t i = 0; i < nslots; i++) {
-        if (nodes[i])
-            drop_node(c, nodes[i]);
-    }
-    ptrset_clear(&c->subs);
 }
 
 /* ---------- closing ---------- */
@@ -470,7 +387,7 @@ void client_abort(struct client *c)
 
     if (c->state == CLIENT_CLOSED)
         return;
-    unsubscribe_all(c);
+    client_unsubscribe_all(c);
     event_del(&c->ev);
     drop_output(c);
     pool_put(h->pool, &c->in);
@@ -498,12 +415,12 @@ void client_close(struct client *c, uint16_t code, const char *reason)
 {
     if (c->state == CLIENT_CLOSED || c->state == CLIENT_CLOSING)
         return;
-    unsubscribe_all(c);
+    client_unsubscribe_all(c);
     if (c->state != CLIENT_OPEN || code == 0) {
         client_abort(c);
         return;
     }
-    queue_frame(c, client_encode_close(code, reason ? reason : ""));
+    queue_frame(c, browser_encode_close(code, reason ? reason : ""));
     enter_closing(c);
 }
 
@@ -634,40 +551,40 @@ static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t
 }
 
 /* Runs one parsed op and queues its reply. Returns 0, or -1 when c was closed. */
-static int run_op(struct client *c, const struct client_op *op)
+static int run_op(struct client *c, const struct browser_op *op)
 {
     const char *code = "bad_request", *err = "malformed op";
     char buf[REPLY_MAX];
     size_t n;
     int rc;
 
-    if (op->kind == CLIENT_OP_PING) {
-        n = client_reply_pong(buf, sizeof(buf), op->id_text);
+    if (op->kind == BROWSER_OP_PING) {
+        n = browser_reply_pong(buf, sizeof(buf), op->id_text);
         return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
     }
-    if (op->kind == CLIENT_OP_SUB)
+    if (op->kind == BROWSER_OP_SUB)
         rc = client_subscribe(c, op->topic, op->topic_len, &code, &err);
     else
         rc = client_unsubscribe(c, op->topic, op->topic_len, &code, &err);
     if (rc < 0)
         return send_error(c, op->id_text, code, err);
-    n = client_reply_ok(buf, sizeof(buf), op->id_text);
+    n = browser_reply_ok(buf, sizeof(buf), op->id_text);
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
 /* One complete text message: a JSON op. Returns 0, or -1 when c was closed. */
 static int on_message(struct client *c, const char *msg, size_t len)
 {
-    struct client_op op;
+    struct browser_op op;
     const char *code = "bad_request", *err = "malformed op";
     int rc;
 
     memset(&op, 0, sizeof(op));
-    if (client_op_parse(msg, len, &op, &code, &err) < 0)
+    if (browser_op_parse(msg, len, &op, &code, &err) < 0)
         rc = send_error(c, op.id_text, code, err);
     else
         rc = run_op(c, &op);
-    client_op_release(&op);
+    browser_op_release(&op);
     return rc;
 }
 

@@ -119,6 +119,12 @@ int client_flush(struct client *c);
  */
 void client_close(struct client *c, uint16_t code, const char *reason);
 
+/* Removes every subscription of c (UNSUB for patterns it held last). client_subs.c. */
+void client_unsubscribe_all(struct client *c);
+
+/* Drops c's subscription to node without an UNSUB; false when c did not hold it. client_subs.c. */
+bool client_forget(struct client *c, struct trie_node *node);
+
 /*
  * The broker refused node's pattern (text: pattern[0..len), code its ERR
  * code): c loses that subscription without an UNSUB and is told with

@@ -70,7 +70,7 @@
 #include "edge/client.h"
 #include "edge/edge_metrics.h"
 #include "edge/hub.h"
-#include "edge/client_proto.h"
+#include "edge/browser_proto.h"
 #include "edge/interest.h"
 #include "edge/uplink.h"
 #include "common/ws/ws_frame.h"
@@ -132,8 +132,8 @@ static struct frame *encode_event(void *arg, uint8_t form, const struct trie_nod
 
     (void)node;
     if (form == CLIENT_FORM_RAW)
-        return client_encode_raw(ev->payload, ev->plen);
-    return client_encode_event(ev->topic, ev->tlen, ev->seq, ev->payload, ev->plen);
+        return browser_encode_raw(ev->payload, ev->plen);
+    return browser_encode_event(ev->topic, ev->tlen, ev->seq, ev->payload, ev->plen);
 }
 
 void worker_deliver(struct worker *w, const char *topic, size_t tlen, uint64_t seq,

@@ -1,5 +1,5 @@
 /*
- * Tests for edge/client_proto.c: client ops (valid and every bad_request
+ * Tests for edge/browser_proto.c: client ops (valid and every bad_request
  * reason, with the id echoed when readable), exact reply strings, exact
  * event envelopes (JSON payloads inserted verbatim but trimmed, anything
  * else as an escaped string with U+FFFD for invalid UTF-8), WebSocket
@@ -7,7 +7,7 @@
  * text and close frames. Every frame is released: teardown checks that no
  * frame is alive.
  */
-#include "edge/client_proto.h"
+#include "edge/browser_proto.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -31,41 +31,41 @@ static void teardown(void)
 
 static const struct {
     const char *msg;
-    enum client_op_kind kind;
+    enum browser_op_kind kind;
     const char *topic;
     bool has_id;
     int64_t id;
     const char *id_text;
 } good_ops[] = {
-    {"{\"op\":\"sub\",\"topic\":\"mail.user.42.>\",\"id\":1}", CLIENT_OP_SUB, "mail.user.42.>",
+    {"{\"op\":\"sub\",\"topic\":\"mail.user.42.>\",\"id\":1}", BROWSER_OP_SUB, "mail.user.42.>",
      true, 1, "1"},
-    {"{\"op\":\"sub\",\"topic\":\"news\",\"id\":\"s-1\"}", CLIENT_OP_SUB, "news", true, 0,
+    {"{\"op\":\"sub\",\"topic\":\"news\",\"id\":\"s-1\"}", BROWSER_OP_SUB, "news", true, 0,
      "\"s-1\""},
-    {"{\"op\":\"sub\",\"topic\":\"news\"}", CLIENT_OP_SUB, "news", false, 0, ""},
-    {"{\"op\":\"unsub\",\"topic\":\"a.*\",\"id\":-9}", CLIENT_OP_UNSUB, "a.*", true, -9, "-9"},
-    {"{\"op\":\"unsub\",\"topic\":\"a\",\"id\":\"x\\\"y\"}", CLIENT_OP_UNSUB, "a", true, 0,
+    {"{\"op\":\"sub\",\"topic\":\"news\"}", BROWSER_OP_SUB, "news", false, 0, ""},
+    {"{\"op\":\"unsub\",\"topic\":\"a.*\",\"id\":-9}", BROWSER_OP_UNSUB, "a.*", true, -9, "-9"},
+    {"{\"op\":\"unsub\",\"topic\":\"a\",\"id\":\"x\\\"y\"}", BROWSER_OP_UNSUB, "a", true, 0,
      "\"x\\\"y\""},
-    {"{\"op\":\"unsub\",\"topic\":\"a\"}", CLIENT_OP_UNSUB, "a", false, 0, ""},
-    {"{\"op\":\"ping\",\"id\":9007199254740993}", CLIENT_OP_PING, NULL, true, 9007199254740993,
+    {"{\"op\":\"unsub\",\"topic\":\"a\"}", BROWSER_OP_UNSUB, "a", false, 0, ""},
+    {"{\"op\":\"ping\",\"id\":9007199254740993}", BROWSER_OP_PING, NULL, true, 9007199254740993,
      "9007199254740993"},
-    {"{\"op\":\"ping\",\"id\":\"p\"}", CLIENT_OP_PING, NULL, true, 0, "\"p\""},
-    {"{\"op\":\"ping\"}", CLIENT_OP_PING, NULL, false, 0, ""},
+    {"{\"op\":\"ping\",\"id\":\"p\"}", BROWSER_OP_PING, NULL, true, 0, "\"p\""},
+    {"{\"op\":\"ping\"}", BROWSER_OP_PING, NULL, false, 0, ""},
     /* Order, whitespace and extra members do not matter; topic syntax is not checked here. */
-    {" {\"id\": 3, \"extra\": [1], \"topic\": \"..\", \"op\": \"sub\"} \n", CLIENT_OP_SUB, "..",
+    {" {\"id\": 3, \"extra\": [1], \"topic\": \"..\", \"op\": \"sub\"} \n", BROWSER_OP_SUB, "..",
      true, 3, "3"},
     /* The longest id that fits: 45 characters plus quotes = 47 bytes. */
-    {"{\"op\":\"ping\",\"id\":\"123456789012345678901234567890123456789012345\"}", CLIENT_OP_PING,
+    {"{\"op\":\"ping\",\"id\":\"123456789012345678901234567890123456789012345\"}", BROWSER_OP_PING,
      NULL, true, 0, "\"123456789012345678901234567890123456789012345\""},
 };
 
 START_TEST(test_op_valid)
 {
-    struct client_op op;
+    struct browser_op op;
     const char *code = "unset";
     const char *err = "unset";
     const char *msg = good_ops[_i].msg;
 
-    ck_assert_int_eq(client_op_parse(msg, strlen(msg), &op, &code, &err), 0);
+    ck_assert_int_eq(browser_op_parse(msg, strlen(msg), &op, &code, &err), 0);
     ck_assert_int_eq(op.kind, good_ops[_i].kind);
     if (good_ops[_i].topic != NULL) {
         ck_assert_str_eq(op.topic, good_ops[_i].topic);
@@ -74,7 +74,7 @@ START_TEST(test_op_valid)
     ck_assert_int_eq(op.has_id, good_ops[_i].has_id);
     ck_assert_int_eq(op.id, good_ops[_i].id);
     ck_assert_str_eq(op.id_text, good_ops[_i].id_text);
-    client_op_release(&op);
+    browser_op_release(&op);
     ck_assert_ptr_null(op.json);
 }
 
@@ -107,16 +107,16 @@ static const struct {
 
 START_TEST(test_op_bad_request)
 {
-    struct client_op op;
+    struct browser_op op;
     const char *code = NULL;
     const char *err = NULL;
     const char *msg = bad_ops[_i].msg;
 
-    ck_assert_int_eq(client_op_parse(msg, strlen(msg), &op, &code, &err), -1);
+    ck_assert_int_eq(browser_op_parse(msg, strlen(msg), &op, &code, &err), -1);
     ck_assert_str_eq(code, "bad_request");
     ck_assert_str_eq(err, bad_ops[_i].err);
     ck_assert_str_eq(op.id_text, bad_ops[_i].id_text);
-    client_op_release(&op);
+    browser_op_release(&op);
     ck_assert_ptr_null(op.json);
 }
 
@@ -126,13 +126,13 @@ END_TEST
 START_TEST(test_op_uses_length)
 {
     static const char msg[] = "{\"op\":\"ping\"}garbage";
-    struct client_op op;
+    struct browser_op op;
     const char *code;
     const char *err;
 
-    ck_assert_int_eq(client_op_parse(msg, 13, &op, &code, &err), 0);
-    ck_assert_int_eq(op.kind, CLIENT_OP_PING);
-    client_op_release(&op);
+    ck_assert_int_eq(browser_op_parse(msg, 13, &op, &code, &err), 0);
+    ck_assert_int_eq(op.kind, BROWSER_OP_PING);
+    browser_op_release(&op);
 }
 
 END_TEST
@@ -143,18 +143,18 @@ START_TEST(test_replies)
 {
     char buf[256];
 
-    ck_assert_uint_eq(client_reply_ok(buf, sizeof(buf), "1"), 18);
+    ck_assert_uint_eq(browser_reply_ok(buf, sizeof(buf), "1"), 18);
     ck_assert_str_eq(buf, "{\"op\":\"ok\",\"id\":1}");
-    ck_assert_uint_eq(client_reply_ok(buf, sizeof(buf), ""), 11);
+    ck_assert_uint_eq(browser_reply_ok(buf, sizeof(buf), ""), 11);
     ck_assert_str_eq(buf, "{\"op\":\"ok\"}");
-    ck_assert_uint_eq(client_reply_pong(buf, sizeof(buf), "\"p-1\""), 24);
+    ck_assert_uint_eq(browser_reply_pong(buf, sizeof(buf), "\"p-1\""), 24);
     ck_assert_str_eq(buf, "{\"op\":\"pong\",\"id\":\"p-1\"}");
-    ck_assert_uint_eq(client_reply_pong(buf, sizeof(buf), ""), 13);
+    ck_assert_uint_eq(browser_reply_pong(buf, sizeof(buf), ""), 13);
     ck_assert_str_eq(buf, "{\"op\":\"pong\"}");
-    client_reply_error(buf, sizeof(buf), "3", "forbidden", "not allowed");
+    browser_reply_error(buf, sizeof(buf), "3", "forbidden", "not allowed");
     ck_assert_str_eq(
         buf, "{\"op\":\"error\",\"id\":3,\"code\":\"forbidden\",\"message\":\"not allowed\"}");
-    client_reply_error(buf, sizeof(buf), "", "bad_request", "say \"hi\"\\\n\x01");
+    browser_reply_error(buf, sizeof(buf), "", "bad_request", "say \"hi\"\\\n\x01");
     ck_assert_str_eq(buf, "{\"op\":\"error\",\"code\":\"bad_request\","
                           "\"message\":\"say \\\"hi\\\"\\\\\\n\\u0001\"}");
 }
@@ -166,12 +166,12 @@ START_TEST(test_reply_truncated)
     char buf[32];
 
     memset(buf, 'Z', sizeof(buf));
-    ck_assert_uint_eq(client_reply_ok(buf, 8, "1"), 18);
+    ck_assert_uint_eq(browser_reply_ok(buf, 8, "1"), 18);
     ck_assert_str_eq(buf, "{\"op\":\"");
     ck_assert_int_eq(buf[8], 'Z');
-    ck_assert_uint_eq(client_reply_ok(buf, 0, "1"), 18);
+    ck_assert_uint_eq(browser_reply_ok(buf, 0, "1"), 18);
     ck_assert_int_eq(buf[0], '{');
-    ck_assert_uint_eq(client_reply_ok(buf, 18, "1"), 18);
+    ck_assert_uint_eq(browser_reply_ok(buf, 18, "1"), 18);
     ck_assert_uint_eq(strlen(buf), 17);
 }
 
@@ -227,7 +227,7 @@ START_TEST(test_envelope)
     char want[256];
     size_t len;
     struct frame *f =
-        client_encode_event("mail.u1", 7, 7, envelopes[_i].payload, envelopes[_i].plen);
+        browser_encode_event("mail.u1", 7, 7, envelopes[_i].payload, envelopes[_i].plen);
     const char *got = small_text_payload(f, &len);
 
     snprintf(want, sizeof(want), "%s%s}", ENV_PREFIX, envelopes[_i].data);
@@ -244,14 +244,14 @@ START_TEST(test_envelope_topic_and_seq)
     static const char want[] =
         "{\"op\":\"msg\",\"topic\":\"a\\\"b\\\\c\",\"seq\":18446744073709551615,\"data\":0}";
     size_t len;
-    struct frame *f = client_encode_event("a\"b\\c", 5, UINT64_MAX, "0", 1);
+    struct frame *f = browser_encode_event("a\"b\\c", 5, UINT64_MAX, "0", 1);
     const char *got = small_text_payload(f, &len);
 
     ck_assert_uint_eq(len, strlen(want));
     ck_assert_mem_eq(got, want, len);
     frame_unref(&f);
     /* tlen bounds the topic: bytes after it are not part of it. */
-    f = client_encode_event("news.sport", 4, 0, "1", 1);
+    f = browser_encode_event("news.sport", 4, 0, "1", 1);
     got = small_text_payload(f, &len);
     ck_assert_uint_eq(len, strlen("{\"op\":\"msg\",\"topic\":\"news\",\"seq\":0,\"data\":1}"));
     ck_assert_mem_eq(got, "{\"op\":\"msg\",\"topic\":\"news\",\"seq\":0,\"data\":1}", len);
@@ -287,7 +287,7 @@ START_TEST(test_envelope_header_forms)
     memset(payload, 'x', plen);
     payload[0] = '"';
     payload[plen - 1] = '"';
-    f = client_encode_event("t", 1, 1, payload, plen);
+    f = browser_encode_event("t", 1, 1, payload, plen);
     ck_assert_uint_eq(f->len, h + header_forms[_i].json_len);
     ck_assert_mem_eq(f->data, header_forms[_i].header, h);
     ck_assert_mem_eq(f->data + h, prefix, strlen(prefix));
@@ -303,22 +303,22 @@ END_TEST
 
 START_TEST(test_raw_frames)
 {
-    struct frame *f = client_encode_raw("hello", 5);
+    struct frame *f = browser_encode_raw("hello", 5);
 
     ck_assert_uint_eq(f->len, 7);
     ck_assert_mem_eq(f->data, "\x81\x05hello", 7);
     frame_unref(&f);
-    f = client_encode_raw("caf\xc3\xa9", 5);
+    f = browser_encode_raw("caf\xc3\xa9", 5);
     ck_assert_mem_eq(f->data,
                      "\x81\x05"
                      "caf\xc3\xa9",
                      7);
     frame_unref(&f);
-    f = client_encode_raw("\x00\xff\x01", 3);
+    f = browser_encode_raw("\x00\xff\x01", 3);
     ck_assert_uint_eq(f->len, 5);
     ck_assert_mem_eq(f->data, "\x82\x03\x00\xff\x01", 5);
     frame_unref(&f);
-    f = client_encode_raw("", 0);
+    f = browser_encode_raw("", 0);
     ck_assert_uint_eq(f->len, 2);
     ck_assert_mem_eq(f->data, "\x81\x00", 2);
     frame_unref(&f);
@@ -334,7 +334,7 @@ START_TEST(test_raw_large)
 
     ck_assert_ptr_nonnull(p);
     memset(p, 0xfe, n);
-    f = client_encode_raw(p, n);
+    f = browser_encode_raw(p, n);
     ck_assert_uint_eq(f->len, 10 + n);
     ck_assert_mem_eq(f->data, "\x82\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10);
     ck_assert_mem_eq(f->data + 10, p, n);
@@ -346,7 +346,7 @@ END_TEST
 
 START_TEST(test_text_frame)
 {
-    struct frame *f = client_encode_text("{\"op\":\"ok\"}", 11);
+    struct frame *f = browser_encode_text("{\"op\":\"ok\"}", 11);
 
     ck_assert_uint_eq(f->len, 13);
     ck_assert_mem_eq(f->data, "\x81\x0b{\"op\":\"ok\"}", 13);
@@ -358,30 +358,30 @@ END_TEST
 START_TEST(test_close_frames)
 {
     char reason[200];
-    struct frame *f = client_encode_close(1008, "slow consumer");
+    struct frame *f = browser_encode_close(1008, "slow consumer");
 
     ck_assert_uint_eq(f->len, 17);
     ck_assert_mem_eq(f->data, "\x88\x0f\x03\xf0slow consumer", 17);
     frame_unref(&f);
-    f = client_encode_close(1000, NULL);
+    f = browser_encode_close(1000, NULL);
     ck_assert_uint_eq(f->len, 4);
     ck_assert_mem_eq(f->data, "\x88\x02\x03\xe8", 4);
     frame_unref(&f);
-    f = client_encode_close(1001, "");
+    f = browser_encode_close(1001, "");
     ck_assert_uint_eq(f->len, 4);
     ck_assert_mem_eq(f->data, "\x88\x02\x03\xe9", 4);
     frame_unref(&f);
     /* Cut at 123 bytes: the control frame payload is 125. */
     memset(reason, 'r', sizeof(reason) - 1);
     reason[sizeof(reason) - 1] = '\0';
-    f = client_encode_close(4000, reason);
+    f = browser_encode_close(4000, reason);
     ck_assert_uint_eq(f->len, 127);
     ck_assert_mem_eq(f->data, "\x88\x7d\x0f\xa0", 4);
     ck_assert_mem_eq(f->data + 4, reason, 123);
     frame_unref(&f);
     /* ... but never inside a UTF-8 character (é at bytes 122-123). */
     memcpy(reason + 122, "\xc3\xa9", 2);
-    f = client_encode_close(4000, reason);
+    f = browser_encode_close(4000, reason);
     ck_assert_uint_eq(f->len, 126);
     ck_assert_uint_eq((uint8_t)f->data[1], 124);
     ck_assert_mem_eq(f->data + 4, reason, 122);
@@ -390,9 +390,9 @@ START_TEST(test_close_frames)
 
 END_TEST
 
-static Suite *client_proto_suite(void)
+static Suite *browser_proto_suite(void)
 {
-    Suite *s = suite_create("client_proto");
+    Suite *s = suite_create("browser_proto");
     TCase *tc;
 
     tc = tcase_create("ops");
@@ -426,5 +426,5 @@ static Suite *client_proto_suite(void)
 
 int main(void)
 {
-    return check_run_suite(client_proto_suite());
+    return check_run_suite(browser_proto_suite());
 }

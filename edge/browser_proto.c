@@ -1,5 +1,5 @@
 /*
- * client_proto.c - the browser-facing JSON protocol: ops in, replies and
+ * browser_proto.c - the browser-facing JSON protocol: ops in, replies and
  * event frames out.
  *
  * Ops are parsed with jansson (json_loadb): the message must be
@@ -26,7 +26,7 @@
  * publisher sent, and it allocates again); building the envelope as a
  * jansson object (one more copy of the payload per event).
  */
-#include "edge/client_proto.h"
+#include "edge/browser_proto.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -82,7 +82,7 @@ static void put_json_string(struct out *o, const void *s, size_t n)
 /* --------------------------------------------------------------- ops */
 
 /* Fills op->id_text / id from the optional "id"; -1 with *err when unusable. */
-static int read_id(json_t *root, struct client_op *op, const char **err)
+static int read_id(json_t *root, struct browser_op *op, const char **err)
 {
     json_t *id = json_object_get(root, "id");
     size_t n;
@@ -107,15 +107,15 @@ static int read_id(json_t *root, struct client_op *op, const char **err)
 }
 
 /* Sets op->kind from "op"; -1 with *err when missing or unknown. */
-static int read_kind(json_t *root, struct client_op *op, const char **err)
+static int read_kind(json_t *root, struct browser_op *op, const char **err)
 {
     static const struct {
         const char *name;
-        enum client_op_kind kind;
+        enum browser_op_kind kind;
     } kinds[] = {
-        {"sub", CLIENT_OP_SUB},
-        {"unsub", CLIENT_OP_UNSUB},
-        {"ping", CLIENT_OP_PING},
+        {"sub", BROWSER_OP_SUB},
+        {"unsub", BROWSER_OP_UNSUB},
+        {"ping", BROWSER_OP_PING},
     };
 
     json_t *value = json_object_get(root, "op");
@@ -139,7 +139,7 @@ static int read_kind(json_t *root, struct client_op *op, const char **err)
     return -1;
 }
 
-static int read_topic(json_t *root, struct client_op *op, const char **err)
+static int read_topic(json_t *root, struct browser_op *op, const char **err)
 {
     json_t *topic = json_object_get(root, "topic");
 
@@ -157,8 +157,8 @@ static int read_topic(json_t *root, struct client_op *op, const char **err)
     return 0;
 }
 
-int client_op_parse(const char *msg, size_t len, struct client_op *op, const char **code,
-                    const char **err)
+int browser_op_parse(const char *msg, size_t len, struct browser_op *op, const char **code,
+                     const char **err)
 {
     json_error_t jerr;
     json_t *root;
@@ -178,14 +178,14 @@ int client_op_parse(const char *msg, size_t len, struct client_op *op, const cha
     }
     if (read_id(root, op, err) < 0 || read_kind(root, op, err) < 0)
         return -1;
-    if (op->kind != CLIENT_OP_PING && read_topic(root, op, err) < 0)
+    if (op->kind != BROWSER_OP_PING && read_topic(root, op, err) < 0)
         return -1;
     *code = NULL;
     *err = NULL;
     return 0;
 }
 
-void client_op_release(struct client_op *op)
+void browser_op_release(struct browser_op *op)
 {
     json_decref(op->json);
     op->json = NULL;
@@ -215,7 +215,7 @@ static size_t reply_end(struct out *o, char *buf, size_t cap)
     return o->len;
 }
 
-size_t client_reply_ok(char *out, size_t cap, const char *id_text)
+size_t browser_reply_ok(char *out, size_t cap, const char *id_text)
 {
     struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
@@ -224,7 +224,7 @@ size_t client_reply_ok(char *out, size_t cap, const char *id_text)
     return reply_end(&o, out, cap);
 }
 
-size_t client_reply_pong(char *out, size_t cap, const char *id_text)
+size_t browser_reply_pong(char *out, size_t cap, const char *id_text)
 {
     struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
@@ -233,8 +233,8 @@ size_t client_reply_pong(char *out, size_t cap, const char *id_text)
     return reply_end(&o, out, cap);
 }
 
-size_t client_reply_error(char *out, size_t cap, const char *id_text, const char *code,
-                          const char *message)
+size_t browser_reply_error(char *out, size_t cap, const char *id_text, const char *code,
+                           const char *message)
 {
     struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
@@ -247,8 +247,8 @@ size_t client_reply_error(char *out, size_t cap, const char *id_text, const char
     return reply_end(&o, out, cap);
 }
 
-size_t client_reply_refused(char *out, size_t cap, const char *code, const char *pattern,
-                            size_t len, const char *message)
+size_t browser_reply_refused(char *out, size_t cap, const char *code, const char *pattern,
+                             size_t len, const char *message)
 {
     struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
@@ -308,8 +308,8 @@ static bool payload_is_json(const char *p, size_t plen)
     return true;
 }
 
-struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, const void *payload,
-                                  size_t plen)
+struct frame *browser_encode_event(const char *topic, size_t tlen, uint64_t seq,
+                                   const void *payload, size_t plen)
 {
     struct envelope e = {topic, tlen, seq, payload, plen, false};
     struct out measure = {NULL, 0, 0};
@@ -333,17 +333,17 @@ struct frame *client_encode_event(const char *topic, size_t tlen, uint64_t seq, 
     return f;
 }
 
-struct frame *client_encode_raw(const void *payload, size_t plen)
+struct frame *browser_encode_raw(const void *payload, size_t plen)
 {
     return ws_frame_new(utf8_valid(payload, plen) ? WS_OP_TEXT : WS_OP_BINARY, payload, plen);
 }
 
-struct frame *client_encode_text(const char *s, size_t len)
+struct frame *browser_encode_text(const char *s, size_t len)
 {
     return ws_frame_new(WS_OP_TEXT, s, len);
 }
 
-struct frame *client_encode_close(uint16_t code, const char *reason)
+struct frame *browser_encode_close(uint16_t code, const char *reason)
 {
     return ws_close_frame_new(code, reason);
 }

@@ -1,31 +1,31 @@
 /*
- * fuzz_client_proto.c - libFuzzer target for edge/client_proto.c, the
+ * fuzz_browser_proto.c - libFuzzer target for edge/browser_proto.c, the
  * browser-facing JSON protocol. make test runs it for a few seconds (CTest
- * fuzz_client_proto); longer, by hand:
+ * fuzz_browser_proto); longer, by hand:
  *
- *   tests/fuzz/run.sh client_proto 600
+ *   tests/fuzz/run.sh browser_proto 600
  *
  * or build it yourself from the repository root:
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -fno-sanitize-recover=undefined -I. tests/fuzz/fuzz_client_proto.c \
- *       edge/client_proto.c common/ws/ws_frame.c common/ws/ws_out.c common/utf8.c \
+ *       -fno-sanitize-recover=undefined -I. tests/fuzz/fuzz_browser_proto.c \
+ *       edge/browser_proto.c common/ws/ws_frame.c common/ws/ws_out.c common/utf8.c \
  *       common/json_str.c common/frame.c common/mem.c common/log.c \
- *       $(pkg-config --cflags --libs jansson) -o fuzz_client_proto
- *   ./fuzz_client_proto -max_total_time=60 tests/fuzz/corpus/client_proto
+ *       $(pkg-config --cflags --libs jansson) -o fuzz_browser_proto
+ *   ./fuzz_browser_proto -max_total_time=60 tests/fuzz/corpus/browser_proto
  *
- * The whole input is one client message for client_op_parse; split at its
+ * The whole input is one client message for browser_op_parse; split at its
  * first newline it is also a topic and a payload to encode (no newline: an
  * empty topic). Every string handed over is an exact-size heap copy.
  *
  * Ops: on success the kind is known and a sub/unsub has a NUL-terminated
  * topic of topic_len bytes; on failure code is "bad_request" and err a
- * non-empty string still readable after client_op_release and the message
+ * non-empty string still readable after browser_op_release and the message
  * are freed (so static); either way id_text is NUL-terminated within its 48
  * bytes and is "" or the JSON text of an integer or string id (equal to id
  * when an integer), and ok/pong/error replies carrying it parse as JSON.
  *
- * Frames: client_encode_event, _raw, _text and _close return one complete
+ * Frames: browser_encode_event, _raw, _text and _close return one complete
  * frame with one reference: FIN, the expected opcode, no mask, the
  * shortest length encoding, a length equal to the rest of the frame, and a
  * header ws_frame_parse_header accepts once a zero mask key is spliced in.
@@ -35,10 +35,10 @@
  * own bytes, trimmed; otherwise data is a string, the payload itself when
  * that is UTF-8. A raw frame is text exactly when the payload is UTF-8. A
  * close frame's reason is a prefix of the given one, UTF-8 when that was.
- * client_reply_error with the topic and payload as code and message gives
+ * browser_reply_error with the topic and payload as code and message gives
  * JSON holding them, and snprintf semantics at every capacity.
  */
-#include "edge/client_proto.h"
+#include "edge/browser_proto.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -164,7 +164,7 @@ static void check_data(const json_t *d, const uint8_t *env, size_t elen, const c
 static void check_event(const char *topic, size_t tlen, uint64_t seq, const char *payload,
                         size_t plen)
 {
-    struct frame *f = client_encode_event(topic, tlen, seq, payload, plen);
+    struct frame *f = browser_encode_event(topic, tlen, seq, payload, plen);
     size_t elen;
     const uint8_t *env = check_frame(f, WS_OP_TEXT, &elen);
     json_error_t jerr;
@@ -194,13 +194,13 @@ static void check_event(const char *topic, size_t tlen, uint64_t seq, const char
 static void check_raw(const char *payload, size_t plen)
 {
     bool text = utf8_valid((const uint8_t *)payload, plen);
-    struct frame *f = client_encode_raw(payload, plen);
+    struct frame *f = browser_encode_raw(payload, plen);
     size_t len;
     const uint8_t *p = check_frame(f, text ? WS_OP_TEXT : WS_OP_BINARY, &len);
 
     CHECK(len == plen && memcmp(p, payload, plen) == 0);
     frame_unref(&f);
-    f = client_encode_text(payload, plen);
+    f = browser_encode_text(payload, plen);
     p = check_frame(f, WS_OP_TEXT, &len);
     CHECK(len == plen && memcmp(p, payload, plen) == 0);
     frame_unref(&f);
@@ -209,7 +209,7 @@ static void check_raw(const char *payload, size_t plen)
 static void check_close(uint16_t code, const char *reason)
 {
     size_t rlen = strlen(reason);
-    struct frame *f = client_encode_close(code, reason);
+    struct frame *f = browser_encode_close(code, reason);
     size_t len;
     const uint8_t *p = check_frame(f, WS_OP_CLOSE, &len);
 
@@ -248,22 +248,22 @@ static void check_ok_pong(const char *id_text)
 {
     char out[128];
 
-    CHECK(client_reply_ok(out, sizeof(out), id_text) < sizeof(out));
+    CHECK(browser_reply_ok(out, sizeof(out), id_text) < sizeof(out));
     json_decref(check_reply(out, "ok", id_text, 0));
-    CHECK(client_reply_pong(out, sizeof(out), id_text) < sizeof(out));
+    CHECK(browser_reply_pong(out, sizeof(out), id_text) < sizeof(out));
     json_decref(check_reply(out, "pong", id_text, 0));
 }
 
 static void check_error_reply(const char *id_text, const char *code, const char *message,
                               size_t cap)
 {
-    size_t need = client_reply_error(NULL, 0, id_text, code, message);
+    size_t need = browser_reply_error(NULL, 0, id_text, code, message);
     char *full = malloc(need + 1);
     char *cut = malloc(cap);
     json_t *root;
 
     CHECK(full != NULL && cut != NULL);
-    CHECK(client_reply_error(full, need + 1, id_text, code, message) == need);
+    CHECK(browser_reply_error(full, need + 1, id_text, code, message) == need);
     CHECK(strlen(full) == need);
     root = check_reply(full, "error", id_text, 2);
     CHECK(json_is_string(json_object_get(root, "code")));
@@ -274,7 +274,7 @@ static void check_error_reply(const char *id_text, const char *code, const char 
         CHECK(json_string_is(json_object_get(root, "message"), message, strlen(message)));
     json_decref(root);
     /* snprintf semantics: the full length, and as much as fits, terminated. */
-    CHECK(client_reply_error(cut, cap, id_text, code, message) == need);
+    CHECK(browser_reply_error(cut, cap, id_text, code, message) == need);
     CHECK(strlen(cut) == (need < cap ? need : cap - 1));
     CHECK(memcmp(cut, full, strlen(cut)) == 0);
     free(cut);
@@ -284,7 +284,7 @@ static void check_error_reply(const char *id_text, const char *code, const char 
 /* ---------------------------------------------------------------- ops */
 
 /* id_text is "" or the JSON text of an integer or string (that integer when has_id). */
-static void check_id_text(const struct client_op *op)
+static void check_id_text(const struct browser_op *op)
 {
     json_error_t jerr;
     json_t *id;
@@ -305,20 +305,21 @@ static void check_id_text(const struct client_op *op)
 static void check_op(const uint8_t *data, size_t size, char *id_text)
 {
     char *msg = copy(data, size);
-    struct client_op op;
+    struct browser_op op;
     const char *code = NULL, *err = NULL;
-    int rc = client_op_parse(msg, size, &op, &code, &err);
+    int rc = browser_op_parse(msg, size, &op, &code, &err);
 
     CHECK(rc == 0 || rc == -1);
     check_id_text(&op);
     memcpy(id_text, op.id_text, sizeof(op.id_text));
     if (rc == 0) {
-        CHECK(op.kind == CLIENT_OP_SUB || op.kind == CLIENT_OP_UNSUB || op.kind == CLIENT_OP_PING);
+        CHECK(op.kind == BROWSER_OP_SUB || op.kind == BROWSER_OP_UNSUB ||
+              op.kind == BROWSER_OP_PING);
         CHECK(op.has_id == (op.id_text[0] != '\0'));
-        if (op.kind != CLIENT_OP_PING)
+        if (op.kind != BROWSER_OP_PING)
             CHECK(op.topic != NULL && strlen(op.topic) == op.topic_len);
     }
-    client_op_release(&op);
+    browser_op_release(&op);
     CHECK(op.json == NULL && op.topic == NULL);
     free(msg);
     if (rc == -1) {
@@ -330,7 +331,7 @@ static void check_op(const uint8_t *data, size_t size, char *id_text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char id_text[sizeof(((struct client_op *)0)->id_text)];
+    char id_text[sizeof(((struct browser_op *)0)->id_text)];
     const uint8_t *nl = memchr(data, '\n', size);
     size_t tlen = nl != NULL ? (size_t)(nl - data) : 0;
     size_t skip = nl != NULL ? tlen + 1 : 0;
