@@ -8,7 +8,8 @@
  * answer "is p in here?" and "remove p" in O(1) at any size - a linear
  * scan of a client's 100,000 patterns per PUNSUBSCRIBE argument stalled the
  * broker for a minute - and cost nothing extra in the common case, where
- * an idle connection's whole state is counted in bytes (memory rule 3).
+ * an idle connection's whole state is counted in bytes (docs/architecture.md
+ * §4.4).
  *
  * Representation by capacity (see ptrset.h). An array of up to
  * PTRSET_LINEAR pointers is scanned (one cache line); past that the same

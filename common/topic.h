@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 /*
- * Topic and pattern syntax (DESIGN.md "Topics"). A topic is dot-separated
+ * Topic and pattern syntax (docs/protocol.md §1.1). A topic is dot-separated
  * tokens; a token is 1+ bytes of printable ASCII (0x21..0x7e) except '.',
  * '*', '>' (and so no space). A pattern may also use `*` as a whole token
  * (exactly one token) and `>` as the whole last token (one or more trailing

@@ -9,7 +9,7 @@
  * syntax is not checked here: the subscribe path does that with its limits.
  *
  * Events are encoded once per event into one complete, unmasked WebSocket
- * frame shared by every subscriber (DESIGN.md memory rule 2). The envelope
+ * frame shared by every subscriber (docs/architecture.md §4.2). The envelope
  *   {"op":"msg","topic":"<topic>","seq":<seq>,"data":<data>}
  * is measured first, then written straight into the frame after the header:
  * one allocation, no intermediate buffer. data is the ORIGINAL payload bytes

@@ -5,8 +5,8 @@
  * RFC 6455 frames and the JSON ops), its output queue and its close. Its
  * subscriptions are in client_subs.c, the HTTP answers in edge_http.c.
  *
- * Memory rule 1 without a bufferevent. DESIGN.md describes borrowing a
- * bufferevent from the pool; we keep the same property with less: the
+ * An idle connection owns no buffer (docs/architecture.md §4.1), and no
+ * bufferevent either (§9.1: an earlier plan lent one from the pool): the
  * connection embeds its one `struct event` for the fd (EV_READ|EV_PERSIST,
  * EV_WRITE added only while output waits) and borrows from the worker's
  * pool only a chunk (an incomplete frame or head, c->in; a fragmented
@@ -23,7 +23,8 @@
  * are appended to c->msg; UTF-8 is validated incrementally across them
  * (c->utf8), so a bad byte closes with 1007 as soon as it arrives.
  *
- * Output. Deliveries and replies are refcounted frames (memory rule 2),
+ * Output. Deliveries and replies are refcounted frames (docs/architecture.md
+ * §4.2),
  * and every one of them - events, JSON replies, pongs, keepalive pings -
  * counts against send-queue-limit (queue_counted): a client that sends
  * pings or ops and never reads the answers is a slow consumer like one

@@ -12,8 +12,8 @@
 
 /*
  * One client connection on the edge port: the HTTP request head, then a
- * WebSocket (RFC 6455) carrying the JSON ops of DESIGN.md "Client
- * protocol". The struct is public only so the unit test can assert its
+ * WebSocket (RFC 6455) carrying the JSON ops of docs/protocol.md §3. The
+ * struct is public only so the unit test can assert its
  * size and the worker's sweep can read its timestamps; everything else
  * goes through the functions below.
  */

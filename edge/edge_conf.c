@@ -1,8 +1,9 @@
 /*
  * edge_conf.c - the edge's directive table.
  *
- * Defaults live only here (STYLE.md §9); conf/edge.conf documents every
- * directive and a unit test checks that both list the same names. Bounds
+ * Defaults live only here (docs/architecture.md §8.1); conf/edge.conf
+ * documents every directive and a unit test checks that both list the same
+ * names. Bounds
  * keep each value in a range the code can honour (a timer of 0 ms or a
  * 1-byte message limit would only produce confusing failures later);
  * `broker` is checked as host:port here so a typo stops start-up instead

@@ -5,8 +5,8 @@
 
 /*
  * What this worker asks the broker for: the union of its clients'
- * patterns, reference-counted by the worker's trie (DESIGN.md "Processes":
- * SUB on 0 -> 1, UNSUB on 1 -> 0). The trie's first/last flags are the
+ * patterns, reference-counted by the worker's trie (docs/architecture.md
+ * §1.2: SUB on 0 -> 1, UNSUB on 1 -> 0). The trie's first/last flags are the
  * counts; this module turns them into link frames and replays them when
  * the uplink (re)connects.
  */

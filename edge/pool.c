@@ -11,7 +11,7 @@
  * Invariants:
  *  - Each class caches at most cache_bytes of free chunks; a chunk put back
  *    beyond that is freed at once, so idle memory per worker is bounded by
- *    POOL_CLASSES * cache_bytes (DESIGN.md memory rule 1).
+ *    POOL_CLASSES * cache_bytes (docs/architecture.md §4.1, §4.9).
  *  - Requests above the largest class are mem_alloc'd with cls
  *    POOL_OVERSIZE, counted while borrowed and freed when put back.
  *  - stats.chunks_in_use / chunk_bytes_in_use (sum of cap) and

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 /*
- * Per-worker buffer pool (DESIGN.md memory rule 1). A connection borrows a
+ * Per-worker buffer pool (docs/architecture.md §4.1, §6.3). A connection borrows a
  * chunk only while it holds an incomplete frame, message or handshake, and
  * an output evbuffer only while the kernel refuses bytes; both go back the
  * moment they drain. Size classes 512 B, 2 KiB, 8 KiB, 32 KiB, 128 KiB;

@@ -18,8 +18,8 @@
  * libhttp-parser does the HTTP/1.x syntax. It is stateful, but a head is
  * small and bounded by max_header, so each call parses the buffer from
  * the start with a parser on the stack: the caller just appends bytes and
- * calls again, and no parser state lives in the connection struct (memory
- * rule 3). on_headers_complete returns 1 (skip any body: a GET's body is
+ * calls again, and no parser state lives in the connection struct
+ * (docs/architecture.md §4.4). on_headers_complete returns 1 (skip any body: a GET's body is
  * not ours to read) and on_message_complete pauses the parser, so
  * http_parser_execute stops exactly after the blank line and its return
  * value is the head length; bytes after it (a client's first frames) are

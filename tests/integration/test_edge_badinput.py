@@ -1,6 +1,6 @@
 """Edge: bad input from raw sockets. Every case closes only the offending
-connection, with the RFC 6455 close code (or HTTP status) DESIGN.md "Limits
-and bad input" asks for, and counts it in /metrics, while a bystander
+connection, with the RFC 6455 close code or HTTP status of docs/protocol.md
+§3.7 and §3.2, and counts it in /metrics, while a bystander
 connection on the same edge keeps receiving events. Control frames (ping,
 close) are answered as the RFC says; the handshake, idle and slow-consumer
 limits close what exceeds them.

@@ -1,6 +1,6 @@
 /*
  * Tests for conf/broker.conf and conf/edge.conf against the directive
- * tables (STYLE.md §9): each file loads without error, reproduces the
+ * tables (docs/architecture.md §8.1): each file loads without error, reproduces the
  * table's defaults exactly, and names every directive of its table once:
  * as an active "directive value" line, or, for a directive whose default is
  * unset (no value can express "unset"), as a commented example line

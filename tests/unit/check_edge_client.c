@@ -5,7 +5,7 @@
  * one connection whose other end the test drives as a browser would:
  * handshake, masked frames, reading the server's frames. The loop is
  * pumped non-blocking between steps. Teardown frees the worker and checks
- * that no frame is left alive (memory rule 2 accounting).
+ * that no frame is left alive (docs/architecture.md §4.6, §6.1).
  */
 #include <check.h>
 #include <errno.h>
@@ -311,7 +311,7 @@ static void handshake(const char *target)
     ck_assert_int_eq(cl->state, CLIENT_OPEN);
 }
 
-/* An idle connection holds no buffer (memory rule 1). */
+/* An idle connection holds no buffer (docs/architecture.md §4.1). */
 static void assert_idle(void)
 {
     struct pool_stats ps;
