@@ -51,8 +51,10 @@ struct fanout {
  * Per-node forms are meant for per_pattern true, where trie_match_each
  * reports one node's subscribers together; with per_pattern false they are
  * still correct but may be encoded once per target. A deliver op that
- * takes a sink out of the trie must mark it SINK_CLOSED first (every
- * endpoint's close does), so the walk skips it and its pruned nodes.
+ * takes a sink out of the trie must keep the rest of the walk from using
+ * it: the broker's endpoints mark it SINK_CLOSED first; an edge client
+ * that is closing has its own deliver op ignore it (it stays on the dirty
+ * list to flush its close frame, so it is marked closed only when freed).
  */
 uint64_t fanout_publish(struct fanout *fo, struct trie *t, const char *topic, size_t tlen,
                         bool per_pattern, const struct sink_ops *ops, uint8_t per_node,

@@ -57,7 +57,7 @@ struct client {
     uint32_t last_rx_s;   /* last frame received */
     uint32_t last_ping_s; /* last ping sent; in CLOSING: the close deadline */
     uint32_t utf8;        /* UTF-8 validator state of the current text message */
-    struct sink sink;     /* the trie subscriber: form, SINK_CLOSED once not OPEN, SINK_DIRTY */
+    struct sink sink;     /* trie subscriber: form, SINK_DIRTY, SINK_CLOSED once CLOSED */
     uint8_t state;        /* enum client_state */
     uint8_t flags;        /* CLIENT_F_* */
     uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
