@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Herald soak: minutes of mixed abuse (issue 10's attacks, in rotation) against
+# Herald soak: minutes of mixed abuse (the attacks of tests/integration/test_hardening_*.py, in rotation) against
 # one herald-broker and one herald-edge while 1,000 well-behaved WebSocket
 # subscribers receive a steady event stream. Nothing they are sent may be lost,
 # and neither process may keep the memory the abuse made it take.
@@ -65,7 +65,7 @@ EDGE_ATTACKS=${EDGE_ATTACKS:-}
 SOAK_ABUSE_ARGS=${SOAK_ABUSE_ARGS:-}
 SOAK_NOTE=${SOAK_NOTE:-}           # a line for the report (which binaries these are, say)
 
-# ---- issue 10 directives ------------------------------------------------------
+# ---- hardening directives -----------------------------------------------------
 # Directives of the fixed broker that make an attack measurable here. Each is
 # passed only when `herald-broker --help` lists it; a binary without them (today's)
 # runs on the defaults, and the report names the directives it skipped.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The attacker of bench/soak.sh: issue 10's abuse, in rotation, against one
+"""The attacker of bench/soak.sh: the hardening tests' abuse, in rotation, against one
 herald-broker and one herald-edge on 127.0.0.1.
 
     soak_abuse.py --link P --resp P --http P --edge P --duration S [options]
@@ -800,7 +800,7 @@ def broker_metric(ctx, name):
 
 
 def link_self_publish(ctx, deadline, st):
-    """Issue 10 finding 1 with the default limits: for k = 14..24, a link (small
+    """Attack F1 (a link that publishes to its own topic) with the default limits: for k = 14..24, a link (small
     receive buffer, never reading) subscribes to its own topic, RESP publishes
     k x 512 KB to that topic (fan-out is not paused, so the link's output grows
     toward client-output-limit), then the link publishes a 1 MB event to its

@@ -12,7 +12,7 @@
  * http-max-connections; beyond it a connection gets a 503 and is closed)
  * and one incremental request parser (http_request.c).
  *
- * Hostile clients (issue 10's findings, each with a test):
+ * Hostile clients (docs/architecture.md §4.7; each with a test):
  *   - the head is judged before the body is read: a publish without the
  *     right bearer token gets its 401, and a Content-Length over
  *     max-payload its 413, as soon as the blank line arrives, and the

@@ -1,4 +1,4 @@
-"""Broker hardening, issue 10 (findings 1, 4, 5, 6a, 11, 12): one client must
+"""Broker hardening (docs/architecture.md §4.7; attacks F1, F4, F5, F6a, F11, F12): one client must
 never crash the broker, grow its memory without bound, or slow it down for
 everyone else.
 
@@ -103,7 +103,7 @@ def drain_msgs(link, n, timeout=20):
     return out
 
 
-# ------------------------------------------------------------------ finding 1
+# ------------------------------------------------------------------- F1
 
 
 class SelfPublishUseAfterFree(unittest.TestCase):
@@ -163,7 +163,7 @@ class SelfPublishUseAfterFree(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ------------------------------------------------------------------ finding 4
+# ------------------------------------------------------------------- F4
 
 
 class PingFlood(unittest.TestCase):
@@ -217,7 +217,7 @@ class PingFlood(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ------------------------------------------------------------------ finding 5
+# ------------------------------------------------------------------- F5
 
 
 EDGE_LIMIT = 64 << 20
@@ -393,7 +393,7 @@ class EdgeRoleByCredential(unittest.TestCase):
                 b.check_clean_exit(self)
 
 
-# ----------------------------------------------------------------- finding 6a
+# ------------------------------------------------------------------ F6a
 
 
 class TopicMapBounded(unittest.TestCase):
@@ -467,7 +467,7 @@ class TopicMapBounded(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ----------------------------------------------------------------- finding 11
+# ------------------------------------------------------------------ F11
 
 
 HELD = 100000
@@ -557,7 +557,7 @@ class LinearUnsubscribe(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ----------------------------------------------------------------- finding 12
+# ------------------------------------------------------------------ F12
 
 
 WRONGPASS = "WRONGPASS"

@@ -1,4 +1,4 @@
-"""Broker hardening, issue 10, connection level (findings 8, 9, 10, 13 and
+"""Broker hardening (docs/architecture.md §4.7), connection level (attacks F8, F9, F10, F13 and
 the rewritten HTTP endpoint): sockets that cost the broker nothing to the
 attacker must not cost it CPU, slots or memory either.
 
@@ -92,7 +92,7 @@ def json_error(testcase, resp, status):
     testcase.assertIn("error", json.loads(body), body)
 
 
-# ------------------------------------------------------------------ finding 8
+# ------------------------------------------------------------------- F8
 
 
 def accept_error_line(line):
@@ -164,7 +164,7 @@ class AcceptEmfile(unittest.TestCase):
         self.check_emfile("http")
 
 
-# ------------------------------------------------------------------ finding 9
+# ------------------------------------------------------------------- F9
 
 
 class PreAuth(unittest.TestCase):
@@ -441,7 +441,7 @@ class PreAuth(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ----------------------------------------------------------------- finding 10
+# ------------------------------------------------------------------ F10
 
     def test_issue10_f9_proven_edge_admitted_past_max_clients(self):
         """Clients that fill max-clients (here plain RESP connections, which
@@ -605,7 +605,7 @@ class Slowloris(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-# ----------------------------------------------------------------- finding 13
+# ------------------------------------------------------------------ F13
 
 
 class RequestSmuggling(unittest.TestCase):

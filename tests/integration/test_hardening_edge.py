@@ -1,6 +1,6 @@
-"""Issue 10 (hardening), the edge's findings: one WebSocket client must
+"""Edge hardening (docs/architecture.md §4.7): one WebSocket client must
 never crash herald-edge, grow it without bound, or stop delivery for the
-other clients. One test (or more) per finding, each driving the real
+other clients. One test (or more) per attack (F<N>), each driving the real
 broker and edge over loopback:
 
   F2  one connection holds 65,600 patterns (--max-subscriptions 70000): the
@@ -23,8 +23,9 @@ broker and edge over loopback:
       counts herald_edge_accept_errors_total, does not spin, and serves new
       WebSockets again once descriptors are free.
 
-The contract these follow is issue 10's (tests name the finding they prove:
-test_issue10_f<N>_...). Frames are built by hand (tests/support/rawws.py);
+The bounds these prove are listed in docs/architecture.md §4.7 (tests are
+named after the attack they replay: test_issue10_f<N>_..., the numbering of
+the hardening work that added them). Frames are built by hand (tests/support/rawws.py);
 only the Python standard library is used."""
 import json
 import os
