@@ -3,10 +3,12 @@
  * free lists, the per-class cache cap, oversize chunks, pool_grow keeping
  * contents, accounting back at baseline after partial-frame sequences,
  * pooled evbuffers draining (running reference cleanups exactly once) and
- * their count cap, and pool_free's assertion that nothing is borrowed.
+ * their count cap, pool_free giving every cached item back, and (without
+ * NDEBUG) its assertion that nothing is borrowed.
  */
 #include "edge/pool.h"
 #include "tests/support/check_main.h"
+#include "tests/support/heap.h"
 
 #include <check.h>
 #include <signal.h>
@@ -327,26 +329,45 @@ END_TEST
 
 /* ---------- pool_free ---------- */
 
+/* pool_free gives back the pool, its cached chunks of every class and its cached evbuffers. */
 START_TEST(test_free_with_cached_items)
 {
+    size_t base = heap_bytes();
     struct pool *p = pool_new(BIG_CACHE);
-    struct chunk *c = pool_get(p, 5000);
-    struct evbuffer *b = pool_get_evbuffer(p);
+    struct chunk *c[POOL_CLASSES];
+    struct evbuffer *b[3];
 
-    ck_assert_int_eq(evbuffer_add(b, "x", 1), 0);
-    pool_put(p, &c);
-    pool_put_evbuffer(p, &b);
-    pool_free(p); /* ASan: cached chunk and evbuffer are released */
+    for (int i = 0; i < POOL_CLASSES; i++)
+        c[i] = pool_get(p, (size_t)400 << (2 * i)); /* 400 B .. 100 KiB: one per class */
+    for (int i = 0; i < 3; i++) {
+        b[i] = pool_get_evbuffer(p);
+        ck_assert_int_eq(evbuffer_add(b[i], "x", 1), 0);
+    }
+    for (int i = 0; i < POOL_CLASSES; i++)
+        pool_put(p, &c[i]);
+    for (int i = 0; i < 3; i++)
+        pool_put_evbuffer(p, &b[i]);
+    ck_assert_uint_eq(stats(p).chunks_cached, POOL_CLASSES);
+    ck_assert_uint_eq(stats(p).evbuffers_cached, 3);
+    ck_assert_uint_gt(heap_bytes(), base + 400 + 1600 + 6400 + 25600 + 102400);
+    pool_free(p);
+    ck_assert_uint_eq(heap_bytes(), base);
 }
 
 END_TEST
 
+/*
+ * pool_free's assert() that nothing is borrowed (edge/pool.c) exists only
+ * in builds without NDEBUG, so this test does too: Release has no such
+ * check to test. make test runs it in its sanitized Debug build.
+ */
 #ifndef NDEBUG
 START_TEST(test_free_with_chunk_in_use_aborts)
 {
     struct pool *p = pool_new(BIG_CACHE);
 
     (void)pool_get(p, 10);
+    ck_assert_uint_eq(stats(p).chunks_in_use, 1);
     pool_free(p);
 }
 
@@ -395,7 +416,9 @@ static Suite *pool_suite(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    heap_init(argv);
     return check_run_suite(pool_suite());
 }
