@@ -15,9 +15,14 @@ START_TEST(test_copies_and_zeroed)
     unsigned char *z = mem_calloc(16, 4);
 
     ck_assert_str_eq(s, "abc");
-    for (size_t i = 0; i < 64; i++)
+    for (size_t i = 0; i < 64; i++) {
         ck_assert_uint_eq(z[i], 0);
-    z = mem_realloc(z, 128);
+        z[i] = (unsigned char)(i + 1);
+    }
+    z = mem_realloc(z, 128); /* keeps the first 64 bytes */
+    for (size_t i = 0; i < 64; i++)
+        ck_assert_uint_eq(z[i], i + 1);
+    memset(z + 64, 0xee, 64); /* the new 64 are ours (ASan) */
     mem_free(s);
     mem_free(z);
     mem_free(NULL);
