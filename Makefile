@@ -1,10 +1,14 @@
 # Herald: the two commands of the README, and the developer helpers.
 #   make run    install what is missing, build, start a broker and an edge
-#   make test   install what is missing, build with ASan+UBSan, run every test
+#   make test   install what is missing, build with ASan+UBSan, run every test; then
+#               build the unit suites alone in Release without sanitizers and run
+#               them again (a check that holds only under ASan, or a warning that
+#               only -O3 raises, fails there)
 #   make soak   build, then bench/soak.sh: SOAK_SECONDS (default 300) of abuse against one
 #               broker and one edge while 1,000 subscribers receive events (not in make test)
 BUILD      ?= build
 TEST_BUILD ?= build-test
+UNIT_BUILD ?= build-test-release
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 SOAK_SECONDS ?= 300
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common broker edge tools tests bench -name '*.[ch]')
@@ -33,6 +37,9 @@ test: test-deps
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHERALD_SANITIZE=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	cmake -S . -B $(UNIT_BUILD) -DCMAKE_BUILD_TYPE=Release -DHERALD_SANITIZE=OFF >/dev/null
+	cmake --build $(UNIT_BUILD) -j $(JOBS) --target unit_suites
+	cd $(UNIT_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^unit$$'
 
 format:
 	clang-format -i $(SOURCES)
@@ -43,4 +50,4 @@ lint:
 	    --inline-suppr --std=c11 -I. common broker edge tools
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(UNIT_BUILD)
