@@ -1,9 +1,10 @@
 #ifndef HERALD_TESTS_SUPPORT_LINK_PEER_H
 #define HERALD_TESTS_SUPPORT_LINK_PEER_H
 
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,6 +34,13 @@
  *   link_encode_welcome(&p.sb, "b", 1, 0);
  *   link_peer_flush(&p);               writes what p.sb holds
  *
+ * To know the uplink has handled what was sent to it, or has sent all it
+ * was going to, link_peer_sync() sends a PING and reads up to its PONG: one
+ * TCP stream keeps the order, so no quiet period has to be waited out (the
+ * uplink's socket has Nagle's algorithm on, so its small frames may lag
+ * behind a delayed ACK by tens of milliseconds). The peer's own socket has
+ * TCP_NODELAY.
+ *
  * p.f's views are borrowed until the next read. Times are milliseconds.
  */
 
@@ -45,6 +53,7 @@ struct link_peer {
     struct link_frame f;  /* the last frame read */
     msgpack_sbuffer sb;   /* frames to send: encode into it, then link_peer_flush */
     uint64_t accepted_ms; /* net_now_ms() at the last accept */
+    uint64_t token;       /* of the last PING link_peer_ping sent */
 };
 
 /* Runs base's ready events and due timers, then waits up to 1 ms for fd (or just 1 ms). */
@@ -111,6 +120,9 @@ static inline bool link_peer_accept(struct link_peer *p, int ms)
         int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
+            int one = 1;
+
+            ck_assert_int_eq(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
             p->fd = fd;
             p->accepted_ms = net_now_ms();
             p->dec = link_decoder_new(1u << 20);
@@ -153,10 +165,19 @@ static inline int link_peer_read(struct link_peer *p, int ms)
     }
 }
 
+/* Reads the next frame into p->f, failing when none comes within 2 s or the link closes. */
+static inline void link_peer_next(struct link_peer *p)
+{
+    int rc = link_peer_read(p, 2000);
+
+    ck_assert_msg(rc == 1, "waiting for a frame: %s",
+                  rc == 0 ? "nothing came" : "the uplink closed the link");
+}
+
 /* Reads the next frame and checks its type. */
 static inline void link_peer_expect(struct link_peer *p, enum link_type type)
 {
-    int rc = link_peer_read(p, 5000);
+    int rc = link_peer_read(p, 2000);
 
     ck_assert_msg(rc == 1, "waiting for %s: %s", link_type_name(type),
                   rc == 0 ? "nothing came" : "the uplink closed the link");
@@ -172,15 +193,6 @@ static inline void link_peer_expect_pattern(struct link_peer *p, enum link_type 
     ck_assert_msg(
         p->f.topic.len == strlen(pattern) && memcmp(p->f.topic.ptr, pattern, p->f.topic.len) == 0,
         "%s '%.*s', want '%s'", link_type_name(type), (int)p->f.topic.len, p->f.topic.ptr, pattern);
-}
-
-/* Checks that nothing arrives for ms (the link stays open and quiet). */
-static inline void link_peer_expect_quiet(struct link_peer *p, int ms)
-{
-    int rc = link_peer_read(p, ms);
-
-    ck_assert_msg(rc == 0, "expected nothing, got %s",
-                  rc < 0 ? "the link closed" : link_type_name(p->f.type));
 }
 
 /* Waits up to ms for the uplink to close the link; frames before that are skipped. */
@@ -221,6 +233,24 @@ static inline void link_peer_write_raw(struct link_peer *p, const void *data, si
 {
     msgpack_sbuffer_write(&p->sb, data, len);
     link_peer_flush(p);
+}
+
+/* Sends a PING with a new token (p->token); the uplink answers any PING with a PONG. */
+static inline void link_peer_ping(struct link_peer *p)
+{
+    link_encode_ping(&p->sb, ++p->token);
+    link_peer_flush(p);
+}
+
+/*
+ * Sends a PING and checks that the next frame is its PONG: the uplink has
+ * then handled everything sent before, and sent nothing else meanwhile.
+ */
+static inline void link_peer_sync(struct link_peer *p)
+{
+    link_peer_ping(p);
+    link_peer_expect(p, LINK_PONG);
+    ck_assert_uint_eq(p->f.token, p->token);
 }
 
 /* Accepts, checks the HELLO, answers WELCOME with this pattern limit (0: no limit). */
