@@ -21,13 +21,7 @@
 
 #include "common/utf8.h"
 
-struct out {
-    char *buf;
-    size_t cap; /* bytes that may be stored */
-    size_t len; /* bytes produced so far, stored or not */
-};
-
-static void put(struct out *o, const void *s, size_t n)
+void json_out_put(struct json_out *o, const void *s, size_t n)
 {
     if (o->len < o->cap) {
         size_t room = o->cap - o->len;
@@ -37,9 +31,9 @@ static void put(struct out *o, const void *s, size_t n)
     o->len += n;
 }
 
-static void put_str(struct out *o, const char *s)
+void json_out_str(struct json_out *o, const char *s)
 {
-    put(o, s, strlen(s));
+    json_out_put(o, s, strlen(s));
 }
 
 /*
@@ -63,35 +57,35 @@ static size_t utf8_bad_prefix(const uint8_t *s, size_t n, size_t *valid)
 }
 
 /* Writes one ASCII byte that needs escaping: the short forms, else \u00XX. */
-static void put_escaped_ascii(struct out *o, uint8_t c)
+static void put_escaped_ascii(struct json_out *o, uint8_t c)
 {
     static const char hex[] = "0123456789abcdef";
     char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
 
     switch (c) {
     case '"':
-        put_str(o, "\\\"");
+        json_out_str(o, "\\\"");
         return;
     case '\\':
-        put_str(o, "\\\\");
+        json_out_str(o, "\\\\");
         return;
     case '\b':
-        put_str(o, "\\b");
+        json_out_str(o, "\\b");
         return;
     case '\f':
-        put_str(o, "\\f");
+        json_out_str(o, "\\f");
         return;
     case '\n':
-        put_str(o, "\\n");
+        json_out_str(o, "\\n");
         return;
     case '\r':
-        put_str(o, "\\r");
+        json_out_str(o, "\\r");
         return;
     case '\t':
-        put_str(o, "\\t");
+        json_out_str(o, "\\t");
         return;
     default:
-        put(o, u, sizeof(u));
+        json_out_put(o, u, sizeof(u));
         return;
     }
 }
@@ -103,7 +97,7 @@ static bool needs_no_escape(uint8_t c)
 
 size_t json_str_escape(char *out, size_t cap, const void *src, size_t n)
 {
-    struct out o = {out, out ? cap : 0, 0};
+    struct json_out o = {out, out ? cap : 0, 0};
     const uint8_t *s = src;
     size_t i = 0;
 
@@ -116,7 +110,7 @@ size_t json_str_escape(char *out, size_t cap, const void *src, size_t n)
         while (run < n && needs_no_escape(s[run]))
             run++;
         if (run > i) {
-            put(&o, s + i, run - i);
+            json_out_put(&o, s + i, run - i);
             i = run;
         } else if (s[i] < 0x80) {
             put_escaped_ascii(&o, s[i]);
@@ -124,11 +118,18 @@ size_t json_str_escape(char *out, size_t cap, const void *src, size_t n)
         } else {
             bad = utf8_bad_prefix(s + i, n - i, &valid);
             if (bad > 0)
-                put_str(&o, "\\ufffd");
+                json_out_str(&o, "\\ufffd");
             else
-                put(&o, s + i, valid);
+                json_out_put(&o, s + i, valid);
             i += bad > 0 ? bad : valid;
         }
     }
     return o.len;
+}
+
+void json_out_escaped(struct json_out *o, const void *s, size_t n)
+{
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
+
+    o->len += json_str_escape(room ? o->buf + o->len : NULL, room, s, n);
 }

@@ -20,4 +20,20 @@
  */
 size_t json_str_escape(char *out, size_t cap, const void *s, size_t n);
 
+/*
+ * A bounded writer for JSON text: stores what fits in buf[0..cap) and
+ * counts everything in len (like snprintf), so len >= cap means the text
+ * did not fit.
+ */
+struct json_out {
+    char *buf;
+    size_t cap; /* bytes that may be stored */
+    size_t len; /* bytes produced so far, stored or not */
+};
+
+/* Appends s[0..n) / the C string s / s[0..n) escaped (json_str_escape) to o. */
+void json_out_put(struct json_out *o, const void *s, size_t n);
+void json_out_str(struct json_out *o, const char *s);
+void json_out_escaped(struct json_out *o, const void *s, size_t n);
+
 #endif

@@ -17,7 +17,7 @@
  * (jansson also rejects invalid UTF-8, so the text frame stays valid), else
  * the payload as a JSON string with invalid UTF-8 replaced by U+FFFD.
  *
- * All output goes through struct out, a writer that counts every byte but
+ * All output goes through struct json_out, a writer that counts every byte but
  * stores only what fits: the same code measures (cap 0) and writes, so the
  * two passes cannot disagree, and replies get snprintf semantics.
  *
@@ -44,39 +44,11 @@
 
 /* ------------------------------------------------------------ writer */
 
-struct out {
-    char *buf;
-    size_t cap; /* bytes that may be stored */
-    size_t len; /* bytes produced so far, stored or not */
-};
-
-static void put(struct out *o, const void *s, size_t n)
+static void put_json_string(struct json_out *o, const void *s, size_t n)
 {
-    if (o->len < o->cap) {
-        size_t room = o->cap - o->len;
-        memcpy(o->buf + o->len, s, n < room ? n : room);
-    }
-    o->len += n;
-}
-
-static void put_str(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-/* Writes s[0..n) escaped for the inside of a JSON string. */
-static void put_escaped(struct out *o, const void *s, size_t n)
-{
-    size_t room = o->len < o->cap ? o->cap - o->len : 0;
-
-    o->len += json_str_escape(room ? o->buf + o->len : NULL, room, s, n);
-}
-
-static void put_json_string(struct out *o, const void *s, size_t n)
-{
-    put(o, "\"", 1);
-    put_escaped(o, s, n);
-    put(o, "\"", 1);
+    json_out_put(o, "\"", 1);
+    json_out_escaped(o, s, n);
+    json_out_put(o, "\"", 1);
 }
 
 /* --------------------------------------------------------------- ops */
@@ -196,19 +168,19 @@ void browser_op_release(struct browser_op *op)
 /* ----------------------------------------------------------- replies */
 
 /* Starts {"op":"<op>" plus ,"id":<id> when there is one. */
-static void put_reply_head(struct out *o, const char *op, const char *id_text)
+static void put_reply_head(struct json_out *o, const char *op, const char *id_text)
 {
-    put_str(o, "{\"op\":\"");
-    put_str(o, op);
-    put_str(o, "\"");
+    json_out_str(o, "{\"op\":\"");
+    json_out_str(o, op);
+    json_out_str(o, "\"");
     if (id_text != NULL && id_text[0] != '\0') {
-        put_str(o, ",\"id\":");
-        put_str(o, id_text);
+        json_out_str(o, ",\"id\":");
+        json_out_str(o, id_text);
     }
 }
 
 /* NUL-terminates a reply writer; returns the full length (snprintf-like). */
-static size_t reply_end(struct out *o, char *buf, size_t cap)
+static size_t reply_end(struct json_out *o, char *buf, size_t cap)
 {
     if (cap > 0)
         buf[o->len < cap ? o->len : cap - 1] = '\0';
@@ -217,49 +189,49 @@ static size_t reply_end(struct out *o, char *buf, size_t cap)
 
 size_t browser_reply_ok(char *out, size_t cap, const char *id_text)
 {
-    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+    struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
     put_reply_head(&o, "ok", id_text);
-    put(&o, "}", 1);
+    json_out_put(&o, "}", 1);
     return reply_end(&o, out, cap);
 }
 
 size_t browser_reply_pong(char *out, size_t cap, const char *id_text)
 {
-    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+    struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
     put_reply_head(&o, "pong", id_text);
-    put(&o, "}", 1);
+    json_out_put(&o, "}", 1);
     return reply_end(&o, out, cap);
 }
 
 size_t browser_reply_error(char *out, size_t cap, const char *id_text, const char *code,
                            const char *message)
 {
-    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+    struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
     put_reply_head(&o, "error", id_text);
-    put_str(&o, ",\"code\":");
+    json_out_str(&o, ",\"code\":");
     put_json_string(&o, code, strlen(code));
-    put_str(&o, ",\"message\":");
+    json_out_str(&o, ",\"message\":");
     put_json_string(&o, message, strlen(message));
-    put(&o, "}", 1);
+    json_out_put(&o, "}", 1);
     return reply_end(&o, out, cap);
 }
 
 size_t browser_reply_refused(char *out, size_t cap, const char *code, const char *pattern,
                              size_t len, const char *message)
 {
-    struct out o = {out, cap > 0 ? cap - 1 : 0, 0};
+    struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
     put_reply_head(&o, "error", NULL);
-    put_str(&o, ",\"code\":");
+    json_out_str(&o, ",\"code\":");
     put_json_string(&o, code, strlen(code));
-    put_str(&o, ",\"topic\":");
+    json_out_str(&o, ",\"topic\":");
     put_json_string(&o, pattern, len);
-    put_str(&o, ",\"message\":");
+    json_out_str(&o, ",\"message\":");
     put_json_string(&o, message, strlen(message));
-    put(&o, "}", 1);
+    json_out_put(&o, "}", 1);
     return reply_end(&o, out, cap);
 }
 
@@ -280,21 +252,21 @@ struct envelope {
     bool as_json;
 };
 
-static void put_envelope(struct out *o, const struct envelope *e)
+static void put_envelope(struct json_out *o, const struct envelope *e)
 {
     char num[24];
     int n = snprintf(num, sizeof(num), "%" PRIu64, e->seq);
 
-    put_str(o, "{\"op\":\"msg\",\"topic\":");
+    json_out_str(o, "{\"op\":\"msg\",\"topic\":");
     put_json_string(o, e->topic, e->tlen);
-    put_str(o, ",\"seq\":");
-    put(o, num, (size_t)n);
-    put_str(o, ",\"data\":");
+    json_out_str(o, ",\"seq\":");
+    json_out_put(o, num, (size_t)n);
+    json_out_str(o, ",\"data\":");
     if (e->as_json)
-        put(o, e->data, e->dlen);
+        json_out_put(o, e->data, e->dlen);
     else
         put_json_string(o, e->data, e->dlen);
-    put(o, "}", 1);
+    json_out_put(o, "}", 1);
 }
 
 static bool payload_is_json(const char *p, size_t plen)
@@ -312,8 +284,8 @@ struct frame *browser_encode_event(const char *topic, size_t tlen, uint64_t seq,
                                    const void *payload, size_t plen)
 {
     struct envelope e = {topic, tlen, seq, payload, plen, false};
-    struct out measure = {NULL, 0, 0};
-    struct out o;
+    struct json_out measure = {NULL, 0, 0};
+    struct json_out o;
     struct frame *f;
     char *json;
 
@@ -328,7 +300,7 @@ struct frame *browser_encode_event(const char *topic, size_t tlen, uint64_t seq,
     }
     put_envelope(&measure, &e);
     f = ws_frame_alloc(WS_OP_TEXT, measure.len, &json);
-    o = (struct out){json, measure.len, 0};
+    o = (struct json_out){json, measure.len, 0};
     put_envelope(&o, &e);
     return f;
 }
