@@ -71,6 +71,17 @@ static const struct core_state *cstate_of(const struct core *core)
     return (const struct core_state *)core;
 }
 
+bool core_request_late(const struct core *core, uint64_t since_ms, uint64_t now_ms)
+{
+    return since_ms != 0 && now_ms - since_ms >= (uint64_t)core->conf->request_timeout;
+}
+
+void core_request_timeout(struct core *core, enum broker_endpoint ep, uint32_t id, const char *peer)
+{
+    core->stats.drops[DROP_REQUEST_TIMEOUT]++;
+    log_info("request_timeout", "endpoint=%s conn=%u peer=%s", endpoint_names[ep], id, peer);
+}
+
 const char *core_endpoint_name(enum broker_endpoint ep)
 {
     return endpoint_names[ep];

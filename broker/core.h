@@ -187,6 +187,17 @@ bool core_edge_allowed(const struct core *core, const struct sockaddr *sa);
  */
 void core_auth_failed(struct core *core, enum broker_endpoint ep, const char *peer);
 
+/*
+ * request-timeout, one rule for every endpoint: true when a request that
+ * started arriving at since_ms (0: none pending) is still incomplete at
+ * now_ms past the limit.
+ */
+bool core_request_late(const struct core *core, uint64_t since_ms, uint64_t now_ms);
+
+/* Counts a connection closed for request-timeout (DROP_REQUEST_TIMEOUT) and logs it. */
+void core_request_timeout(struct core *core, enum broker_endpoint ep, uint32_t id,
+                          const char *peer);
+
 /* Name of an endpoint ("link", "resp", "http") / drop reason ("slow_consumer", ...). */
 const char *core_endpoint_name(enum broker_endpoint ep);
 const char *core_drop_name(enum broker_drop d);

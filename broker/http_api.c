@@ -624,15 +624,13 @@ void http_api_sweep(struct http_api *api, uint64_t now_ms)
         return;
     for (c = api->conns; c; c = next) {
         next = c->next;
-        if (c->closing || c->paused || c->since_ms == 0 ||
-            now_ms - c->since_ms < (uint64_t)api->core->conf->request_timeout)
+        if (c->closing || c->paused || !core_request_late(api->core, c->since_ms, now_ms))
             continue;
         if (c->idle) {
             conn_close(c, "idle");
             continue;
         }
-        api->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
-        log_info("request_timeout", "endpoint=http conn=%u peer=%s", c->id, c->peer);
+        core_request_timeout(api->core, EP_HTTP, c->id, c->peer);
         answer_error(c, 408, "request timeout", NULL, "", false);
         if (!c->closed)
             after_answer(c);

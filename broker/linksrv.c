@@ -749,11 +749,9 @@ void linksrv_sweep(struct linksrv *srv, uint64_t now_ms)
         return;
     for (l = srv->links; l; l = next) {
         next = l->next;
-        if (l->partial_since_ms == 0 ||
-            now_ms - l->partial_since_ms < (uint64_t)srv->core->conf->request_timeout)
+        if (!core_request_late(srv->core, l->partial_since_ms, now_ms))
             continue;
-        srv->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
-        log_info("request_timeout", "endpoint=link conn=%u peer=%s", l->id, l->peer);
+        core_request_timeout(srv->core, EP_LINK, l->id, l->peer);
         lconn_close(l, "request_timeout");
     }
 }

@@ -654,11 +654,9 @@ void resp_conn_sweep(struct resp_server *srv, uint64_t now_ms)
         return;
     for (c = srv->clients; c; c = next) {
         next = c->next;
-        if (c->partial_since_ms == 0 ||
-            now_ms - c->partial_since_ms < (uint64_t)srv->core->conf->request_timeout)
+        if (!core_request_late(srv->core, c->partial_since_ms, now_ms))
             continue;
-        srv->core->stats.drops[DROP_REQUEST_TIMEOUT]++;
-        log_info("request_timeout", "endpoint=resp conn=%u peer=%s", c->id, c->peer);
+        core_request_timeout(srv->core, EP_RESP, c->id, c->peer);
         conn_close(c, "request_timeout");
     }
 }
