@@ -19,8 +19,6 @@
 #include "edge/hub.h"
 #include "edge/uplink.h"
 
-#define EDGE_MAX_HUBS 1024 /* the workers directive's maximum */
-
 static struct hub *all_hubs[EDGE_MAX_HUBS];
 static size_t n_hubs;
 

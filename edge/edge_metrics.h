@@ -71,6 +71,8 @@ struct edge_stats {
     struct pool_stats pool; /* gauges */
 };
 
+#define EDGE_MAX_HUBS 1024 /* the workers directive's maximum */
+
 /* Sets the process's hubs (one per worker; borrowed until exit); main calls it once. */
 void edge_metrics_set_hubs(struct hub *const *hubs, size_t n);
 

@@ -667,11 +667,13 @@ void worker_join(struct worker *w)
 
 void worker_set_all(struct worker **all, size_t n)
 {
-    struct hub *hubs[1024];
+    struct hub *hubs[EDGE_MAX_HUBS];
 
-    for (size_t i = 0; i < n && i < 1024; i++)
+    if (n > EDGE_MAX_HUBS)
+        n = EDGE_MAX_HUBS;
+    for (size_t i = 0; i < n; i++)
         hubs[i] = &all[i]->h;
-    edge_metrics_set_hubs(hubs, n < 1024 ? n : 1024);
+    edge_metrics_set_hubs(hubs, n);
 }
 
 /* Returns w's counters with the gauges filled in (worker thread only). */
