@@ -319,7 +319,8 @@ static int client_deliver(struct sink *s, struct frame *f)
         return slow_consumer(c);
     queue_frame(c, frame_ref(f));
     h->stats.deliveries++;
-    hub_mark_dirty(h, c);
+    if (!(c->sink.flags & SINK_DIRTY)) /* once per fan-out: skip the call on the hot path */
+        hub_mark_dirty(h, c);
     return 0;
 }
 
