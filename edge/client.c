@@ -538,14 +538,19 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 
 static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t len)
 {
-    uint16_t code = 0;
+    uint16_t code = 0, fail;
 
     if (opcode == WS_OP_PING)
         return queue_counted(c, ws_frame_new(WS_OP_PONG, p, len));
     if (opcode == WS_OP_PONG)
         return 0;
-    if (!ws_close_payload_valid(p, len, &code))
-        return protocol_close(c, WS_CLOSE_PROTOCOL, "invalid close frame");
+    /* A bad code is a protocol error (1002); a good code with a reason that
+     * is not UTF-8 is invalid text (1007, RFC 6455 8.1). */
+    fail = ws_close_payload_check(p, len, &code);
+    if (fail == WS_CLOSE_INVALID_DATA)
+        return protocol_close(c, fail, "invalid UTF-8 in close reason");
+    if (fail)
+        return protocol_close(c, fail, "invalid close frame");
     c->flags |= CLIENT_F_PEER_CLOSED;
     /* RFC 6455 5.5.1: echo the status; a close without one is answered with 1000. */
     client_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "");

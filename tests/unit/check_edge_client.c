@@ -578,7 +578,8 @@ static const struct {
     {WS_OP_CONT, true, "x", 1, WS_CLOSE_PROTOCOL},
     {0x3, true, "", 0, WS_CLOSE_PROTOCOL},                 /* reserved opcode */
     {WS_OP_CLOSE, true, "\x03\xed", 2, WS_CLOSE_PROTOCOL}, /* close code 1005 is not sendable */
-    {WS_OP_PING, false, "", 0, WS_CLOSE_PROTOCOL},         /* fragmented control frame */
+    {WS_OP_CLOSE, true, "\x03\xe8\xc3\x28", 4, WS_CLOSE_INVALID_DATA}, /* reason not UTF-8 */
+    {WS_OP_PING, false, "", 0, WS_CLOSE_PROTOCOL}, /* fragmented control frame */
 };
 
 START_TEST(test_protocol_errors_close)
