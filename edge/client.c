@@ -512,9 +512,9 @@ static void open_websocket(struct client *c, const struct ws_request *req)
 static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 {
     const struct edge_conf *conf = c->h->conf;
+    const struct ws_hs_policy policy = {conf->allowed_origins, conf->echo_path};
     struct ws_request req;
-    ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size,
-                                   conf->allowed_origins, &req);
+    ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size, &policy, &req);
 
     if (r == -2)
         return 0;
