@@ -31,6 +31,8 @@ struct edge_conf {
     int64_t reconnect_max;        /* ms, 5s: backoff cap */
     int64_t broker_ping_interval; /* ms, 10s: link keepalive */
     size_t pool_cache;            /* 4mb: free pool memory kept per worker per class */
+    char *echo_path;              /* unset: none; else the path echoing every message (§3.11) */
+    bool echo_path_public;        /* no: echo-path may not be served while auth is required */
     enum log_level log_level;
 };
 
