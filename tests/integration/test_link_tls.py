@@ -238,6 +238,33 @@ class LinkTls(unittest.TestCase):
         sub.close()
         pub.close()
 
+    def test_herald_cli_over_tls(self):
+        broker = "127.0.0.1:%d" % self.b.link_port
+        sub = subprocess.Popen([binary("herald"), "--broker", broker, "--ca-file",
+                                self.pki.ca_file, "subscribe", "--count", "1", "--timeout", "10",
+                                "tls.cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertTrue(wait_until(lambda: self.metric("herald_subscriptions") >= 1, 10))
+        out = run_cli("herald", "--broker", broker, "--tls", "--ca-file", self.pki.ca_file,
+                      "--server-name", "broker.test", "publish", "tls.cli", "hello")
+        self.assertRegex(out.stdout.decode(), r"^receivers=1 seq=\d+\n$")
+        sub_out, sub_err = sub.communicate(timeout=15)
+        self.assertEqual(sub.returncode, 0, sub_err)
+        self.assertRegex(sub_out.decode(), r"^tls.cli \d+ hello\n$")
+        # Refused: a CA that did not sign the certificate, a name it does not carry.
+        p = run_cli("herald", "--broker", broker, "--ca-file", self.pki.other_ca_file, "stats",
+                    check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"herald: TLS handshake: broker certificate not verified: "
+                      b"unable to get local issuer certificate", p.stderr)
+        p = run_cli("herald", "--broker", broker, "--ca-file", self.pki.ca_file,
+                    "--server-name", "other.test", "stats", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"broker certificate not verified: hostname mismatch", p.stderr)
+        # Plaintext to the TLS port: closed (request-timeout), no answer.
+        p = run_cli("herald", "--broker", broker, "stats", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"connection closed by broker", p.stderr)
+
     def test_edge_events_flow_end_to_end(self):
         e = tls_edge(self.b.link_port, self.pki.ca_file, "--workers", "2")
         try:
@@ -426,6 +453,10 @@ class EdgeRecovers(unittest.TestCase):
         try:
             self.assertTrue(e.wait_log('reason="TLS: handshake failed: ', 10), e.log())
             self.assertEqual(healthz(e)[0], 503)
+            p = run_cli("herald", "--broker", "127.0.0.1:%d" % b.link_port, "--tls", "stats",
+                        check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"herald: TLS handshake failed: ", p.stderr)
         finally:
             e.check_clean_exit()
             b.check_clean_exit()
