@@ -67,8 +67,11 @@
  * unchanged over the decrypted stream; what TLS adds is bounded by the
  * same rules: a link is listed as unauthenticated from accept, so a peer
  * that stalls its handshake or sends garbage is closed by auth-timeout or
- * evicted at max-unauthenticated like a silent TCP peer (OpenSSL holds at
- * most one handshake message, 16 KiB for a ClientHello, meanwhile), and a
+ * evicted at max-unauthenticated like a silent TCP peer; what it may send
+ * before the handshake is done is capped at LINKSRV_TLS_HANDSHAKE bytes by
+ * a callback on the socket's BIO (OpenSSL alone would buffer a ClientHello
+ * of up to 128 KiB; a real one is a few hundred bytes, and no client
+ * certificate is asked for), so it holds at most that plus one record; a
  * TLS record that has started arriving counts for request-timeout like a
  * partial frame (SSL_has_pending), so a trickled record cannot pin its
  * buffer after HELLO either. A failed handshake is counted and logged at
@@ -120,6 +123,8 @@
 #define LINKSRV_PAUSE_HIGH    (256 << 10)
 #define LINKSRV_CLOSE_WAIT_S  2 /* how long an ERR or shutdown flush may take */
 #define LINKSRV_STATS_MAX     2048
+#define LINKSRV_TLS_HANDSHAKE                                                                      \
+    (16 << 10) /* bytes a TLS client may send before its handshake is done */
 
 enum lconn_state {
     LCONN_HELLO,
@@ -721,7 +726,10 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
-        l->tls_up = true; /* a TLS link's handshake is done; reading goes on */
+        /* A TLS link's handshake is done: its input is bounded by the link's
+         * own limits from now on. */
+        l->tls_up = true;
+        BIO_set_callback_ex(SSL_get_rbio(lconn_ssl(l)), NULL);
         return;
     }
     if ((what & BEV_EVENT_ERROR) && tls_handshake_failed(l))
@@ -737,8 +745,29 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 /* ---- accepting ---------------------------------------------------------- */
 
 /*
+ * The socket BIO's callback until the handshake is done: past
+ * LINKSRV_TLS_HANDSHAKE bytes read, the read fails with an OpenSSL error,
+ * so the handshake fails (counted, reason "excessive message size").
+ */
+static long handshake_cap(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+                          int ret, size_t *processed)
+{
+    (void)argp;
+    (void)len;
+    (void)argi;
+    (void)argl;
+    (void)processed;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && BIO_number_read(b) > LINKSRV_TLS_HANDSHAKE) {
+        ERR_raise(ERR_LIB_SSL, SSL_R_EXCESSIVE_MESSAGE_SIZE);
+        return -1;
+    }
+    return ret;
+}
+
+/*
  * A bufferevent on the accepted fd: plain, or a TLS server whose SSL comes
- * from the current context. NULL on failure (fd still open).
+ * from the current context, its input capped until the handshake is done.
+ * NULL on failure (fd still open).
  */
 static struct bufferevent *link_bev_new(struct linksrv *srv, evutil_socket_t fd)
 {
@@ -761,8 +790,10 @@ static struct bufferevent *link_bev_new(struct linksrv *srv, evutil_socket_t fd)
                                          BEV_OPT_CLOSE_ON_FREE);
     /* A peer that closes TCP without close_notify ends like a plain link
      * (eof): the link's framing, not TLS, tells a cut frame. */
-    if (bev)
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    if (!bev)
+        return NULL;
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    BIO_set_callback_ex(SSL_get_rbio(ssl), handshake_cap);
     return bev;
 }
 

@@ -348,6 +348,28 @@ class LinkTls(unittest.TestCase):
         m.sock.close()
         self.assertTrue(self.b.alive())
 
+    def test_an_oversized_client_hello_is_refused_at_16_kib(self):
+        before = self.handshake_failures()
+        s = connect(self.b.link_port)
+        # A ClientHello announcing 100,000 bytes (OpenSSL would buffer up to
+        # 128 KiB of one), sent as whole 16 KiB handshake records: no partial
+        # record for request-timeout to see, so only the handshake cap can
+        # close it before auth-timeout (4 s).
+        body = bytes([1]) + (100000).to_bytes(3, "big") + b"\x03\x03" + os.urandom(16378)
+        first = b"\x16\x03\x01" + len(body).to_bytes(2, "big") + body
+        rest = b"\x16\x03\x01\x40\x00" + os.urandom(16384)
+        t0 = time.time()
+        try:
+            s.sendall(first + rest + rest)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        self.assertTrue(closed_within(s, 5))
+        self.assertLess(time.time() - t0, 1.5)
+        s.close()
+        self.assertTrue(wait_until(lambda: self.handshake_failures() >= before + 1, 3))
+        self.assertTrue(wait_until(lambda: 'reason="excessive message size"' in self.b.log(), 3),
+                        self.b.log()[-2000:])
+
     def test_stalled_handshakes_are_closed(self):
         before = drops(self.b, "auth_timeout")
         before_partial = drops(self.b, "request_timeout")
