@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/net.h"
@@ -73,6 +74,13 @@ const struct conf_directive edge_conf_table[] = {
      "host:port of the broker's link endpoint"},
     {"broker-secret", CONF_STRING, F(broker_secret), NULL, 0, 0, NULL,
      "secret sent in HELLO (the broker's requirepass; unset: none)"},
+    {"broker-tls", CONF_BOOL, F(broker_tls), "no", 0, 0, NULL,
+     "speak TLS to the broker's link endpoint and verify its certificate"},
+    {"broker-tls-ca-file", CONF_STRING, F(broker_tls_ca_file), NULL, 0, 0, NULL,
+     "PEM CA certificates the broker's certificate is verified against (unset: the system's)"},
+    {"broker-tls-server-name", CONF_STRING, F(broker_tls_server_name), NULL, 0, 0, NULL,
+     "name (or IP address) the broker's certificate must carry; also sent as SNI (unset: the "
+     "host of broker)"},
     {"workers", CONF_INT, F(workers), "0", 0, 1024, NULL, "worker threads (0: number of cores)"},
     {"max-message-size", CONF_SIZE, F(max_message_size), "64kb", 125, 64 << 20, NULL,
      "largest client message, all fragments together (close 1009 beyond)"},
@@ -113,3 +121,16 @@ const struct conf_directive edge_conf_table[] = {
     {"log-level", CONF_LOGLEVEL, F(log_level), "info", 0, 0, NULL, "debug, info, warn or error"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
+
+int edge_conf_check_broker_tls(const struct edge_conf *conf, char *err, size_t errlen)
+{
+    const char *set = conf->broker_tls_ca_file ? "broker-tls-ca-file" : "broker-tls-server-name";
+
+    /* Naming a CA or a server name while sending plaintext would look
+     * verified and be nothing of the kind. */
+    if (!conf->broker_tls && (conf->broker_tls_ca_file || conf->broker_tls_server_name)) {
+        snprintf(err, errlen, "%s is set but broker-tls is no: set broker-tls yes", set);
+        return -1;
+    }
+    return 0;
+}

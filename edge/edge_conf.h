@@ -14,6 +14,9 @@ struct edge_conf {
     int64_t port;                 /* 8080 */
     char *broker;                 /* host:port of the broker's link endpoint, 127.0.0.1:7400 */
     char *broker_secret;          /* HELLO secret (the broker's requirepass), unset: none */
+    bool broker_tls;              /* no: TLS to the broker's link endpoint */
+    char *broker_tls_ca_file;     /* CAs that verify the broker; unset: the system's */
+    char *broker_tls_server_name; /* name the broker's certificate must carry; unset: its host */
     int64_t workers;              /* 0 = number of cores */
     size_t max_message_size;      /* 64kb: largest client message (all fragments) */
     size_t max_header_size;       /* 8kb: handshake request head */
@@ -37,5 +40,12 @@ struct edge_conf {
 };
 
 extern const struct conf_directive edge_conf_table[];
+
+/*
+ * broker-tls-ca-file or broker-tls-server-name set while broker-tls is no
+ * is an error (run after conf_load). Returns 0, or -1 with a message
+ * naming the directives in err.
+ */
+int edge_conf_check_broker_tls(const struct edge_conf *conf, char *err, size_t errlen);
 
 #endif

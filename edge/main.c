@@ -4,7 +4,9 @@
  *   herald-edge [conf/edge.conf] [--directive value]...
  *
  * Start-up order: configuration (bad → message naming file and line, exit
- * 2), libevent threading (before any event_base), SIGPIPE ignored,
+ * 2; with broker-tls, the link's one client context, so a CA file that
+ * does not load stops start-up too), libevent threading (before any
+ * event_base), SIGPIPE ignored,
  * SIGTERM/SIGINT blocked in every thread, then every worker's listener is
  * bound here, in the main thread, so a bind error stops start-up (exit 1)
  * before any thread runs. Worker 0 binds first; the others bind the port it
@@ -30,6 +32,7 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/tls.h"
 #include "edge/edge_conf.h"
 #include "edge/worker.h"
 
@@ -79,7 +82,7 @@ static void stop_workers(struct worker **ws, size_t n)
         worker_free(ws[i]);
 }
 
-static int run(const struct edge_conf *conf, sigset_t *sigs)
+static int run(const struct edge_conf *conf, SSL_CTX *uplink_tls, sigset_t *sigs)
 {
     size_t n = worker_count(conf);
     struct worker **ws = mem_calloc(n, sizeof(*ws));
@@ -89,6 +92,8 @@ static int run(const struct edge_conf *conf, sigset_t *sigs)
         rc = 1;
         goto out;
     }
+    for (size_t i = 0; i < n; i++)
+        ws[i]->uplink_tls = uplink_tls;
     worker_set_all(ws, n);
     for (size_t i = 0; i < n; i++) {
         if (worker_start(ws[i]) < 0) {
@@ -110,8 +115,20 @@ out:
     return rc;
 }
 
+/* The one client context of every worker's link (broker-tls), or NULL with err. */
+static SSL_CTX *uplink_tls_ctx(const struct edge_conf *conf, char *err, size_t errlen)
+{
+    char why[512];
+    SSL_CTX *ctx = tls_client_ctx_new(conf->broker_tls_ca_file, why, sizeof(why));
+
+    if (!ctx)
+        snprintf(err, errlen, "broker-tls-ca-file: %s", why);
+    return ctx;
+}
+
 int main(int argc, char **argv)
 {
+    SSL_CTX *uplink_tls = NULL;
     struct edge_conf conf;
     char err[512];
     sigset_t sigs;
@@ -125,6 +142,10 @@ int main(int argc, char **argv)
         conf_free(edge_conf_table, &conf);
         return 0;
     }
+    if (rc == 0)
+        rc = edge_conf_check_broker_tls(&conf, err, sizeof(err));
+    if (rc == 0 && conf.broker_tls && !(uplink_tls = uplink_tls_ctx(&conf, err, sizeof(err))))
+        rc = -1;
     if (rc < 0) {
         fprintf(stderr, "herald-edge: %s\n", err);
         conf_free(edge_conf_table, &conf);
@@ -141,7 +162,8 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    rc = run(&conf, &sigs);
+    rc = run(&conf, uplink_tls, &sigs);
+    SSL_CTX_free(uplink_tls);
     conf_free(edge_conf_table, &conf);
     return rc;
 }
