@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -74,6 +75,8 @@
 #include "common/utf8.h"
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
+#include "edge/addr_limit.h"
+#include "edge/auth.h"
 #include "edge/browser_proto.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
@@ -83,6 +86,7 @@
 #define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
 #define REPLY_MAX      512 /* JSON replies: ids are <= 48 bytes, messages are static */
 #define PEER_MAX       64
+#define REFUSED_MAX    1024 /* refusals (429, 503) lingering per worker; past it: closed at once */
 
 static void client_on_event(evutil_socket_t fd, short what, void *arg);
 
@@ -360,6 +364,16 @@ static int send_error(struct client *c, const char *id_text, const char *code, c
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
+int client_reply(struct client *c, const char *s, size_t len)
+{
+    return queue_text(c, s, len);
+}
+
+int client_reply_error(struct client *c, const char *id_text, const char *code, const char *msg)
+{
+    return send_error(c, id_text, code, msg);
+}
+
 /* ---------- the broker refused a subscription ---------- */
 
 int client_refused(struct client *c, struct trie_node *node, const char *code, const char *pattern,
@@ -383,6 +397,22 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
 
 /* ---------- closing ---------- */
 
+/* Gives back what c holds outside its struct: its grant, its address's count, its refusal slot. */
+static void release_extras(struct client *c)
+{
+    struct hub *h = c->h;
+
+    client_set_grant(c, NULL);
+    if (h->addr_keys) {
+        addr_limit_release(h->addr, h->addr_keys[c->index], net_now_ms());
+        h->addr_keys[c->index] = ADDR_KEY_NONE;
+    }
+    if (c->flags & CLIENT_F_REFUSED) {
+        c->flags &= (uint8_t)~CLIENT_F_REFUSED;
+        h->nrefused--;
+    }
+}
+
 void client_abort(struct client *c)
 {
     struct hub *h = c->h;
@@ -390,6 +420,7 @@ void client_abort(struct client *c)
     if (c->state == CLIENT_CLOSED)
         return;
     client_unsubscribe_all(c);
+    release_extras(c);
     event_del(&c->ev);
     drop_output(c);
     pool_put(h->pool, &c->in);
@@ -442,6 +473,8 @@ static uint64_t *close_counter(struct hub *h, uint16_t code)
         return &h->stats.closes[CLOSE_R_1007];
     case WS_CLOSE_POLICY:
         return &h->stats.closes[CLOSE_R_1008];
+    case CLIENT_CLOSE_AUTH:
+        return &h->stats.closes[CLOSE_R_4001];
     default:
         return &h->stats.closes[CLOSE_R_1009];
     }
@@ -476,6 +509,35 @@ static void http_error(struct client *c, int status, const char *why)
     http_answer(c, edge_http_error(c->h, status, why));
 }
 
+struct client *client_accept(struct hub *h, int fd, uint64_t addr_key, int status)
+{
+    struct client *c;
+
+    if (status && h->nrefused >= REFUSED_MAX) { /* the answers must not become the flood */
+        close(fd);
+        return NULL;
+    }
+    c = client_new(h, fd);
+    if (!c) {
+        if (!status && h->addr)
+            addr_limit_release(h->addr, addr_key, net_now_ms());
+        return NULL;
+    }
+    if (!status) {
+        if (h->addr_keys)
+            h->addr_keys[c->index] = addr_key;
+        return c;
+    }
+    c->flags |= CLIENT_F_REFUSED;
+    h->nrefused++;
+    log_debug("connection_refused", "conn=%u status=%d", c->id, status);
+    http_answer(c, edge_http_error(h, status,
+                                   status == 429 ? "too many connections from your "
+                                                   "address, retry later"
+                                                 : "server busy, retry later"));
+    return c;
+}
+
 /* ---------- handshake ---------- */
 
 static void open_websocket(struct client *c, const struct ws_request *req)
@@ -508,6 +570,48 @@ static void open_websocket(struct client *c, const struct ws_request *req)
     }
 }
 
+/* Answers 401 and closes (RFC 6750 3.1: error="invalid_token" only when a token was given). */
+static int unauthorized(struct client *c, bool invalid_token, const char *why)
+{
+    log_debug("handshake_failed", "conn=%u status=401 reason=\"%s\"", c->id, why);
+    http_answer(c, edge_http_unauthorized(c->h, invalid_token, why));
+    return -1;
+}
+
+/*
+ * docs/protocol.md §3.10 at the upgrade: a token given is verified (401 when
+ * bad) and becomes c's grant; without one, auth enforced and ?topic= asked
+ * is a 401, and no ?topic= opens an unauthenticated WebSocket. With auth
+ * off tokens are not looked at. Returns 0, or -1 when c is closing.
+ */
+static int upgrade_auth(struct client *c, const struct ws_request *req)
+{
+    const struct edge_conf *conf = c->h->conf;
+    struct auth_grant *g;
+    enum jwt_status st;
+    const char *err = "bad token";
+
+    if (!conf->auth_on)
+        return 0;
+    if (!req->has_token) {
+        if (!conf->auth_enforced || (req->ntopics == 0 && !req->too_many_topics))
+            return 0;
+        return unauthorized(c, false, "a token is required to subscribe");
+    }
+    if (req->token_too_long) {
+        c->h->stats.auth_failed++;
+        return unauthorized(c, true, "token too long");
+    }
+    g = auth_verify(conf, &c->h->limits, req->token, req->token_len, time(NULL), &st, &err);
+    if (!g) {
+        c->h->stats.auth_failed++;
+        return unauthorized(c, true, err);
+    }
+    c->h->stats.auth_ok++;
+    client_set_grant(c, g);
+    return 0;
+}
+
 /* Returns the head's length, 0 when incomplete, -1 when c is closing. */
 static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 {
@@ -530,6 +634,8 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
         http_answer(c, edge_http_metrics(c->h));
         return -1;
     }
+    if (upgrade_auth(c, &req) < 0)
+        return -1;
     open_websocket(c, &req);
     return c->state == CLIENT_OPEN ? r : -1; /* its first replies may have filled the queue */
 }
@@ -564,6 +670,11 @@ static int run_op(struct client *c, const struct browser_op *op)
         n = browser_reply_pong(buf, sizeof(buf), op->id_text);
         return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
     }
+    if (op->kind == BROWSER_OP_AUTH)
+        return client_auth_op(c, op);
+    /* docs/protocol.md §3.10: until it authenticates, only auth and ping are served. */
+    if (c->h->conf->auth_enforced && !client_grant(c))
+        return send_error(c, op->id_text, "unauthorized", "send an auth op first");
     if (op->kind == BROWSER_OP_SUB)
         rc = client_subscribe(c, op->topic, op->topic_len, &code, &err);
     else
@@ -574,6 +685,20 @@ static int run_op(struct client *c, const struct browser_op *op)
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
+/*
+ * max-ops-per-second: every text message counts, valid or not. c->ops
+ * restarts with the first frame of each second of the worker clock
+ * (on_frame), so no window start is stored.
+ */
+static bool over_ops_limit(struct client *c)
+{
+    int64_t limit = c->h->conf->max_ops_per_second;
+
+    if (c->ops < UINT16_MAX)
+        c->ops++;
+    return limit > 0 && c->ops > limit;
+}
+
 /* One complete text message: a JSON op. Returns 0, or -1 when c was closed. */
 static int on_message(struct client *c, const char *msg, size_t len)
 {
@@ -581,6 +706,8 @@ static int on_message(struct client *c, const char *msg, size_t len)
     const char *code = "bad_request", *err = "malformed op";
     int rc;
 
+    if (over_ops_limit(c))
+        return protocol_close(c, WS_CLOSE_POLICY, "too many ops");
     memset(&op, 0, sizeof(op));
     if (browser_op_parse(msg, len, &op, &code, &err) < 0)
         rc = send_error(c, op.id_text, code, err);
@@ -668,6 +795,8 @@ static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
     p = buf + hl;
     ws_unmask(p, (size_t)fh.payload_len, fh.mask, 0);
     h->stats.frames_in++;
+    if (c->last_rx_s != h->now_s) /* the first frame of this second: a new ops window */
+        c->ops = 0;
     c->last_rx_s = h->now_s;
     if (fh.opcode >= WS_OP_CLOSE)
         rc = on_control(c, fh.opcode, p, (size_t)fh.payload_len);

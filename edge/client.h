@@ -18,6 +18,8 @@
  * goes through the functions below.
  */
 
+struct auth_grant;
+struct browser_op;
 struct chunk;
 struct evbuffer;
 struct frame;
@@ -42,6 +44,7 @@ enum client_form {
 #define CLIENT_F_WRITING     0x04 /* EV_WRITE is armed */
 #define CLIENT_F_PEER_CLOSED 0x10 /* the peer sent its close frame */
 #define CLIENT_F_SHUT_WR     0x20 /* CLOSING: output drained, write side shut */
+#define CLIENT_F_REFUSED     0x80 /* answered 429/503 at accept: counted in h->nrefused */
 
 struct client {
     struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */
@@ -61,7 +64,11 @@ struct client {
     uint8_t state;        /* enum client_state */
     uint8_t flags;        /* CLIENT_F_* */
     uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
+    uint16_t ops;         /* text messages since the worker clock's current second began */
 };
+
+/* Close code of the credential closes (docs/protocol.md §3.7): expired or never given. */
+#define CLIENT_CLOSE_AUTH 4001
 
 /*
  * Takes the accepted non-blocking socket fd and returns a new connection
@@ -70,13 +77,25 @@ struct client {
 struct client *client_new(struct hub *h, int fd);
 
 /*
+ * client_new for the worker's accept loop: with status 0, c counts against
+ * addr_key in h->addr (already acquired; released when c closes); with
+ * status 429 or 503, c is refused at once - the HTTP answer with
+ * Retry-After: 1 is queued and c lingers in CLOSING like any HTTP answer
+ * (a 503 also counts in h->nrefused until c is freed). NULL when the
+ * event could not be added (fd closed, nothing counted).
+ */
+struct client *client_accept(struct hub *h, int fd, uint64_t addr_key, int status);
+
+/*
  * Subscribes c to pattern[0..len) (borrowed): validates it (topic limits),
  * enforces max-subscriptions and, for a pattern new to this worker, the
  * broker's per-link pattern limit (announced in WELCOME), adds c to the
  * worker's trie and, when the pattern is new to this worker, sends SUB to
  * the broker. Subscribing twice to one pattern succeeds once. Returns 0, or
- * -1 with *code ("bad_topic", "too_many_subscriptions") and *err (static).
- * The one gate every subscription passes (query string and JSON ops alike).
+ * -1 with *code ("bad_topic", "unauthorized", "token_expired", "forbidden",
+ * "too_many_subscriptions") and *err (static). The one gate every
+ * subscription passes (query string and JSON ops alike); its credential
+ * half is client_may_subscribe.
  */
 int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
                      const char **err);
@@ -145,5 +164,52 @@ void client_free(struct client *c);
 
 /* Bytes queued for c (pending frame + evbuffer). */
 size_t client_queued(const struct client *c);
+
+/* Queues the JSON text s[0..len) (counted against send-queue-limit). Returns 0, or -1 when c
+ * was closed. */
+int client_reply(struct client *c, const char *s, size_t len);
+
+/* Queues {"op":"error",...} (browser_reply_error). Returns 0, or -1 when c was closed. */
+int client_reply_error(struct client *c, const char *id_text, const char *code, const char *msg);
+
+/* ---- credentials (client_auth.c, docs/protocol.md §3.10) ---- */
+
+/* c's grant (borrowed until c's next auth op or its close), or NULL. */
+struct auth_grant *client_grant(const struct client *c);
+
+/* Gives c the grant g (taken; NULL drops it), freeing the one it had. */
+void client_set_grant(struct client *c, struct auth_grant *g);
+
+/*
+ * The gate's credential half, for pattern[0..len) (a valid pattern):
+ * true when auth is not enforced and c has no grant, or c's grant is
+ * current and covers the pattern; else false with *code ("unauthorized",
+ * "token_expired", "forbidden") and *err.
+ */
+bool client_may_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                          const char **err);
+
+/*
+ * The auth op: verifies op's token and replies; a good one replaces c's
+ * grant, and each subscription the new grant does not cover is dropped and
+ * reported ("forbidden", with its topic). Returns 0, or -1 when c was closed.
+ */
+int client_auth_op(struct client *c, const struct browser_op *op);
+
+/*
+ * The sweep's credential deadline for an OPEN client: its token's exp, or
+ * when auth is enforced and c has none, born_s + hs_timeout_s + 1.
+ * Returns false when c has no such deadline; else the worker-clock second
+ * in *due (clamped to 2^30 s ahead).
+ */
+bool client_auth_due(const struct client *c, uint32_t hs_timeout_s, uint32_t *due);
+
+/*
+ * Acts on the deadline of client_auth_due once the worker clock reached it:
+ * token_expired then close 4001 "token expired", or close 4001
+ * "authentication required". Returns true when c was closed, false when
+ * the wall clock says exp is not reached after all (c is filed again).
+ */
+bool client_auth_expire(struct client *c);
 
 #endif

@@ -4,13 +4,14 @@
  *   herald-edge [conf/edge.conf] [--directive value]...
  *
  * Start-up order: configuration (bad → message naming file and line, exit
- * 2), libevent threading (before any event_base), SIGPIPE ignored,
- * SIGTERM/SIGINT blocked in every thread, then every worker's listener is
- * bound here, in the main thread, so a bind error stops start-up (exit 1)
- * before any thread runs. Worker 0 binds first; the others bind the port it
- * got, so `port 0` yields one ephemeral port shared through SO_REUSEPORT.
- * Then the threads start and `event=ready` is logged: every listener is
- * already accepting into its backlog.
+ * 2), the auth directives resolved (auth.h: the secret file read, bad
+ * combinations exit 2, weak ones logged as warnings), libevent threading (before any event_base),
+ * SIGPIPE ignored, SIGTERM/SIGINT blocked in every thread, then every worker's listener is bound
+ * here, in the main thread, so a bind error stops start-up (exit 1) before any thread runs. Worker
+ * 0 binds first; the others bind the port it got, so `port 0` yields one ephemeral port shared
+ * through SO_REUSEPORT. The per-address limits' table, when either limit is set, is made here and
+ * shared by every worker (addr_limit.h says why it is one table). Then the threads start and
+ * `event=ready` is logged: every listener is already accepting into its backlog.
  *
  * The main thread then only waits in sigwait(). On SIGTERM/SIGINT it asks
  * every worker to shut down (their notify pipes), joins them and frees
@@ -30,8 +31,12 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "edge/addr_limit.h"
+#include "edge/auth.h"
 #include "edge/edge_conf.h"
 #include "edge/worker.h"
+
+#define ADDR_SLACK 65536 /* addresses tracked beyond one per possible connection */
 
 static void usage(FILE *out)
 {
@@ -79,16 +84,41 @@ static void stop_workers(struct worker **ws, size_t n)
         worker_free(ws[i]);
 }
 
+/*
+ * The per-address table, or NULL when both limits are off. Its cap on
+ * addresses leaves room for every connection the workers may hold from a
+ * distinct address, plus ADDR_SLACK more whose buckets are still refilling.
+ */
+static struct addr_limit *make_addr_limit(const struct edge_conf *conf, size_t nworkers)
+{
+    uint64_t cap = (uint64_t)conf->max_connections * nworkers + ADDR_SLACK;
+
+    if (conf->max_conns_per_ip == 0 && conf->handshake_rate == 0)
+        return NULL;
+    return addr_limit_new((uint32_t)conf->max_conns_per_ip, (uint32_t)conf->handshake_rate,
+                          cap < UINT32_MAX ? (uint32_t)cap : UINT32_MAX);
+}
+
+static const char *auth_mode(const struct edge_conf *conf)
+{
+    if (conf->auth_enforced)
+        return "required";
+    return conf->auth_on ? "optional" : "off";
+}
+
 static int run(const struct edge_conf *conf, sigset_t *sigs)
 {
     size_t n = worker_count(conf);
     struct worker **ws = mem_calloc(n, sizeof(*ws));
+    struct addr_limit *addr = make_addr_limit(conf, n);
     int port = create_workers(conf, ws, n), sig = 0, rc = 0;
 
     if (port < 0) {
         rc = 1;
         goto out;
     }
+    for (size_t i = 0; i < n; i++)
+        worker_set_addr_limit(ws[i], addr);
     worker_set_all(ws, n);
     for (size_t i = 0; i < n; i++) {
         if (worker_start(ws[i]) < 0) {
@@ -97,17 +127,36 @@ static int run(const struct edge_conf *conf, sigset_t *sigs)
             goto out;
         }
     }
-    log_info("ready", "port=%d workers=%zu bind=%s broker=%s", port, n, conf->bind,
-             conf->broker ? conf->broker : "none");
+    log_info("ready", "port=%d workers=%zu bind=%s broker=%s auth=%s", port, n, conf->bind,
+             conf->broker ? conf->broker : "none", auth_mode(conf));
     while (sigwait(sigs, &sig) != 0) {
     }
     log_info("shutdown", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 out:
     stop_workers(ws, n);
+    addr_limit_free(addr);
     mem_free(ws);
     if (rc == 0)
         log_info("exit", "status=0");
     return rc;
+}
+
+/* The auth directives (docs/protocol.md §3.10); returns 0, or -1 after saying why. */
+static int resolve_auth(struct edge_conf *conf)
+{
+    char err[512];
+    unsigned warn = 0;
+
+    if (auth_conf_resolve(conf, err, sizeof(err), &warn) < 0) {
+        fprintf(stderr, "herald-edge: %s\n", err);
+        return -1;
+    }
+    if (warn & AUTH_WARN_OPEN)
+        log_warn("auth_off", "reason=\"no auth-secret and auth-required no: anyone may subscribe "
+                             "to anything\"");
+    if (warn & AUTH_WARN_SHORT_SECRET)
+        log_warn("auth_secret_short", "bytes=%zu min=%d", conf->auth_key_len, AUTH_SECRET_MIN);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -131,6 +180,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(conf.log_level);
+    if (resolve_auth(&conf) < 0) {
+        conf_free(edge_conf_table, &conf);
+        return 2;
+    }
     if (evthread_use_pthreads() < 0) {
         log_error("evthread_failed", "");
         conf_free(edge_conf_table, &conf);
