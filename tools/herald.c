@@ -1,5 +1,6 @@
 /*
- * herald.c - the herald command-line client: publish, subscribe, stats.
+ * herald.c - the herald command-line client: publish, subscribe, stats;
+ * watch (tools/herald_watch.c) and token (tools/herald_token.c).
  *
  * A small blocking client of the broker's link endpoint: one TCP socket,
  * poll() for deadlines, the link codec for frames; no event loop. Each
@@ -35,6 +36,7 @@
 #include "common/link_codec.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "tools/herald_token.h"
 #include "tools/herald_watch.h"
 
 #define DEFAULT_BROKER  "127.0.0.1:7400"
@@ -71,6 +73,8 @@ static void usage(FILE *out)
             "                           (or none) arrived in time\n"
             "  stats                    prints the broker's counters\n"
             "  watch ARGS...            follows events through an edge (herald watch --help)\n"
+            "  token ARGS...            mints a subscription token, no broker needed\n"
+            "                           (herald token --help)\n"
             "  help                     prints this text\n"
             "\n"
             "options:\n"
@@ -517,6 +521,8 @@ int main(int argc, char **argv)
         return cmd_stats(&o, argc - i, argv + i);
     if (strcmp(cmd, "watch") == 0)
         return herald_watch_main(argc - i, argv + i);
+    if (strcmp(cmd, "token") == 0)
+        return herald_token_main(argc - i, argv + i);
     fprintf(stderr, "herald: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
