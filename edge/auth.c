@@ -95,14 +95,10 @@ fail:
     return -1;
 }
 
-/* Drops one trailing "\n" or "\r\n". */
+/* Drops one trailing "\n", exactly as `herald token --secret-file` does (the keys must agree). */
 static void strip_newline(char *s, size_t *len)
 {
     if (*len > 0 && s[*len - 1] == '\n')
-        s[--*len] = '\0';
-    else
-        return;
-    if (*len > 0 && s[*len - 1] == '\r')
         s[--*len] = '\0';
 }
 

@@ -31,7 +31,7 @@ struct auth_grant;
 /*
  * Resolves auth-secret, auth-secret-file and auth-required into conf's
  * derived fields (auth_on, auth_enforced, auth_key_len). The file's content
- * (one trailing "\n" or "\r\n" stripped) replaces conf->auth_secret, so the
+ * (one trailing "\n" stripped) replaces conf->auth_secret, so the
  * key is always conf->auth_secret[0..auth_key_len) and conf_free releases it.
  * Returns 0 with *warnings (AUTH_WARN_* bits), or -1 with a message in err:
  * both directives set, an empty secret, an unreadable, oversize or NUL-holding
