@@ -60,7 +60,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -72,11 +71,11 @@
 #include "common/net.h"
 #include "common/outq.h"
 #include "common/topic.h"
+#include "common/trie.h"
 #include "common/utf8.h"
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
 #include "edge/addr_limit.h"
-#include "edge/auth.h"
 #include "edge/browser_proto.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
@@ -364,14 +363,59 @@ static int send_error(struct client *c, const char *id_text, const char *code, c
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
-int client_reply(struct client *c, const char *s, size_t len)
+/* ---------- credentials: what client_auth.c decides, said and done ---------- */
+
+/* Drops node (held by c, not covered by its new grant) with UNSUB when last, and tells c. */
+static int drop_forbidden(struct client *c, struct trie_node *node)
 {
-    return queue_text(c, s, len);
+    char pattern[TOPIC_MAX_LEN + 1], buf[2 * TOPIC_MAX_LEN + REPLY_MAX];
+    size_t len = trie_node_pattern(node, pattern, sizeof(pattern)), n;
+    const char *code, *err;
+
+    client_unsubscribe(c, pattern, len, &code, &err);
+    n = browser_reply_refused(buf, sizeof(buf), "forbidden", pattern, len,
+                              "the new token does not allow this pattern");
+    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
-int client_reply_error(struct client *c, const char *id_text, const char *code, const char *msg)
+/*
+ * The auth op (docs/protocol.md §3.10): ok with the token's exp, then each
+ * subscription the new grant does not cover dropped and reported, like the
+ * broker's refusals. Returns 0, or -1 when c was closed.
+ */
+static int auth_op(struct client *c, const struct browser_op *op)
 {
-    return send_error(c, id_text, code, msg);
+    const char *code, *err;
+    int64_t exp = client_authenticate(c, op->token, op->token_len, &code, &err);
+    struct trie_node **gone;
+    char buf[REPLY_MAX];
+    size_t n;
+    int rc = 0;
+
+    if (exp < 0)
+        return send_error(c, op->id_text, code, err);
+    n = browser_reply_auth_ok(buf, sizeof(buf), op->id_text, exp);
+    if (n < sizeof(buf) && queue_text(c, buf, n) < 0)
+        return -1;
+    n = client_uncovered(c, &gone);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = drop_forbidden(c, gone[i]);
+    mem_free(gone);
+    return rc;
+}
+
+bool client_auth_expire(struct client *c)
+{
+    const char *why = client_auth_ending(c);
+
+    if (!why)
+        return false;
+    c->h->stats.closes[CLOSE_R_4001]++;
+    log_debug("auth_close", "conn=%u reason=\"%s\"", c->id, why);
+    if (client_grant(c) && send_error(c, "", "token_expired", "the token expired") < 0)
+        return true;
+    client_close(c, CLIENT_CLOSE_AUTH, why);
+    return true;
 }
 
 /* ---------- the broker refused a subscription ---------- */
@@ -587,9 +631,7 @@ static int unauthorized(struct client *c, bool invalid_token, const char *why)
 static int upgrade_auth(struct client *c, const struct ws_request *req)
 {
     const struct edge_conf *conf = c->h->conf;
-    struct auth_grant *g;
-    enum jwt_status st;
-    const char *err = "bad token";
+    const char *code, *err;
 
     if (!conf->auth_on)
         return 0;
@@ -602,13 +644,8 @@ static int upgrade_auth(struct client *c, const struct ws_request *req)
         c->h->stats.auth_failed++;
         return unauthorized(c, true, "token too long");
     }
-    g = auth_verify(conf, &c->h->limits, req->token, req->token_len, time(NULL), &st, &err);
-    if (!g) {
-        c->h->stats.auth_failed++;
+    if (client_authenticate(c, req->token, req->token_len, &code, &err) < 0)
         return unauthorized(c, true, err);
-    }
-    c->h->stats.auth_ok++;
-    client_set_grant(c, g);
     return 0;
 }
 
@@ -671,7 +708,7 @@ static int run_op(struct client *c, const struct browser_op *op)
         return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
     }
     if (op->kind == BROWSER_OP_AUTH)
-        return client_auth_op(c, op);
+        return auth_op(c, op);
     /* docs/protocol.md §3.10: until it authenticates, only auth and ping are served. */
     if (c->h->conf->auth_enforced && !client_grant(c))
         return send_error(c, op->id_text, "unauthorized", "send an auth op first");

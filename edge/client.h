@@ -19,7 +19,6 @@
  */
 
 struct auth_grant;
-struct browser_op;
 struct chunk;
 struct evbuffer;
 struct frame;
@@ -165,13 +164,6 @@ void client_free(struct client *c);
 /* Bytes queued for c (pending frame + evbuffer). */
 size_t client_queued(const struct client *c);
 
-/* Queues the JSON text s[0..len) (counted against send-queue-limit). Returns 0, or -1 when c
- * was closed. */
-int client_reply(struct client *c, const char *s, size_t len);
-
-/* Queues {"op":"error",...} (browser_reply_error). Returns 0, or -1 when c was closed. */
-int client_reply_error(struct client *c, const char *id_text, const char *code, const char *msg);
-
 /* ---- credentials (client_auth.c, docs/protocol.md §3.10) ---- */
 
 /* c's grant (borrowed until c's next auth op or its close), or NULL. */
@@ -190,11 +182,20 @@ bool client_may_subscribe(struct client *c, const char *pattern, size_t len, con
                           const char **err);
 
 /*
- * The auth op: verifies op's token and replies; a good one replaces c's
- * grant, and each subscription the new grant does not cover is dropped and
- * reported ("forbidden", with its topic). Returns 0, or -1 when c was closed.
+ * Verifies tok[0..len) (borrowed) with the configured key and, when good,
+ * makes it c's grant (replacing any; the sweep files c again). Returns the
+ * token's exp, or -1 with *code ("bad_request" when auth is off,
+ * "token_expired", "unauthorized") and *err (static), c unchanged.
  */
-int client_auth_op(struct client *c, const struct browser_op *op);
+int64_t client_authenticate(struct client *c, const char *tok, size_t len, const char **code,
+                            const char **err);
+
+/*
+ * The subscriptions of c that its grant does not cover (after a refresh):
+ * returns their count with a new array of their trie nodes in *out
+ * (mem_free it; NULL when none). Each stays valid while c holds it.
+ */
+size_t client_uncovered(struct client *c, struct trie_node ***out);
 
 /*
  * The sweep's credential deadline for an OPEN client: its token's exp, or
@@ -205,10 +206,17 @@ int client_auth_op(struct client *c, const struct browser_op *op);
 bool client_auth_due(const struct client *c, uint32_t hs_timeout_s, uint32_t *due);
 
 /*
- * Acts on the deadline of client_auth_due once the worker clock reached it:
- * token_expired then close 4001 "token expired", or close 4001
- * "authentication required". Returns true when c was closed, false when
- * the wall clock says exp is not reached after all (c is filed again).
+ * Once the worker clock reached client_auth_due's deadline: the close
+ * reason it calls for ("token expired", "authentication required"), or
+ * NULL when the wall clock says exp is not reached after all.
+ */
+const char *client_auth_ending(const struct client *c);
+
+/*
+ * The sweep reached c's credential deadline (client_auth_due): with a
+ * token, token_expired then close 4001 "token expired"; without, close 4001
+ * "authentication required". Returns true when c was closed, false when the
+ * deadline is not reached after all (c is filed again). client.c.
  */
 bool client_auth_expire(struct client *c);
 

@@ -25,12 +25,10 @@
 #include <assert.h>
 #include <time.h>
 
-#include "common/log.h"
 #include "common/mem.h"
 #include "common/topic.h"
 #include "common/trie.h"
 #include "edge/auth.h"
-#include "edge/browser_proto.h"
 #include "edge/hub.h"
 
 #define REPLY_MAX (2 * TOPIC_MAX_LEN + 512) /* a report names its pattern, JSON-escaped */
@@ -87,37 +85,42 @@ bool client_may_subscribe(struct client *c, const char *pattern, size_t len, con
 
 /* ---------- the auth op ---------- */
 
-/* Drops node (held by c) and tells c. Returns 0, or -1 when c was closed. */
-static int drop_forbidden(struct client *c, struct trie_node *node)
+int64_t client_authenticate(struct client *c, const char *tok, size_t len, const char **code,
+                            const char **err)
 {
-    char pattern[TOPIC_MAX_LEN + 1], buf[REPLY_MAX];
-    size_t len = trie_node_pattern(node, pattern, sizeof(pattern)), n;
-    const char *code, *err;
+    const struct edge_conf *conf = c->h->conf;
+    struct auth_grant *g;
+    enum jwt_status st;
 
-    c->h->stats.auth_forbidden++;
-    client_unsubscribe(c, pattern, len, &code, &err);
-    n = browser_reply_refused(buf, sizeof(buf), "forbidden", pattern, len,
-                              "the new token does not allow this pattern");
-    return n < sizeof(buf) ? client_reply(c, buf, n) : 0;
+    if (!conf->auth_on) {
+        *code = "bad_request";
+        *err = "this server does not use tokens";
+        return -1;
+    }
+    g = auth_verify(conf, &c->h->limits, tok, len, time(NULL), &st, err);
+    if (!g) {
+        c->h->stats.auth_failed++;
+        *code = st == JWT_EXPIRED ? "token_expired" : "unauthorized";
+        return -1;
+    }
+    c->h->stats.auth_ok++;
+    client_set_grant(c, g);
+    hub_sweep_soon(c->h, c); /* its deadline moved: the next sweep files it again */
+    return auth_grant_exp(g);
 }
 
-/*
- * Drops and reports every subscription of c that g does not cover. The
- * nodes are collected first: dropping changes c->subs. A node left in the
- * list stays valid meanwhile, since c still holds it.
- */
-static int drop_uncovered(struct client *c, const struct auth_grant *g)
+size_t client_uncovered(struct client *c, struct trie_node ***out)
 {
+    const struct auth_grant *g = client_grant(c);
     uint32_t nslots, held = ptrset_count(&c->subs);
     void *const *slots = ptrset_slots(&c->subs, &nslots);
-    struct trie_node **gone;
     char pattern[TOPIC_MAX_LEN + 1];
-    size_t ngone = 0;
-    int rc = 0;
+    size_t n = 0;
 
-    if (held == 0)
+    *out = NULL;
+    if (!g || held == 0)
         return 0;
-    gone = mem_alloc(held * sizeof(*gone));
+    *out = mem_alloc(held * sizeof(**out));
     for (uint32_t i = 0; i < nslots; i++) {
         size_t len;
 
@@ -125,38 +128,10 @@ static int drop_uncovered(struct client *c, const struct auth_grant *g)
             continue;
         len = trie_node_pattern(slots[i], pattern, sizeof(pattern));
         if (!auth_grant_covers(g, pattern, len))
-            gone[ngone++] = slots[i];
+            (*out)[n++] = slots[i];
     }
-    for (size_t i = 0; i < ngone && rc == 0; i++)
-        rc = drop_forbidden(c, gone[i]);
-    mem_free(gone);
-    return rc;
-}
-
-int client_auth_op(struct client *c, const struct browser_op *op)
-{
-    const struct edge_conf *conf = c->h->conf;
-    char buf[REPLY_MAX];
-    enum jwt_status st;
-    const char *err = "bad token";
-    struct auth_grant *g;
-    size_t n;
-
-    if (!conf->auth_on)
-        return client_reply_error(c, op->id_text, "bad_request", "this server does not use tokens");
-    g = auth_verify(conf, &c->h->limits, op->token, op->token_len, time(NULL), &st, &err);
-    if (!g) {
-        c->h->stats.auth_failed++;
-        return client_reply_error(c, op->id_text,
-                                  st == JWT_EXPIRED ? "token_expired" : "unauthorized", err);
-    }
-    c->h->stats.auth_ok++;
-    client_set_grant(c, g);
-    hub_sweep_soon(c->h, c); /* its deadline moved: the next sweep files it again */
-    n = browser_reply_auth_ok(buf, sizeof(buf), op->id_text, auth_grant_exp(g));
-    if (n < sizeof(buf) && client_reply(c, buf, n) < 0)
-        return -1;
-    return drop_uncovered(c, g);
+    c->h->stats.auth_forbidden += n;
+    return n;
 }
 
 /* ---------- deadlines (the worker's sweep) ---------- */
@@ -182,22 +157,11 @@ bool client_auth_due(const struct client *c, uint32_t hs_timeout_s, uint32_t *du
     return true;
 }
 
-bool client_auth_expire(struct client *c)
+const char *client_auth_ending(const struct client *c)
 {
-    struct hub *h = c->h;
     struct auth_grant *g = client_grant(c);
 
-    /* Without a grant the deadline is on the worker clock: reached. */
-    if (g && h->wall_s < auth_grant_exp(g))
-        return false;
-    h->stats.closes[CLOSE_R_4001]++;
-    if (!g) {
-        log_debug("auth_timeout", "conn=%u", c->id);
-        client_close(c, CLIENT_CLOSE_AUTH, "authentication required");
-        return true;
-    }
-    log_debug("token_expired", "conn=%u", c->id);
-    if (client_reply_error(c, "", "token_expired", "the token expired") == 0)
-        client_close(c, CLIENT_CLOSE_AUTH, "token expired");
-    return true;
+    if (!g) /* the deadline to authenticate is on the worker clock: reached */
+        return "authentication required";
+    return c->h->wall_s >= auth_grant_exp(g) ? "token expired" : NULL;
 }
