@@ -642,7 +642,7 @@ static int upgrade_auth(struct client *c, const struct ws_request *req)
     }
     if (req->token_too_long) {
         c->h->stats.auth_failed++;
-        return unauthorized(c, true, "token too long");
+        return unauthorized(c, true, "token is too long");
     }
     if (client_authenticate(c, req->token, req->token_len, &code, &err) < 0)
         return unauthorized(c, true, err);
