@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_TOKENS 8
 #define MAX_ALPHA  (MAX_TOKENS * (TOPIC_COVER_MAX_ALLOWED + 1) + 1)
-#define BRUTE_MAX  20000
+#define BRUTE_MAX  4000
 
 static const struct topic_limits small = {.max_len = 64, .max_tokens = MAX_TOKENS};
 
