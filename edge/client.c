@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -723,10 +724,26 @@ static int run_op(struct client *c, const struct browser_op *op)
 }
 
 /*
- * max-ops-per-second: every text message counts, valid or not. c->ops
- * restarts with the first frame of each second of the worker clock
- * (on_frame), so no window start is stored.
+ * max-ops-per-second: every text message counts, valid or not, in windows
+ * of one second of the monotonic clock. c->ops_sec holds the low byte of
+ * the window's second and is brought up to date by every frame (on_frame),
+ * so a stale count could only be taken for the current one after a
+ * connection sent no frame at all - not even a pong - for a multiple of
+ * 256 s, which idle-timeout (75 s) forbids unless raised. Not the worker
+ * clock: the sweep advances it up to a timer slack late, and its first
+ * second can last almost two.
  */
+static void ops_window(struct client *c)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (c->ops_sec != (uint8_t)ts.tv_sec) {
+        c->ops_sec = (uint8_t)ts.tv_sec;
+        c->ops = 0;
+    }
+}
+
 static bool over_ops_limit(struct client *c)
 {
     int64_t limit = c->h->conf->max_ops_per_second;
@@ -832,8 +849,7 @@ static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
     p = buf + hl;
     ws_unmask(p, (size_t)fh.payload_len, fh.mask, 0);
     h->stats.frames_in++;
-    if (c->last_rx_s != h->now_s) /* the first frame of this second: a new ops window */
-        c->ops = 0;
+    ops_window(c);
     c->last_rx_s = h->now_s;
     if (fh.opcode >= WS_OP_CLOSE)
         rc = on_control(c, fh.opcode, p, (size_t)fh.payload_len);

@@ -63,7 +63,8 @@ struct client {
     uint8_t state;        /* enum client_state */
     uint8_t flags;        /* CLIENT_F_* */
     uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
-    uint16_t ops;         /* text messages since the worker clock's current second began */
+    uint8_t ops_sec;      /* max-ops-per-second: low byte of the window's monotonic second */
+    uint16_t ops;         /* text messages in that second */
 };
 
 /* Close code of the credential closes (docs/protocol.md §3.7): expired or never given. */

@@ -770,7 +770,7 @@ START_TEST(test_max_subscriptions)
 
 END_TEST
 
-/* max-ops-per-second: the op past the limit within one second of the worker clock closes 1008. */
+/* max-ops-per-second: the op past the limit within one second closes 1008. */
 START_TEST(test_ops_flood_closed)
 {
     char buf[64];
@@ -779,7 +779,7 @@ START_TEST(test_ops_flood_closed)
     handshake("/ws");
     for (int i = 0; i < 5; i++)
         send_text("{\"op\":\"ping\"}");
-    /* The clock may tick between two sends: then the count restarts. Keep going until closed. */
+    /* A second may end between two sends: then the count restarts. Keep going until closed. */
     for (int i = 0; i < 20 && cl->state == CLIENT_OPEN; i++)
         send_text("{\"op\":\"ping\"}");
     ck_assert_int_eq(cl->state, CLIENT_CLOSING);
