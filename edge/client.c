@@ -4,6 +4,10 @@
  * Owns: struct client, the connection's read path (request head, then
  * RFC 6455 frames and the JSON ops), its output queue and its close. Its
  * subscriptions are in client_subs.c, the HTTP answers in edge_http.c.
+ * Its credentials are decided in client_auth.c (docs/protocol.md §3.10)
+ * and said and done here: the 401s at the upgrade, the auth op's replies, a
+ * refresh's drops, the 4001 closes; so are the refusals at accept (429, 503,
+ * client_accept) and max-ops-per-second (1008).
  *
  * An idle connection owns no buffer (docs/architecture.md §4.1), and no
  * bufferevent either (§9.1: an earlier plan lent one from the pool): the
