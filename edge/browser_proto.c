@@ -3,10 +3,10 @@
  * event frames out.
  *
  * Ops are parsed with jansson (json_loadb): the message must be
- * an object with "op" sub/unsub/ping, a string "topic" for sub/unsub, and
- * an optional integer or string "id". The id is kept as its compact JSON
- * text so replies echo it byte for byte without knowing its type. Topic
- * syntax is not checked here: the subscribe path does that with its limits.
+ * an object with "op" sub/unsub/ping/auth, a string "topic" for sub/unsub,
+ * a string "token" for auth, and an optional integer or string "id". The id is kept as its compact
+ * JSON text so replies echo it byte for byte without knowing its type. Topic syntax is not checked
+ * here: the subscribe path does that with its limits.
  *
  * Events are encoded once per event into one complete, unmasked WebSocket
  * frame shared by every subscriber (docs/architecture.md §4.2). The envelope
@@ -88,6 +88,7 @@ static int read_kind(json_t *root, struct browser_op *op, const char **err)
         {"sub", BROWSER_OP_SUB},
         {"unsub", BROWSER_OP_UNSUB},
         {"ping", BROWSER_OP_PING},
+        {"auth", BROWSER_OP_AUTH},
     };
 
     json_t *value = json_object_get(root, "op");
@@ -129,6 +130,23 @@ static int read_topic(json_t *root, struct browser_op *op, const char **err)
     return 0;
 }
 
+static int read_token(json_t *root, struct browser_op *op, const char **err)
+{
+    json_t *token = json_object_get(root, "token");
+
+    if (token == NULL) {
+        *err = "missing token";
+        return -1;
+    }
+    if (!json_is_string(token)) {
+        *err = "token must be a string";
+        return -1;
+    }
+    op->token = json_string_value(token);
+    op->token_len = json_string_length(token);
+    return 0;
+}
+
 int browser_op_parse(const char *msg, size_t len, struct browser_op *op, const char **code,
                      const char **err)
 {
@@ -150,7 +168,10 @@ int browser_op_parse(const char *msg, size_t len, struct browser_op *op, const c
     }
     if (read_id(root, op, err) < 0 || read_kind(root, op, err) < 0)
         return -1;
-    if (op->kind != BROWSER_OP_PING && read_topic(root, op, err) < 0)
+    if ((op->kind == BROWSER_OP_SUB || op->kind == BROWSER_OP_UNSUB) &&
+        read_topic(root, op, err) < 0)
+        return -1;
+    if (op->kind == BROWSER_OP_AUTH && read_token(root, op, err) < 0)
         return -1;
     *code = NULL;
     *err = NULL;
@@ -163,6 +184,8 @@ void browser_op_release(struct browser_op *op)
     op->json = NULL;
     op->topic = NULL;
     op->topic_len = 0;
+    op->token = NULL;
+    op->token_len = 0;
 }
 
 /* ----------------------------------------------------------- replies */
@@ -192,6 +215,19 @@ size_t browser_reply_ok(char *out, size_t cap, const char *id_text)
     struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
 
     put_reply_head(&o, "ok", id_text);
+    json_out_put(&o, "}", 1);
+    return reply_end(&o, out, cap);
+}
+
+size_t browser_reply_auth_ok(char *out, size_t cap, const char *id_text, int64_t exp)
+{
+    struct json_out o = {out, cap > 0 ? cap - 1 : 0, 0};
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, exp);
+
+    put_reply_head(&o, "ok", id_text);
+    json_out_str(&o, ",\"exp\":");
+    json_out_put(&o, num, (size_t)n);
     json_out_put(&o, "}", 1);
     return reply_end(&o, out, cap);
 }

@@ -18,6 +18,7 @@ enum browser_op_kind {
     BROWSER_OP_SUB,
     BROWSER_OP_UNSUB,
     BROWSER_OP_PING,
+    BROWSER_OP_AUTH, /* docs/protocol.md §3.10 */
 };
 
 /* A parsed op. topic is a view into the parser's own copy, valid until browser_op_release. */
@@ -25,6 +26,8 @@ struct browser_op {
     enum browser_op_kind kind;
     const char *topic; /* sub/unsub; NUL-terminated */
     size_t topic_len;
+    const char *token; /* auth; NUL-terminated */
+    size_t token_len;
     bool has_id;
     int64_t id;       /* the client's "id" when it is an integer */
     char id_text[48]; /* the "id" as JSON text (number or quoted string), "" when absent */
@@ -34,7 +37,8 @@ struct browser_op {
 /*
  * Parses one text message. Returns 0 with *op filled, or -1 with *code
  * ("bad_request") and *err (static message) when the message is not a JSON
- * object, lacks a known "op", or a sub/unsub lacks a string "topic". On -1
+ * object, lacks a known "op", a sub/unsub lacks a string "topic" or an auth
+ * a string "token". On -1
  * op->id_text is still filled when an id could be read, so the error reply
  * can carry it.
  */
@@ -46,6 +50,9 @@ void browser_op_release(struct browser_op *op);
 
 /* Formats {"op":"ok","id":<id>} (id omitted when id_text is ""); returns its length. */
 size_t browser_reply_ok(char *out, size_t cap, const char *id_text);
+
+/* Formats {"op":"ok","id":<id>,"exp":<exp>}: the answer to a good auth op. */
+size_t browser_reply_auth_ok(char *out, size_t cap, const char *id_text, int64_t exp);
 
 /* Formats {"op":"pong","id":<id>}. */
 size_t browser_reply_pong(char *out, size_t cap, const char *id_text);

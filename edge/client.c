@@ -4,6 +4,10 @@
  * Owns: struct client, the connection's read path (request head, then
  * RFC 6455 frames and the JSON ops), its output queue and its close. Its
  * subscriptions are in client_subs.c, the HTTP answers in edge_http.c.
+ * Its credentials are decided in client_auth.c (docs/protocol.md §3.10)
+ * and said and done here: the 401s at the upgrade, the auth op's replies, a
+ * refresh's drops, the 4001 closes; so are the refusals at accept (429, 503,
+ * client_accept) and max-ops-per-second (1008).
  *
  * An idle connection owns no buffer (docs/architecture.md §4.1), and no
  * bufferevent either (§9.1: an earlier plan lent one from the pool): the
@@ -66,6 +70,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -77,9 +82,11 @@
 #include "common/net.h"
 #include "common/outq.h"
 #include "common/topic.h"
+#include "common/trie.h"
 #include "common/utf8.h"
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
+#include "edge/addr_limit.h"
 #include "edge/browser_proto.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
@@ -89,6 +96,7 @@
 #define CLOSE_LINGER_S 2   /* how long a closing connection may take to flush and see EOF */
 #define REPLY_MAX      512 /* JSON replies: ids are <= 48 bytes, messages are static */
 #define PEER_MAX       64
+#define REFUSED_MAX    1024 /* refusals (429, 503) lingering per worker; past it: closed at once */
 
 static void client_on_event(evutil_socket_t fd, short what, void *arg);
 
@@ -366,6 +374,61 @@ static int send_error(struct client *c, const char *id_text, const char *code, c
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
+/* ---------- credentials: what client_auth.c decides, said and done ---------- */
+
+/* Drops node (held by c, not covered by its new grant) with UNSUB when last, and tells c. */
+static int drop_forbidden(struct client *c, struct trie_node *node)
+{
+    char pattern[TOPIC_MAX_LEN + 1], buf[2 * TOPIC_MAX_LEN + REPLY_MAX];
+    size_t len = trie_node_pattern(node, pattern, sizeof(pattern)), n;
+    const char *code, *err;
+
+    client_unsubscribe(c, pattern, len, &code, &err);
+    n = browser_reply_refused(buf, sizeof(buf), "forbidden", pattern, len,
+                              "the new token does not allow this pattern");
+    return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
+}
+
+/*
+ * The auth op (docs/protocol.md §3.10): ok with the token's exp, then each
+ * subscription the new grant does not cover dropped and reported, like the
+ * broker's refusals. Returns 0, or -1 when c was closed.
+ */
+static int auth_op(struct client *c, const struct browser_op *op)
+{
+    const char *code, *err;
+    int64_t exp = client_authenticate(c, op->token, op->token_len, &code, &err);
+    struct trie_node **gone;
+    char buf[REPLY_MAX];
+    size_t n;
+    int rc = 0;
+
+    if (exp < 0)
+        return send_error(c, op->id_text, code, err);
+    n = browser_reply_auth_ok(buf, sizeof(buf), op->id_text, exp);
+    if (n < sizeof(buf) && queue_text(c, buf, n) < 0)
+        return -1;
+    n = client_uncovered(c, &gone);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = drop_forbidden(c, gone[i]);
+    mem_free(gone);
+    return rc;
+}
+
+bool client_auth_expire(struct client *c)
+{
+    const char *why = client_auth_ending(c);
+
+    if (!why)
+        return false;
+    c->h->stats.closes[CLOSE_R_4001]++;
+    log_debug("auth_close", "conn=%u reason=\"%s\"", c->id, why);
+    if (client_grant(c) && send_error(c, "", "token_expired", "the token expired") < 0)
+        return true;
+    client_close(c, CLIENT_CLOSE_AUTH, why);
+    return true;
+}
+
 /* ---------- the broker refused a subscription ---------- */
 
 int client_refused(struct client *c, struct trie_node *node, const char *code, const char *pattern,
@@ -389,6 +452,22 @@ int client_refused(struct client *c, struct trie_node *node, const char *code, c
 
 /* ---------- closing ---------- */
 
+/* Gives back what c holds outside its struct: its grant, its address's count, its refusal slot. */
+static void release_extras(struct client *c)
+{
+    struct hub *h = c->h;
+
+    client_set_grant(c, NULL);
+    if (h->addr_keys) {
+        addr_limit_release(h->addr, h->addr_keys[c->index], net_now_ms());
+        h->addr_keys[c->index] = ADDR_KEY_NONE;
+    }
+    if (c->flags & CLIENT_F_REFUSED) {
+        c->flags &= (uint8_t)~CLIENT_F_REFUSED;
+        h->nrefused--;
+    }
+}
+
 void client_abort(struct client *c)
 {
     struct hub *h = c->h;
@@ -396,6 +475,7 @@ void client_abort(struct client *c)
     if (c->state == CLIENT_CLOSED)
         return;
     client_unsubscribe_all(c);
+    release_extras(c);
     event_del(&c->ev);
     drop_output(c);
     pool_put(h->pool, &c->in);
@@ -448,6 +528,8 @@ static uint64_t *close_counter(struct hub *h, uint16_t code)
         return &h->stats.closes[CLOSE_R_1007];
     case WS_CLOSE_POLICY:
         return &h->stats.closes[CLOSE_R_1008];
+    case CLIENT_CLOSE_AUTH:
+        return &h->stats.closes[CLOSE_R_4001];
     default:
         return &h->stats.closes[CLOSE_R_1009];
     }
@@ -482,6 +564,35 @@ static void http_error(struct client *c, int status, const char *why)
     http_answer(c, edge_http_error(c->h, status, why));
 }
 
+struct client *client_accept(struct hub *h, int fd, uint64_t addr_key, int status)
+{
+    struct client *c;
+
+    if (status && h->nrefused >= REFUSED_MAX) { /* the answers must not become the flood */
+        close(fd);
+        return NULL;
+    }
+    c = client_new(h, fd);
+    if (!c) {
+        if (!status && h->addr)
+            addr_limit_release(h->addr, addr_key, net_now_ms());
+        return NULL;
+    }
+    if (!status) {
+        if (h->addr_keys)
+            h->addr_keys[c->index] = addr_key;
+        return c;
+    }
+    c->flags |= CLIENT_F_REFUSED;
+    h->nrefused++;
+    log_debug("connection_refused", "conn=%u status=%d", c->id, status);
+    http_answer(c, edge_http_error(h, status,
+                                   status == 429 ? "too many connections from your "
+                                                   "address, retry later"
+                                                 : "server busy, retry later"));
+    return c;
+}
+
 /* ---------- handshake ---------- */
 
 static void open_websocket(struct client *c, const struct ws_request *req)
@@ -514,6 +625,41 @@ static void open_websocket(struct client *c, const struct ws_request *req)
     }
 }
 
+/* Answers 401 and closes (RFC 6750 3.1: error="invalid_token" only when a token was given). */
+static int unauthorized(struct client *c, bool invalid_token, const char *why)
+{
+    log_debug("handshake_failed", "conn=%u status=401 reason=\"%s\"", c->id, why);
+    http_answer(c, edge_http_unauthorized(c->h, invalid_token, why));
+    return -1;
+}
+
+/*
+ * docs/protocol.md §3.10 at the upgrade: a token given is verified (401 when
+ * bad) and becomes c's grant; without one, auth enforced and ?topic= asked
+ * is a 401, and no ?topic= opens an unauthenticated WebSocket. With auth
+ * off tokens are not looked at. Returns 0, or -1 when c is closing.
+ */
+static int upgrade_auth(struct client *c, const struct ws_request *req)
+{
+    const struct edge_conf *conf = c->h->conf;
+    const char *code, *err;
+
+    if (!conf->auth_on)
+        return 0;
+    if (!req->has_token) {
+        if (!conf->auth_enforced || (req->ntopics == 0 && !req->too_many_topics))
+            return 0;
+        return unauthorized(c, false, "a token is required to subscribe");
+    }
+    if (req->token_too_long) {
+        c->h->stats.auth_failed++;
+        return unauthorized(c, true, "token is too long");
+    }
+    if (client_authenticate(c, req->token, req->token_len, &code, &err) < 0)
+        return unauthorized(c, true, err);
+    return 0;
+}
+
 /* Returns the head's length, 0 when incomplete, -1 when c is closing. */
 static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 {
@@ -537,7 +683,10 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
         return -1;
     }
     if (req.kind == WS_REQ_ECHO)
-        c->flags |= CLIENT_F_ECHO;
+        c->flags |=
+            CLIENT_F_ECHO; /* public: main.c refuses echo-path with auth unless echo-path-public */
+    else if (upgrade_auth(c, &req) < 0)
+        return -1;
     open_websocket(c, &req);
     return c->state == CLIENT_OPEN ? r : -1; /* its first replies may have filled the queue */
 }
@@ -577,6 +726,11 @@ static int run_op(struct client *c, const struct browser_op *op)
         n = browser_reply_pong(buf, sizeof(buf), op->id_text);
         return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
     }
+    if (op->kind == BROWSER_OP_AUTH)
+        return auth_op(c, op);
+    /* docs/protocol.md §3.10: until it authenticates, only auth and ping are served. */
+    if (c->h->conf->auth_enforced && !client_grant(c))
+        return send_error(c, op->id_text, "unauthorized", "send an auth op first");
     if (op->kind == BROWSER_OP_SUB)
         rc = client_subscribe(c, op->topic, op->topic_len, &code, &err);
     else
@@ -587,6 +741,36 @@ static int run_op(struct client *c, const struct browser_op *op)
     return n < sizeof(buf) ? queue_text(c, buf, n) : 0;
 }
 
+/*
+ * max-ops-per-second: every text message counts, valid or not, in windows
+ * of one second of the monotonic clock. c->ops_sec holds the low byte of
+ * the window's second and is brought up to date by every frame (on_frame),
+ * so a stale count could only be taken for the current one after a
+ * connection sent no frame at all - not even a pong - for a multiple of
+ * 256 s, which idle-timeout (75 s) forbids unless raised. Not the worker
+ * clock: the sweep advances it up to a timer slack late, and its first
+ * second can last almost two.
+ */
+static void ops_window(struct client *c)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (c->ops_sec != (uint8_t)ts.tv_sec) {
+        c->ops_sec = (uint8_t)ts.tv_sec;
+        c->ops = 0;
+    }
+}
+
+static bool over_ops_limit(struct client *c)
+{
+    int64_t limit = c->h->conf->max_ops_per_second;
+
+    if (c->ops < UINT16_MAX)
+        c->ops++;
+    return limit > 0 && c->ops > limit;
+}
+
 /* One complete text message: a JSON op. Returns 0, or -1 when c was closed. */
 static int on_message(struct client *c, const char *msg, size_t len)
 {
@@ -594,6 +778,8 @@ static int on_message(struct client *c, const char *msg, size_t len)
     const char *code = "bad_request", *err = "malformed op";
     int rc;
 
+    if (over_ops_limit(c))
+        return protocol_close(c, WS_CLOSE_POLICY, "too many ops");
     memset(&op, 0, sizeof(op));
     if (browser_op_parse(msg, len, &op, &code, &err) < 0)
         rc = send_error(c, op.id_text, code, err);
@@ -697,6 +883,7 @@ static ssize_t on_frame(struct client *c, uint8_t *buf, size_t len)
     p = buf + hl;
     ws_unmask(p, (size_t)fh.payload_len, fh.mask, 0);
     h->stats.frames_in++;
+    ops_window(c);
     c->last_rx_s = h->now_s;
     if (fh.opcode >= WS_OP_CLOSE)
         rc = on_control(c, fh.opcode, p, (size_t)fh.payload_len);

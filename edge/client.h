@@ -18,6 +18,7 @@
  * goes through the functions below.
  */
 
+struct auth_grant;
 struct chunk;
 struct evbuffer;
 struct frame;
@@ -43,6 +44,7 @@ enum client_form {
 #define CLIENT_F_PEER_CLOSED 0x10 /* the peer sent its close frame */
 #define CLIENT_F_SHUT_WR     0x20 /* CLOSING: output drained, write side shut */
 #define CLIENT_F_ECHO        0x40 /* opened on echo-path: messages echoed, no ops (§3.11) */
+#define CLIENT_F_REFUSED     0x80 /* answered 429/503 at accept: counted in h->nrefused */
 
 struct client {
     struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */
@@ -62,7 +64,12 @@ struct client {
     uint8_t state;        /* enum client_state */
     uint8_t flags;        /* CLIENT_F_* */
     uint8_t msg_op;       /* opcode of the message being assembled, 0 when none */
+    uint8_t ops_sec;      /* max-ops-per-second: low byte of the window's monotonic second */
+    uint16_t ops;         /* text messages in that second */
 };
+
+/* Close code of the credential closes (docs/protocol.md §3.7): expired or never given. */
+#define CLIENT_CLOSE_AUTH 4001
 
 /*
  * Takes the accepted non-blocking socket fd and returns a new connection
@@ -71,13 +78,25 @@ struct client {
 struct client *client_new(struct hub *h, int fd);
 
 /*
+ * client_new for the worker's accept loop: with status 0, c counts against
+ * addr_key in h->addr (already acquired; released when c closes); with
+ * status 429 or 503, c is refused at once - the HTTP answer with
+ * Retry-After: 1 is queued and c lingers in CLOSING like any HTTP answer
+ * (a 503 also counts in h->nrefused until c is freed). NULL when the
+ * event could not be added (fd closed, nothing counted).
+ */
+struct client *client_accept(struct hub *h, int fd, uint64_t addr_key, int status);
+
+/*
  * Subscribes c to pattern[0..len) (borrowed): validates it (topic limits),
  * enforces max-subscriptions and, for a pattern new to this worker, the
  * broker's per-link pattern limit (announced in WELCOME), adds c to the
  * worker's trie and, when the pattern is new to this worker, sends SUB to
  * the broker. Subscribing twice to one pattern succeeds once. Returns 0, or
- * -1 with *code ("bad_topic", "too_many_subscriptions") and *err (static).
- * The one gate every subscription passes (query string and JSON ops alike).
+ * -1 with *code ("bad_topic", "unauthorized", "token_expired", "forbidden",
+ * "too_many_subscriptions") and *err (static). The one gate every
+ * subscription passes (query string and JSON ops alike); its credential
+ * half is client_may_subscribe.
  */
 int client_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
                      const char **err);
@@ -146,5 +165,61 @@ void client_free(struct client *c);
 
 /* Bytes queued for c (pending frame + evbuffer). */
 size_t client_queued(const struct client *c);
+
+/* ---- credentials (client_auth.c, docs/protocol.md §3.10) ---- */
+
+/* c's grant (borrowed until c's next auth op or its close), or NULL. */
+struct auth_grant *client_grant(const struct client *c);
+
+/* Gives c the grant g (taken; NULL drops it), freeing the one it had. */
+void client_set_grant(struct client *c, struct auth_grant *g);
+
+/*
+ * The gate's credential half, for pattern[0..len) (a valid pattern):
+ * true when auth is not enforced and c has no grant, or c's grant is
+ * current and covers the pattern; else false with *code ("unauthorized",
+ * "token_expired", "forbidden") and *err.
+ */
+bool client_may_subscribe(struct client *c, const char *pattern, size_t len, const char **code,
+                          const char **err);
+
+/*
+ * Verifies tok[0..len) (borrowed) with the configured key and, when good,
+ * makes it c's grant (replacing any; the sweep files c again). Returns the
+ * token's exp, or -1 with *code ("bad_request" when auth is off,
+ * "token_expired", "unauthorized") and *err (static), c unchanged.
+ */
+int64_t client_authenticate(struct client *c, const char *tok, size_t len, const char **code,
+                            const char **err);
+
+/*
+ * The subscriptions of c that its grant does not cover (after a refresh):
+ * returns their count with a new array of their trie nodes in *out
+ * (mem_free it; NULL when none). Each stays valid while c holds it.
+ */
+size_t client_uncovered(struct client *c, struct trie_node ***out);
+
+/*
+ * The sweep's credential deadline for an OPEN client: its token's exp, or
+ * when auth is enforced and c has none, born_s + hs_timeout_s + 1.
+ * Returns false when c has no such deadline; else the worker-clock second
+ * in *due (clamped to 2^30 s ahead).
+ */
+bool client_auth_due(const struct client *c, uint32_t hs_timeout_s, uint32_t *due);
+
+/*
+ * Once the worker clock reached client_auth_due's deadline: the close
+ * reason it calls for ("token expired", "authentication required"), or
+ * NULL when the wall clock says exp is not reached after all.
+ */
+const char *client_auth_ending(const struct client *c);
+
+/*
+ * The sweep reached c's credential deadline (client_auth_due): with a
+ * token, token_expired then close 4001 "token expired"; without, close 4001
+ * "authentication required". Returns true when c was closed, false when the
+ * deadline is not reached after all (c is filed again). client.c.
+ */
+bool client_auth_expire(struct client *c);
 
 #endif

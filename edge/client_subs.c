@@ -9,6 +9,10 @@
  * gains its first local subscriber and UNSUB when it loses its last
  * (interest.c), so the broker sees one subscription per worker and
  * pattern, whatever the number of browsers behind it.
+ *
+ * client_subscribe is the one gate: the pattern's syntax, then the
+ * connection's credentials (client_auth.c: a token must cover every topic
+ * the pattern can match, docs/protocol.md §3.10), then the limits.
  */
 #include "edge/client.h"
 
@@ -37,6 +41,8 @@ int client_subscribe(struct client *c, const char *pattern, size_t len, const ch
         *code = "bad_topic";
         return -1;
     }
+    if (!client_may_subscribe(c, pattern, len, code, err))
+        return -1;
     node = trie_find(h->trie, pattern, len);
     if (node && ptrset_has(&c->subs, node))
         return 0;

@@ -22,6 +22,18 @@
 
 #define F(field) offsetof(struct edge_conf, field)
 
+/* auth-required is yes, no or unset (then it follows auth-secret): no CONF_BOOL for that. */
+static int validate_yes_no(const void *field, const char **err)
+{
+    const char *s = *(char *const *)field;
+
+    if (s == NULL || (strcmp(s, "yes") != 0 && strcmp(s, "no") != 0)) {
+        *err = "expected yes or no";
+        return -1;
+    }
+    return 0;
+}
+
 /* Accepts "host:port" and "[v6]:port" as net_split_hostport() parses them. */
 static int validate_hostport(const void *field, const char **err)
 {
@@ -106,6 +118,18 @@ const struct conf_directive edge_conf_table[] = {
      "most dot-separated tokens in a topic or pattern"},
     {"allowed-origins", CONF_STRING, F(allowed_origins), NULL, 0, 0, NULL,
      "comma-separated Origin values allowed to connect (unset: any)"},
+    {"auth-secret", CONF_STRING, F(auth_secret), NULL, 0, 0, NULL,
+     "HS256 key that signs subscription tokens (unset: no tokens)"},
+    {"auth-secret-file", CONF_STRING, F(auth_secret_file), NULL, 0, 0, NULL,
+     "file holding the HS256 key (one trailing newline ignored)"},
+    {"auth-required", CONF_STRING, F(auth_required), NULL, 0, 0, validate_yes_no,
+     "yes: subscribing needs a token (unset: yes when a secret is set)"},
+    {"max-connections-per-ip", CONF_INT, F(max_conns_per_ip), "0", 0, 10000000, NULL,
+     "open connections per client address, IPv6 per /64 (HTTP 429 beyond; 0: no limit)"},
+    {"handshake-rate", CONF_INT, F(handshake_rate), "0", 0, 1000000, NULL,
+     "new connections per second per client address, burst as many (429 beyond; 0: no limit)"},
+    {"max-ops-per-second", CONF_INT, F(max_ops_per_second), "100", 0, 65535, NULL,
+     "text messages per second one connection may send (close 1008 beyond; 0: no limit)"},
     {"reconnect-min", CONF_TIME_MS, F(reconnect_min), "100", 1, 60000, NULL,
      "first delay before reconnecting to the broker"},
     {"reconnect-max", CONF_TIME_MS, F(reconnect_max), "5s", 1, 3600000, NULL,

@@ -30,6 +30,12 @@ struct edge_conf {
     int64_t max_topic_length;     /* 256 */
     int64_t max_topic_tokens;     /* 16 */
     char *allowed_origins;        /* comma-separated exact Origin values; unset: any */
+    char *auth_secret;            /* HS256 key of the tokens (docs/protocol.md §3.10), unset */
+    char *auth_secret_file;       /* file holding the key instead, unset */
+    char *auth_required;          /* "yes" or "no"; unset: yes when a secret is set */
+    int64_t max_conns_per_ip;     /* open connections per address (IPv6: per /64), 0 = off */
+    int64_t handshake_rate;       /* new connections per second per address, 0 = off */
+    int64_t max_ops_per_second;   /* text messages per second per connection, 100; 0 = off */
     int64_t reconnect_min;        /* ms, 100: first broker reconnect delay */
     int64_t reconnect_max;        /* ms, 5s: backoff cap */
     int64_t broker_ping_interval; /* ms, 10s: link keepalive */
@@ -37,6 +43,10 @@ struct edge_conf {
     char *echo_path;              /* unset: none; else the path echoing every message (§3.11) */
     bool echo_path_public;        /* no: echo-path may not be served while auth is required */
     enum log_level log_level;
+    /* Not directives: set at start-up by auth_conf_resolve() (edge/auth.h). */
+    bool auth_on;        /* a secret is set: tokens are verified (the key is auth_secret) */
+    bool auth_enforced;  /* auth-required: a subscription needs a token */
+    size_t auth_key_len; /* bytes of auth_secret */
 };
 
 extern const struct conf_directive edge_conf_table[];

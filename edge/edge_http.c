@@ -37,7 +37,7 @@ static struct frame *respond(int status, const char *ctype, const char *extra, c
 
 static void count_hs_fail(struct hub *h, int status)
 {
-    static const int codes[] = {400, 403, 404, 405, 426, 431};
+    static const int codes[] = {400, 403, 404, 405, 426, 431, 401}; /* enum edge_hs_fail's order */
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         if (codes[i] == status) {
@@ -48,18 +48,38 @@ static void count_hs_fail(struct hub *h, int status)
     h->stats.hs_fail[HS_FAIL_400]++;
 }
 
-struct frame *edge_http_error(struct hub *h, int status, const char *why)
+static struct frame *error_with(int status, const char *extra, const char *why)
 {
     char body[256];
-    const char *extra = "";
     int n = snprintf(body, sizeof(body), "%s\n", why ? why : http_status_text(status));
 
-    count_hs_fail(h, status);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = snprintf(body, sizeof(body), "%s\n", http_status_text(status));
+    return respond(status, "text/plain", extra, body, (size_t)n);
+}
+
+struct frame *edge_http_error(struct hub *h, int status, const char *why)
+{
+    const char *extra = "";
+
     if (status == 426)
         extra = "Sec-WebSocket-Version: 13\r\n";
     else if (status == 405)
         extra = "Allow: GET\r\n";
-    return respond(status, "text/plain", extra, body, (size_t)n);
+    else if (status == 429 || status == 503)
+        extra = "Retry-After: 1\r\n";
+    if (status != 429 && status != 503)
+        count_hs_fail(h, status);
+    return error_with(status, extra, why);
+}
+
+struct frame *edge_http_unauthorized(struct hub *h, bool invalid_token, const char *why)
+{
+    count_hs_fail(h, 401);
+    return error_with(401,
+                      invalid_token ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
+                                    : "WWW-Authenticate: Bearer\r\n",
+                      why);
 }
 
 struct frame *edge_http_healthz(struct hub *h)

@@ -1,6 +1,8 @@
 #ifndef HERALD_EDGE_EDGE_HTTP_H
 #define HERALD_EDGE_EDGE_HTTP_H
 
+#include <stdbool.h>
+
 struct frame;
 struct hub;
 
@@ -13,8 +15,13 @@ struct hub;
  */
 
 /* A text/plain error: status and why (NULL: the status text), with Allow or Sec-WebSocket-Version
- * where the status calls for it. */
+ * where the status calls for it, and Retry-After: 1 on 429 and 503. Handshake failures are counted
+ * by status; 429 and 503 are refusals, counted by the accept path. */
 struct frame *edge_http_error(struct hub *h, int status, const char *why);
+
+/* 401 with WWW-Authenticate: Bearer, plus error="invalid_token" when a token was given and
+ * refused (RFC 6750 3.1: none when the request had no token). */
+struct frame *edge_http_unauthorized(struct hub *h, bool invalid_token, const char *why);
 
 /* 200 {"status":"ok","broker":"up"} when every worker's uplink is up; 503 otherwise. */
 struct frame *edge_http_healthz(struct hub *h);

@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/net.h"
 #include "common/trie.h"
+#include "edge/addr_limit.h"
 #include "edge/hub.h"
 #include "edge/uplink.h"
 
@@ -139,16 +140,20 @@ static void render_traffic(struct evbuffer *out, const struct edge_stats *s)
 
 static void render_conns(struct evbuffer *out, const struct edge_stats *s)
 {
-    static const char *const hs[HS_FAIL_COUNT] = {"400", "403", "404",    "405",
-                                                  "426", "431", "timeout"};
-    static const char *const cl[CLOSE_R_COUNT] = {"1002", "1003", "1007",
-                                                  "1008", "1009", "idle_timeout"};
+    static const char *const hs[HS_FAIL_COUNT] = {"400", "403", "404", "405",
+                                                  "426", "431", "401", "timeout"};
+    static const char *const cl[CLOSE_R_COUNT] = {"1002", "1003",         "1007", "1008",
+                                                  "1009", "idle_timeout", "4001"};
+    static const char *const lim[3] = {"per_ip", "rate", "table_full"};
 
     metrics_gauge(out, "herald_edge_connections", "Open client connections", s->conns_current);
     metrics_counter(out, "herald_edge_connections_total", "Accepted client connections",
                     s->conns_total);
     metrics_counter(out, "herald_edge_connections_rejected_total",
-                    "Connections refused at accept (max-connections)", s->conns_rejected);
+                    "Connections refused at accept (max-connections: 503)", s->conns_rejected);
+    render_labelled(out, "herald_edge_connections_limited_total",
+                    "Connections refused by the per-address limits (429; table_full: 503)",
+                    "reason", lim, s->addr_refused, 3);
     metrics_counter(out, "herald_edge_accept_errors_total",
                     "Failed accept() calls (EMFILE and the like)", s->accept_errors);
     metrics_counter(out, "herald_edge_handshakes_total", "Successful WebSocket handshakes",
@@ -162,6 +167,24 @@ static void render_conns(struct evbuffer *out, const struct edge_stats *s)
     metrics_family(out, "herald_edge_http_requests_total", "counter", "HTTP requests by path");
     metrics_sample(out, "herald_edge_http_requests_total", "path=\"/healthz\"", s->http_healthz);
     metrics_sample(out, "herald_edge_http_requests_total", "path=\"/metrics\"", s->http_metrics);
+}
+
+static void render_auth(struct hub *self, struct evbuffer *out, const struct edge_stats *s)
+{
+    static const char *const res[2] = {"ok", "refused"};
+    const uint64_t v[2] = {s->auth_ok, s->auth_failed};
+
+    render_labelled(out, "herald_edge_auth_total", "Tokens verified, by result", "result", res, v,
+                    2);
+    metrics_counter(out, "herald_edge_forbidden_total",
+                    "Subscriptions refused or dropped: not covered by the connection's token",
+                    s->auth_forbidden);
+    metrics_gauge(out, "herald_edge_authenticated_connections",
+                  "Connections holding a token's grant", s->grants);
+    /* One table for the whole process: read once, not summed. */
+    metrics_gauge(out, "herald_edge_addr_entries",
+                  "Client addresses tracked by the per-address limits",
+                  self->addr ? addr_limit_entries(self->addr) : 0);
 }
 
 static void render_memory(struct evbuffer *out, const struct edge_stats *s, size_t nworkers)
@@ -193,5 +216,6 @@ void edge_metrics_render(struct hub *self, struct evbuffer *out)
     sum_stats(self, &sum, &nworkers);
     render_conns(out, &sum);
     render_traffic(out, &sum);
+    render_auth(self, out, &sum);
     render_memory(out, &sum, nworkers);
 }

@@ -26,6 +26,7 @@ enum edge_hs_fail {
     HS_FAIL_405,
     HS_FAIL_426,
     HS_FAIL_431,
+    HS_FAIL_401, /* a bad token, or none where one is required */
     HS_FAIL_TIMEOUT,
     HS_FAIL_COUNT,
 };
@@ -38,15 +39,17 @@ enum edge_close_reason {
     CLOSE_R_1008, /* policy: slow consumer */
     CLOSE_R_1009, /* message too big */
     CLOSE_R_IDLE, /* idle-timeout */
+    CLOSE_R_4001, /* token expired, or never given in time */
     CLOSE_R_COUNT,
 };
 
 /* Counters of one worker (its hub); gauges are filled when a snapshot is taken. */
 struct edge_stats {
-    uint64_t conns_current;  /* gauge: open sockets, any state */
-    uint64_t conns_total;    /* accepted */
-    uint64_t conns_rejected; /* over max-connections at accept */
-    uint64_t accept_errors;  /* failed accept() calls (EMFILE and the like) */
+    uint64_t conns_current;   /* gauge: open sockets, any state */
+    uint64_t conns_total;     /* accepted */
+    uint64_t conns_rejected;  /* over max-connections at accept (503), or shutting down */
+    uint64_t addr_refused[3]; /* 429 max-connections-per-ip, 429 handshake-rate, 503 table full */
+    uint64_t accept_errors;   /* failed accept() calls (EMFILE and the like) */
     uint64_t handshakes_ok;
     uint64_t hs_fail[HS_FAIL_COUNT];
     uint64_t http_healthz;
@@ -61,12 +64,16 @@ struct edge_stats {
     uint64_t flush_yields; /* flushes that left the rest of the list for the next pass */
     uint64_t slow_consumers;
     uint64_t patterns_refused; /* subscriptions refused for the broker's pattern limit */
+    uint64_t auth_ok;          /* tokens accepted (upgrade and auth op) */
+    uint64_t auth_failed;      /* tokens refused */
+    uint64_t auth_forbidden;   /* subscriptions refused or dropped: not covered by the token */
     uint64_t closes[CLOSE_R_COUNT];
     uint64_t broker_reconnects;
     uint64_t link_up;       /* gauge: 1 when the uplink is connected */
     uint64_t subscriptions; /* gauge: (pattern, client) pairs */
     uint64_t patterns;      /* gauge: distinct patterns (= SUBs held at the broker) */
     uint64_t trie_bytes;    /* gauge: heap bytes of the subscription trie */
+    uint64_t grants;        /* gauge: connections holding a token's grant */
     uint64_t frames_live;   /* gauge */
     struct pool_stats pool; /* gauges */
 };

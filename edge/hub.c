@@ -14,6 +14,7 @@
 
 #include "common/mem.h"
 #include "common/sink.h"
+#include "edge/addr_limit.h"
 #include "edge/client.h"
 
 static void vec_push(struct client ***v, uint32_t *n, uint32_t *cap, struct client *c)
@@ -31,9 +32,18 @@ void hub_add_client(struct hub *h, struct client *c)
 
     c->index = h->nclients;
     vec_push(&h->clients, &h->nclients, &h->clients_cap, c);
-    if (h->clients_cap != cap)
+    if (h->clients_cap != cap) {
         h->due_s = mem_realloc(h->due_s, h->clients_cap * sizeof(*h->due_s));
+        if (h->conf->auth_on)
+            h->grants = mem_realloc(h->grants, h->clients_cap * sizeof(*h->grants));
+        if (h->addr)
+            h->addr_keys = mem_realloc(h->addr_keys, h->clients_cap * sizeof(*h->addr_keys));
+    }
     h->due_s[c->index] = 0;
+    if (h->grants)
+        h->grants[c->index] = NULL;
+    if (h->addr_keys)
+        h->addr_keys[c->index] = ADDR_KEY_NONE; /* counted nowhere yet */
     h->stats.conns_current++;
     h->stats.conns_total++;
 }
@@ -45,6 +55,10 @@ void hub_retire_client(struct hub *h, struct client *c)
     last->index = c->index;
     h->clients[c->index] = last;
     h->due_s[c->index] = h->due_s[h->nclients];
+    if (h->grants) /* c's own entries were released by client_abort */
+        h->grants[c->index] = h->grants[h->nclients];
+    if (h->addr_keys)
+        h->addr_keys[c->index] = h->addr_keys[h->nclients];
     h->stats.conns_current--;
     vec_push(&h->closed, &h->nclosed, &h->closed_cap, c);
     if (h->reap_ev)

@@ -23,6 +23,8 @@
  * other workers read under snap_lock (edge_metrics.c).
  */
 
+struct addr_limit;
+struct auth_grant;
 struct client;
 struct event;
 struct event_base;
@@ -45,8 +47,15 @@ struct hub {
     struct uplink *uplink;
     struct client **clients; /* every live connection; client->index is its slot */
     uint32_t *due_s;         /* per slot: the second from which the sweep acts on it */
+    /* Per slot, and allocated only when their feature is on, so a connection pays for
+     * what is configured (struct client stays the same size either way, auth.c says why): */
+    struct auth_grant **grants; /* its token's grant or NULL; when conf->auth_on */
+    uint64_t *addr_keys;        /* the address it counts against in addr; when addr is set */
     uint32_t nclients, clients_cap;
-    struct client **closed; /* closed, freed on the next loop pass (reap_ev) */
+    uint32_t nrefused;       /* connections past max-connections lingering with their 503 */
+    struct addr_limit *addr; /* per-address limits shared by every worker (main's), or NULL */
+    int64_t wall_s;          /* time(NULL) at the last sweep: token expiry is wall-clock time */
+    struct client **closed;  /* closed, freed on the next loop pass (reap_ev) */
     uint32_t nclosed, closed_cap;
     struct event *reap_ev;
     struct dirty_list dirty;  /* client sinks with output queued, written when a fan-out ends */

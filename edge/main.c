@@ -5,14 +5,19 @@
  *
  * Start-up order: configuration (bad → message naming file and line, exit
  * 2; with broker-tls, the link's one client context, so a CA file that
- * does not load stops start-up too), libevent threading (before any
+ * does not load stops start-up too), the auth directives resolved (auth.h:
+ * the secret file read, bad combinations - echo-path while tokens are
+ * required, unless echo-path-public - exit 2, weak ones logged as
+ * warnings), libevent threading (before any
  * event_base), SIGPIPE ignored,
  * SIGTERM/SIGINT blocked in every thread, then every worker's listener is
  * bound here, in the main thread, so a bind error stops start-up (exit 1)
  * before any thread runs. Worker 0 binds first; the others bind the port it
  * got, so `port 0` yields one ephemeral port shared through SO_REUSEPORT.
- * Then the threads start and `event=ready` is logged: every listener is
- * already accepting into its backlog.
+ * The per-address limits' table, when either limit is set, is made here and
+ * shared by every worker (addr_limit.h says why it is one table). Then the
+ * threads start and `event=ready` is logged: every listener is already
+ * accepting into its backlog.
  *
  * The main thread then only waits in sigwait(). On SIGTERM/SIGINT it asks
  * every worker to shut down (their notify pipes), joins them and frees
@@ -33,8 +38,12 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/tls.h"
+#include "edge/addr_limit.h"
+#include "edge/auth.h"
 #include "edge/edge_conf.h"
 #include "edge/worker.h"
+
+#define ADDR_SLACK 65536 /* addresses tracked beyond one per possible connection */
 
 static void usage(FILE *out)
 {
@@ -82,18 +91,43 @@ static void stop_workers(struct worker **ws, size_t n)
         worker_free(ws[i]);
 }
 
+/*
+ * The per-address table, or NULL when both limits are off. Its cap on
+ * addresses leaves room for every connection the workers may hold from a
+ * distinct address, plus ADDR_SLACK more whose buckets are still refilling.
+ */
+static struct addr_limit *make_addr_limit(const struct edge_conf *conf, size_t nworkers)
+{
+    uint64_t cap = (uint64_t)conf->max_connections * nworkers + ADDR_SLACK;
+
+    if (conf->max_conns_per_ip == 0 && conf->handshake_rate == 0)
+        return NULL;
+    return addr_limit_new((uint32_t)conf->max_conns_per_ip, (uint32_t)conf->handshake_rate,
+                          cap < UINT32_MAX ? (uint32_t)cap : UINT32_MAX);
+}
+
+static const char *auth_mode(const struct edge_conf *conf)
+{
+    if (conf->auth_enforced)
+        return "required";
+    return conf->auth_on ? "optional" : "off";
+}
+
 static int run(const struct edge_conf *conf, SSL_CTX *uplink_tls, sigset_t *sigs)
 {
     size_t n = worker_count(conf);
     struct worker **ws = mem_calloc(n, sizeof(*ws));
+    struct addr_limit *addr = make_addr_limit(conf, n);
     int port = create_workers(conf, ws, n), sig = 0, rc = 0;
 
     if (port < 0) {
         rc = 1;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         ws[i]->uplink_tls = uplink_tls;
+        worker_set_addr_limit(ws[i], addr);
+    }
     worker_set_all(ws, n);
     for (size_t i = 0; i < n; i++) {
         if (worker_start(ws[i]) < 0) {
@@ -102,13 +136,14 @@ static int run(const struct edge_conf *conf, SSL_CTX *uplink_tls, sigset_t *sigs
             goto out;
         }
     }
-    log_info("ready", "port=%d workers=%zu bind=%s broker=%s", port, n, conf->bind,
-             conf->broker ? conf->broker : "none");
+    log_info("ready", "port=%d workers=%zu bind=%s broker=%s auth=%s", port, n, conf->bind,
+             conf->broker ? conf->broker : "none", auth_mode(conf));
     while (sigwait(sigs, &sig) != 0) {
     }
     log_info("shutdown", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 out:
     stop_workers(ws, n);
+    addr_limit_free(addr);
     mem_free(ws);
     if (rc == 0)
         log_info("exit", "status=0");
@@ -124,6 +159,30 @@ static SSL_CTX *uplink_tls_ctx(const struct edge_conf *conf, char *err, size_t e
     if (!ctx)
         snprintf(err, errlen, "broker-tls-ca-file: %s", why);
     return ctx;
+}
+
+/* The auth directives (docs/protocol.md §3.10); returns 0, or -1 after saying why. */
+static int resolve_auth(struct edge_conf *conf)
+{
+    char err[512];
+    unsigned warn = 0;
+
+    if (auth_conf_resolve(conf, err, sizeof(err), &warn) < 0) {
+        fprintf(stderr, "herald-edge: %s\n", err);
+        return -1;
+    }
+    if (warn & AUTH_WARN_OPEN)
+        log_warn("auth_off", "reason=\"no auth-secret: anyone may subscribe to anything\"");
+    if (warn & AUTH_WARN_SHORT_SECRET)
+        log_warn("auth_secret_short", "bytes=%zu min=%d", conf->auth_key_len, AUTH_SECRET_MIN);
+    if (conf->echo_path && conf->auth_enforced && !conf->echo_path_public) {
+        fprintf(stderr,
+                "herald-edge: echo-path %s: the echo path serves anyone, and tokens are "
+                "required (auth-required); set echo-path-public yes to allow it\n",
+                conf->echo_path);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -152,8 +211,14 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(conf.log_level);
+    if (resolve_auth(&conf) < 0) {
+        SSL_CTX_free(uplink_tls);
+        conf_free(edge_conf_table, &conf);
+        return 2;
+    }
     if (evthread_use_pthreads() < 0) {
         log_error("evthread_failed", "");
+        SSL_CTX_free(uplink_tls);
         conf_free(edge_conf_table, &conf);
         return 1;
     }

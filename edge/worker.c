@@ -48,6 +48,7 @@
  */
 #include "edge/worker.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -67,6 +68,7 @@
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/trie.h"
+#include "edge/addr_limit.h"
 #include "edge/client.h"
 #include "edge/edge_metrics.h"
 #include "edge/hub.h"
@@ -277,6 +279,40 @@ static void accept_failed(struct worker *w, int err)
     event_del(w->accept_ev);
 }
 
+/*
+ * Whether a new connection from sa may stay (docs/protocol.md §3.2):
+ * returns 0 with *key counted in the per-address table (or ADDR_KEY_NONE),
+ * or the status that refuses it - 503 at max-connections (refusals still
+ * lingering with their answer do not count) or when the address table is
+ * full, 429 over the address's connection count or handshake rate.
+ */
+static int admission(struct worker *w, const struct sockaddr *sa, socklen_t len, uint64_t *key)
+{
+    struct hub *h = &w->h;
+
+    *key = ADDR_KEY_NONE;
+    if ((int64_t)(h->nclients - h->nrefused) >= h->conf->max_connections) {
+        h->stats.conns_rejected++;
+        return 503;
+    }
+    if (!h->addr)
+        return 0;
+    *key = addr_limit_key(sa, len);
+    switch (addr_limit_acquire(h->addr, *key, net_now_ms())) {
+    case ADDR_OK:
+        return 0;
+    case ADDR_TOO_MANY:
+        h->stats.addr_refused[0]++;
+        return 429;
+    case ADDR_TOO_FAST:
+        h->stats.addr_refused[1]++;
+        return 429;
+    default:
+        h->stats.addr_refused[2]++;
+        return 503;
+    }
+}
+
 static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -284,7 +320,10 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
 
     (void)what;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC), status;
+        uint64_t key;
 
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
@@ -293,14 +332,15 @@ static void worker_on_accept(evutil_socket_t lfd, short what, void *arg)
                 accept_failed(w, errno);
             return;
         }
-        if ((int64_t)w->h.nclients >= w->h.conf->max_connections || w->shutting_down) {
+        if (w->shutting_down) {
             close(fd);
             w->h.stats.conns_rejected++;
             continue;
         }
+        status = admission(w, (const struct sockaddr *)&ss, sl, &key);
         /* Events are small and latency matters more than segment count. */
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        client_new(&w->h, fd);
+        client_accept(&w->h, fd, key, status);
     }
 }
 
@@ -336,7 +376,7 @@ static uint32_t ping_due(const struct worker *w, const struct client *c)
 
 static void sweep_one(struct worker *w, struct client *c)
 {
-    uint32_t now = w->h.now_s;
+    uint32_t now = w->h.now_s, due;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
@@ -346,6 +386,9 @@ static void sweep_one(struct worker *w, struct client *c)
         }
         break;
     case CLIENT_OPEN:
+        if (client_auth_due(c, w->handshake_timeout_s, &due) && reached(now, due) &&
+            client_auth_expire(c))
+            break;
         if (reached(now, idle_deadline(w, c))) {
             w->h.stats.closes[CLOSE_R_IDLE]++;
             log_debug("idle_timeout", "conn=%u", c->id);
@@ -366,7 +409,7 @@ static void sweep_one(struct worker *w, struct client *c)
 /* The first second at which sweep_one would act on c. */
 static uint32_t next_due(const struct worker *w, const struct client *c)
 {
-    uint32_t idle, ping;
+    uint32_t idle, ping, first, auth;
 
     switch (c->state) {
     case CLIENT_HANDSHAKE:
@@ -374,7 +417,11 @@ static uint32_t next_due(const struct worker *w, const struct client *c)
     case CLIENT_OPEN:
         idle = idle_deadline(w, c);
         ping = ping_due(w, c);
-        return reached(idle, ping) ? ping : idle;
+        first = reached(idle, ping) ? ping : idle;
+        /* The token's exp, or the deadline to authenticate (client_auth.c). */
+        if (client_auth_due(c, w->handshake_timeout_s, &auth) && reached(first, auth))
+            first = auth;
+        return first;
     case CLIENT_CLOSING:
         return c->last_ping_s;
     default:
@@ -385,6 +432,7 @@ static uint32_t next_due(const struct worker *w, const struct client *c)
 static void update_clock(struct worker *w)
 {
     w->h.now_s = (uint32_t)((net_now_ms() - w->start_ms) / 1000u);
+    w->h.wall_s = (int64_t)time(NULL);
 }
 
 static void abort_all(struct worker *w)
@@ -416,6 +464,8 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
     }
     if (w->accept_ev && !w->shutting_down && !event_pending(w->accept_ev, EV_READ, NULL))
         event_add(w->accept_ev, NULL);
+    if (w->id == 0 && w->h.addr) /* the table is the process's: one worker tidies it */
+        addr_limit_expire(w->h.addr, net_now_ms());
     /* After a spike of patterns (an attacker's, say), give the pages back. */
     if (mem_trim_after_peak(trie_bytes(w->h.trie), &w->trim_peak, WORKER_TRIM_DROP))
         log_info("memory_trimmed", "rss=%llu", (unsigned long long)net_rss_bytes());
@@ -535,6 +585,7 @@ static void init_fields(struct worker *w, int id, const struct edge_conf *conf)
     w->h.pool = pool_new(conf->pool_cache);
     w->h.trie = trie_new();
     w->start_ms = net_now_ms();
+    w->h.wall_s = (int64_t)time(NULL);
     pthread_mutex_init(&w->h.snap_lock, NULL);
 }
 
@@ -563,6 +614,12 @@ struct worker *worker_new(int id, const struct edge_conf *conf, int port, const 
 fail:
     worker_free(w);
     return NULL;
+}
+
+void worker_set_addr_limit(struct worker *w, struct addr_limit *a)
+{
+    assert(w->h.nclients == 0 && w->h.clients_cap == 0); /* addr_keys follows the array */
+    w->h.addr = a;
 }
 
 int worker_port(const struct worker *w)
@@ -630,6 +687,8 @@ void worker_free(struct worker *w)
     mem_free(w->h.scratch);
     mem_free(w->h.clients);
     mem_free(w->h.due_s);
+    mem_free(w->h.grants);
+    mem_free(w->h.addr_keys);
     mem_free(w->h.closed);
     dirty_free(&w->h.dirty);
     fanout_free(&w->h.fanout);

@@ -22,6 +22,7 @@
  * drive a worker's loop; connections see only its hub.
  */
 
+struct addr_limit;
 struct event;
 
 struct worker {
@@ -50,6 +51,12 @@ struct worker {
  * evthread_use_pthreads() must have been called first. No uplink yet.
  */
 struct worker *worker_new(int id, const struct edge_conf *conf, int port, const char **err);
+
+/*
+ * Shares the per-address limits a (borrowed until worker_free; NULL: none)
+ * with the worker's hub. Before the worker's first connection.
+ */
+void worker_set_addr_limit(struct worker *w, struct addr_limit *a);
 
 /*
  * Creates the broker uplink (conf->broker) and starts connecting; over TLS

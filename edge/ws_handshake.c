@@ -39,10 +39,12 @@
  * /ws and the echo path: method (405), HTTP/1.1, Upgrade and Connection
  * (400), version (missing 400, not 13 426, RFC 6455 4.2.2), key (400),
  * Origin (403), query string (400 on bad %-encoding; /ws only: the echo
- * path ignores it). A request without Origin passes the origin check: only
- * browsers send it, and the check exists to keep other sites' pages out,
- * not non-browser clients. The Host value is checked, not compared with
- * anything: the edge answers under any name it is reached by.
+ * path ignores it), token (400 when given more than once: RFC 6750 2
+ * allows one method per request). The token is only copied here;
+ * client_auth.c verifies it. A request without Origin passes the origin
+ * check: only browsers send it, and the check exists to keep other sites'
+ * pages out, not non-browser clients. The Host value is checked, not
+ * compared with anything: the edge answers under any name it is reached by.
  *
  * Rejected: picohttpparser (not packaged in Debian 12), a hand-written
  * request-line parser (libhttp-parser is hardened and fuzzed), and keeping
@@ -71,7 +73,9 @@ struct hs_ctx {
     struct span key, version, origin;
     bool have_key, have_version, have_origin;
     struct span host;
-    unsigned nhost; /* Host fields seen */
+    unsigned nhost;     /* Host fields seen */
+    struct span bearer; /* the token of Authorization: Bearer */
+    int nbearer;        /* Authorization: Bearer headers seen */
 };
 
 /* ---------- small string helpers ---------- */
@@ -179,6 +183,22 @@ static bool key_valid(struct span k)
 
 /* ---------- http_parser callbacks ---------- */
 
+/*
+ * Authorization: Bearer <token> (RFC 6750 2.1; the scheme is
+ * case-insensitive, RFC 7235 2.1). Other schemes are not ours: ignored.
+ */
+static void commit_bearer(struct hs_ctx *c, struct span v)
+{
+    struct span scheme = lit("Bearer");
+
+    if (v.n <= scheme.n || !span_eq((struct span){v.p, scheme.n}, scheme, true) ||
+        (v.p[scheme.n] != ' ' && v.p[scheme.n] != '\t')) {
+        return;
+    }
+    c->bearer = trim((struct span){v.p + scheme.n, v.n - scheme.n});
+    c->nbearer++;
+}
+
 static void commit_header(struct hs_ctx *c)
 {
     struct span f = c->field;
@@ -206,6 +226,8 @@ static void commit_header(struct hs_ctx *c)
         c->duplicate |= c->have_origin;
         c->have_origin = true;
         c->origin = v;
+    } else if (span_eq(f, lit("Authorization"), true)) {
+        commit_bearer(c, v);
     }
 }
 
@@ -302,20 +324,14 @@ static int pct_byte(struct span v, size_t i)
 }
 
 /*
- * Appends the %-decoded value v to req's topics. '+' stays literal (topics
- * have no spaces to encode). Returns -1 on a bad escape or an encoded NUL;
- * running out of slots or topic_buf only sets too_many_topics. The whole
- * value is decoded either way so a bad escape is a 400 wherever it is.
+ * %-decodes v into out[0..room) and returns the decoded length, which may
+ * exceed room - 1 (then only what fits is written, unterminated). '+' stays
+ * literal (topics and tokens have no spaces to encode). Returns -1 on a bad
+ * escape or an encoded NUL. The whole value is decoded either way so a bad
+ * escape is a 400 wherever it is.
  */
-static int add_topic(struct ws_request *req, struct span v)
+static ssize_t pct_decode(struct span v, char *out, size_t room)
 {
-    size_t used = 0;
-    if (req->ntopics > 0) {
-        size_t last = req->ntopics - 1;
-        used = (size_t)(req->topics[last] - req->topic_buf) + req->topic_lens[last] + 1;
-    }
-    char *out = req->topic_buf + used;
-    size_t room = sizeof(req->topic_buf) - used;
     size_t n = 0;
     for (size_t i = 0; i < v.n; i++) {
         int ch = (unsigned char)v.p[i];
@@ -331,6 +347,27 @@ static int add_topic(struct ws_request *req, struct span v)
         }
         n++;
     }
+    return (ssize_t)n;
+}
+
+/*
+ * Appends the %-decoded value v to req's topics. Returns -1 on a bad
+ * escape; running out of slots or topic_buf only sets too_many_topics.
+ */
+static int add_topic(struct ws_request *req, struct span v)
+{
+    size_t used = 0;
+    if (req->ntopics > 0) {
+        size_t last = req->ntopics - 1;
+        used = (size_t)(req->topics[last] - req->topic_buf) + req->topic_lens[last] + 1;
+    }
+    char *out = req->topic_buf + used;
+    size_t room = sizeof(req->topic_buf) - used;
+    ssize_t d = pct_decode(v, out, room);
+    if (d < 0) {
+        return -1;
+    }
+    size_t n = (size_t)d;
     if (req->ntopics == WS_HS_MAX_TOPICS || n + 1 > room) {
         req->too_many_topics = true;
         return 0;
@@ -342,7 +379,33 @@ static int add_topic(struct ws_request *req, struct span v)
     return 0;
 }
 
-/* Reads topic= and format= from the query string. Returns 0 or -1 (400). */
+/*
+ * Keeps the token v (%-decoded when from the query). Returns -1 on a bad
+ * escape, -2 when the request already has one.
+ */
+static int set_token(struct ws_request *req, struct span v, bool decode)
+{
+    ssize_t n;
+    if (req->has_token) {
+        return -2;
+    }
+    req->has_token = true;
+    if (decode) {
+        n = pct_decode(v, req->token, sizeof(req->token));
+        if (n < 0) {
+            return -1;
+        }
+    } else {
+        n = (ssize_t)v.n;
+        memcpy(req->token, v.p, v.n < sizeof(req->token) ? v.n : 0);
+    }
+    req->token_too_long = (size_t)n >= sizeof(req->token);
+    req->token_len = req->token_too_long ? 0 : (size_t)n;
+    req->token[req->token_len] = '\0';
+    return 0;
+}
+
+/* Reads topic=, token= and format= from the query string. Returns 0, -1 (bad escape), -2. */
 static int parse_query(struct ws_request *req, struct span q)
 {
     while (q.n > 0) {
@@ -354,6 +417,11 @@ static int parse_query(struct ws_request *req, struct span q)
         if (span_eq(name, lit("topic"), false)) {
             if (add_topic(req, val) < 0) {
                 return -1;
+            }
+        } else if (span_eq(name, lit("token"), false)) {
+            int rc = set_token(req, val, true);
+            if (rc < 0) {
+                return rc;
             }
         } else if (span_eq(name, lit("format"), false)) {
             req->raw = span_eq(val, lit("raw"), false);
@@ -368,6 +436,7 @@ static int parse_query(struct ws_request *req, struct span q)
 static void check_upgrade(const struct hs_ctx *c, const http_parser *p, struct span query,
                           const char *allowed_origins, struct ws_request *req)
 {
+    int rc;
     if (p->method != HTTP_GET) {
         set_error(req, 405, "method not allowed");
     } else if (p->http_minor < 1) {
@@ -386,8 +455,11 @@ static void check_upgrade(const struct hs_ctx *c, const http_parser *p, struct s
         set_error(req, 400, "missing or bad Sec-WebSocket-Key");
     } else if (!origin_allowed(c, allowed_origins)) {
         set_error(req, 403, "origin not allowed");
-    } else if (parse_query(req, query) < 0) {
+    } else if ((rc = parse_query(req, query)) == -1) {
         set_error(req, 400, "bad query string");
+    } else if (rc == -2 || c->nbearer > 1 ||
+               (c->nbearer == 1 && set_token(req, c->bearer, false) < 0)) {
+        set_error(req, 400, "more than one token");
     } else {
         req->kind = WS_REQ_UPGRADE;
         req->subprotocol = c->subprotocol;
@@ -468,6 +540,10 @@ static void request_init(struct ws_request *req)
     req->raw = false;
     req->ntopics = 0;
     req->too_many_topics = false;
+    req->has_token = false;
+    req->token_too_long = false;
+    req->token_len = 0;
+    req->token[0] = '\0';
 }
 
 ssize_t ws_handshake_parse(const char *buf, size_t len, size_t max_header,

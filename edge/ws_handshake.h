@@ -5,11 +5,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/jwt.h"
+
 /*
  * The HTTP/1.1 side of the edge port, pure code over libhttp-parser
  * (Debian's libhttp-parser-dev): parse one request head, classify it
  * (WebSocket upgrade, echo upgrade, /healthz, /metrics, other), validate
- * the upgrade and compute Sec-WebSocket-Accept (common/ws/ws_key.h).
+ * the upgrade and compute Sec-WebSocket-Accept (common/ws/ws_key.h). A
+ * bearer token, when the upgrade carries one, is copied out for the caller
+ * to verify.
  */
 
 enum ws_request_kind {
@@ -44,6 +48,12 @@ struct ws_request {
     size_t topic_lens[WS_HS_MAX_TOPICS];
     char topic_buf[4096];
     bool too_many_topics; /* more ?topic= than WS_HS_MAX_TOPICS or topic_buf holds */
+    /* The bearer token (docs/protocol.md §3.10): ?token=, percent-decoded, or
+     * Authorization: Bearer; NUL-terminated. A longer one keeps only too_long. */
+    bool has_token;
+    bool token_too_long; /* over JWT_MAX_LEN bytes */
+    size_t token_len;
+    char token[JWT_MAX_LEN + 1];
 };
 
 /*
@@ -51,9 +61,9 @@ struct ws_request {
  *   > 0  the head is complete (its length through the blank line) and
  *        *req is filled: kind UPGRADE/ECHO/HEALTHZ/METRICS, or ERROR with a
  *        status (400 missing/duplicate/bad Host on HTTP/1.1 - RFC 7230
- *        5.4, any path -, missing/bad key or headers; 403 origin not
- *        allowed, 404 other path, 405 not GET, 426 Sec-WebSocket-Version
- *        not 13);
+ *        5.4, any path -, missing/bad key or headers, or more than one
+ *        token; 403 origin not allowed, 404 other path, 405 not GET, 426
+ *        Sec-WebSocket-Version not 13);
  *   -2   incomplete, and len <= max_header: read more;
  *   -1   req->status and req->err set: 431 when more than max_header bytes
  *        hold no complete head, 400 when the bytes are not HTTP/1.x.

@@ -18,8 +18,9 @@
  * first newline it is also a topic and a payload to encode (no newline: an
  * empty topic). Every string handed over is an exact-size heap copy.
  *
- * Ops: on success the kind is known and a sub/unsub has a NUL-terminated
- * topic of topic_len bytes; on failure code is "bad_request" and err a
+ * Ops: on success the kind is known, a sub/unsub has a NUL-terminated
+ * topic of topic_len bytes and an auth a token of token_len bytes (whose
+ * ok reply with an exp parses); on failure code is "bad_request" and err a
  * non-empty string still readable after browser_op_release and the message
  * are freed (so static); either way id_text is NUL-terminated within its 48
  * bytes and is "" or the JSON text of an integer or string id (equal to id
@@ -302,6 +303,21 @@ static void check_id_text(const struct browser_op *op)
 }
 
 /* Parses the message; copies the id text out for the replies. */
+/* The auth op's ok reply carries the id and an integer exp, and parses as JSON. */
+static void check_auth_ok(const char *id_text)
+{
+    char buf[128];
+    size_t n = browser_reply_auth_ok(buf, sizeof(buf), id_text, -1234567890123LL);
+    json_error_t jerr;
+    json_t *root;
+
+    CHECK(n < sizeof(buf));
+    root = json_loadb(buf, n, 0, &jerr);
+    CHECK(root != NULL);
+    CHECK(json_integer_value(json_object_get(root, "exp")) == -1234567890123LL);
+    json_decref(root);
+}
+
 static void check_op(const uint8_t *data, size_t size, char *id_text)
 {
     char *msg = copy(data, size);
@@ -314,13 +330,16 @@ static void check_op(const uint8_t *data, size_t size, char *id_text)
     memcpy(id_text, op.id_text, sizeof(op.id_text));
     if (rc == 0) {
         CHECK(op.kind == BROWSER_OP_SUB || op.kind == BROWSER_OP_UNSUB ||
-              op.kind == BROWSER_OP_PING);
+              op.kind == BROWSER_OP_PING || op.kind == BROWSER_OP_AUTH);
         CHECK(op.has_id == (op.id_text[0] != '\0'));
-        if (op.kind != BROWSER_OP_PING)
+        if (op.kind == BROWSER_OP_SUB || op.kind == BROWSER_OP_UNSUB)
             CHECK(op.topic != NULL && strlen(op.topic) == op.topic_len);
+        if (op.kind == BROWSER_OP_AUTH)
+            CHECK(op.token != NULL && strlen(op.token) == op.token_len);
+        check_auth_ok(op.id_text);
     }
     browser_op_release(&op);
-    CHECK(op.json == NULL && op.topic == NULL);
+    CHECK(op.json == NULL && op.topic == NULL && op.token == NULL);
     free(msg);
     if (rc == -1) {
         CHECK(code != NULL && strcmp(code, "bad_request") == 0);

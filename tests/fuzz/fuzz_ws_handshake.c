@@ -14,7 +14,8 @@
  * a complete head's length is within the input and one byte less is
  * incomplete; -2 only while within the limit; errors carry a status and a
  * reason; an upgrade has a 28-byte accept, NUL-terminated topics inside
- * topic_buf, and a response that fits 256 bytes; an echo upgrade has no
+ * topic_buf, a bearer token (query or header) NUL-terminated at its
+ * length, and a response that fits 256 bytes; an echo upgrade has no
  * topics.
  */
 #include "edge/ws_handshake.h"
@@ -43,6 +44,12 @@ static void check_upgrade(const struct ws_request *req)
         check(t >= req->topic_buf &&
               t + req->topic_lens[i] < req->topic_buf + sizeof(req->topic_buf));
         check(strlen(t) == req->topic_lens[i]);
+    }
+    /* A token kept is NUL-terminated at its length; a longer one keeps nothing. */
+    if (req->has_token && !req->token_too_long) {
+        check(req->token_len <= JWT_MAX_LEN && strlen(req->token) == req->token_len);
+    } else {
+        check(req->token_len == 0);
     }
     char out[256];
     size_t n = ws_handshake_response(req, out, sizeof(out));

@@ -149,7 +149,11 @@ class SubscriptionCounter(unittest.TestCase):
         b = Broker()
         e = None
         try:
-            e = Edge(b.link_port, "--max-subscriptions", str(self.LIMIT))
+            # 65,600 sub ops as fast as the socket takes them: max-ops-per-second
+            # (100 by default) would close this client long before; it is off
+            # here so the bound under test is max-subscriptions.
+            e = Edge(b.link_port, "--max-subscriptions", str(self.LIMIT),
+                     "--max-ops-per-second", "0")
             self.addCleanup(stop_quietly, e, b)
             ws = RawWs(e.port, "/ws", timeout=60)
             self.addCleanup(ws.close)
@@ -217,7 +221,10 @@ class RepliesCountAgainstSendQueue(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.b = Broker()
-        cls.e = Edge(cls.b.link_port, "--send-queue-limit", cls.LIMIT)
+        # The op floods would meet max-ops-per-second (close 1008 "too many
+        # ops") first: off, so what is tested is that replies count against
+        # send-queue-limit.
+        cls.e = Edge(cls.b.link_port, "--send-queue-limit", cls.LIMIT, "--max-ops-per-second", "0")
         cls.pub = LinkClient(cls.b.link_port)
         cls.bystander = RawWs(cls.e.port, "/ws?topic=f3.bystander")
         cls.seq = 0

@@ -80,6 +80,13 @@ static void setup_short_timers(void)
     setup_with(6, argv);
 }
 
+static void setup_five_ops(void)
+{
+    char *argv[] = {"--port", "0", "--max-ops-per-second", "5"};
+
+    setup_with(4, argv);
+}
+
 static void setup_two_subs(void)
 {
     char *argv[] = {"--port", "0", "--max-subscriptions", "2"};
@@ -327,9 +334,16 @@ static void assert_idle(void)
 
 /* ---------- size ---------- */
 
+/*
+ * 216 bytes on x86-64 (docs/architecture.md §4.4): the ops counter of
+ * max-ops-per-second lives in what was tail padding, and a token's grant
+ * and the per-address key sit in per-slot arrays of the hub, allocated only
+ * when auth or the per-address limits are on, so a connection without them
+ * costs nothing more. 216 is a 224-byte malloc chunk; 217 would be 240.
+ */
 START_TEST(test_client_struct_size)
 {
-    ck_assert_uint_le(sizeof(struct client), 224);
+    ck_assert_uint_le(sizeof(struct client), 216);
 }
 
 END_TEST
@@ -880,6 +894,46 @@ START_TEST(test_echo_unread_closed_1008)
 
 END_TEST
 
+/* max-ops-per-second: the op past the limit within one second closes 1008. */
+START_TEST(test_ops_flood_closed)
+{
+    char buf[64];
+    int n = 0, op;
+
+    handshake("/ws");
+    for (int i = 0; i < 5; i++)
+        send_text("{\"op\":\"ping\"}");
+    /* A second may end between two sends: then the count restarts. Keep going until closed. */
+    for (int i = 0; i < 20 && cl->state == CLIENT_OPEN; i++)
+        send_text("{\"op\":\"ping\"}");
+    ck_assert_int_eq(cl->state, CLIENT_CLOSING);
+    while ((op = read_frame(buf, sizeof(buf), NULL)) == WS_OP_TEXT)
+        n++;
+    ck_assert_int_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], WS_CLOSE_POLICY);
+    ck_assert_str_eq(buf + 2, "too many ops");
+    ck_assert_int_ge(n, 5);
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1008], 1);
+}
+
+END_TEST
+
+/* A client that keeps to the limit is never closed: the count starts again every second. */
+START_TEST(test_ops_within_limit_survive)
+{
+    handshake("/ws");
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < 5; i++) {
+            send_text("{\"op\":\"ping\"}");
+            expect_text("{\"op\":\"pong\"}");
+        }
+        run_for(1100);
+    }
+    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+}
+
+END_TEST
+
 static Suite *edge_client_suite(void)
 {
     Suite *s = suite_create("edge_client");
@@ -954,6 +1008,12 @@ static Suite *edge_client_suite(void)
     t = tcase_create("echo_backpressure");
     tcase_add_checked_fixture(t, setup_echo_small_queue, teardown);
     tcase_add_test(t, test_echo_unread_closed_1008);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("ops_limit");
+    tcase_add_checked_fixture(t, setup_five_ops, teardown);
+    tcase_add_test(t, test_ops_flood_closed);
+    tcase_add_test(t, test_ops_within_limit_survive);
     suite_add_tcase(s, t);
     return s;
 }
