@@ -21,7 +21,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Broker, Edge, Process, binary, ensure_node_modules, run_cli, wait_until
+from harness import (Broker, Edge, Process, binary, ensure_node_modules, free_port, run_cli,
+                     wait_until)
 from rawws import RawWs
 from test_edge_ws import NodeWs, broker_metric, edge_metric, envelope, redis_publish
 
@@ -333,6 +334,7 @@ class AuthStartup(unittest.TestCase):
             (["--auth-secret-file", self.file(b"\n")], "empty"),
             (["--auth-secret-file", os.path.join(self.tmp.name, "missing")], "cannot open"),
             (["--auth-required", "maybe"], "expected yes or no"),
+            (["--auth-secret", "x" * 40, "--echo-path", "/echo"], "set echo-path-public yes"),
         ]
         for argv, want in cases:
             with self.subTest(want):
@@ -340,6 +342,25 @@ class AuthStartup(unittest.TestCase):
                                    stderr=subprocess.PIPE, timeout=20)
                 self.assertEqual(p.returncode, 2, p.stderr)
                 self.assertIn(want, p.stderr.decode())
+
+    def test_public_echo_path_beside_required_tokens(self):
+        """echo-path-public yes: /echo needs no token and is not closed at the
+        authentication deadline, while /ws still requires one."""
+        port = free_port()
+        argv = self.edge_argv("--auth-secret", "x" * 40, "--echo-path", "/echo",
+                              "--echo-path-public", "yes", "--handshake-timeout", "1s")
+        argv[argv.index("--port") + 1] = str(port)
+        e = Process(argv)
+        self.addCleanup(e.stop)
+        echo = RawWs(port, "/echo")
+        ws = RawWs(port, "/ws")
+        time.sleep(2.5)  # past handshake-timeout and a sweep
+        echo.send_text("still here")
+        self.assertEqual(echo.recv_text(), "still here")
+        self.assertEqual(ws.expect_close(), (4001, "authentication required"))
+        echo.close()
+        ws.close()
+        e.check_clean_exit()
 
     def test_warnings(self):
         e = Process(self.edge_argv())
