@@ -30,13 +30,14 @@
  * The ClientHello guard. OpenSSL allocates a buffer for the length a
  * ClientHello declares (up to 131,396 bytes, a third more with BUF_MEM's
  * growth) as soon as it has read the 9 bytes that declare it, and keeps it
- * for the handshake; 10 bytes per connection would hold ~175 KiB each
- * until handshake-timeout. So before OpenSSL reads a ClientHello (the
- * first bytes of a connection, and the second ClientHello after a
- * HelloRetryRequest) the socket is peeked: a handshake record whose first
- * segment holds the record header and the ClientHello header, declaring at
- * most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's handshake buffer
- * starts with), or the connection is refused. Real clients write their
+ * for the handshake: 9 bytes made a connection hold 210,352 bytes until
+ * handshake-timeout (measured with glibc). So before OpenSSL reads a
+ * ClientHello (the first bytes of a connection, and the second ClientHello
+ * after a HelloRetryRequest) the socket is peeked: a handshake record whose
+ * first segment holds the record header and the ClientHello header,
+ * declaring at most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's
+ * handshake buffer starts with), or the connection is refused. With it a
+ * stalled handshake holds ~72 KB until the timeout. Real clients write their
  * ClientHello at once (1 to 2 KiB today, post-quantum key shares
  * included); a peer that trickles it out byte by byte is refused at once
  * instead of being held. TLS 1.3's dummy ChangeCipherSpec before the
