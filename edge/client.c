@@ -107,15 +107,22 @@ static void peer_of(const struct client *c, char *buf, size_t len)
     net_peer_name(client_fd(c), buf, len);
 }
 
-/* Adds or removes EV_WRITE; the event is re-assigned only when that changes. */
+/*
+ * Adds or removes EV_WRITE; the event is re-assigned only when its set
+ * changes. TLS: while a read waits for the socket to take OpenSSL's own
+ * bytes (OpenSSL wants to write and nothing of ours is queued: handshake
+ * messages, a KeyUpdate's answer), EV_READ is off as well: the peer's
+ * bytes would stay readable and no read could take them before the socket
+ * drains, so the loop would spin until idle-timeout.
+ */
 static void want_write(struct client *c, bool on)
 {
-    short what = EV_READ | EV_PERSIST;
+    short what = EV_PERSIST | (on ? EV_WRITE : 0);
 
-    if (on == ((c->flags & CLIENT_F_WRITING) != 0))
+    if (!(on && !c->out && !c->pending && client_tls_wants_write(c)))
+        what |= EV_READ;
+    if (what == event_get_events(&c->ev))
         return;
-    if (on)
-        what |= EV_WRITE;
     event_del(&c->ev);
     event_assign(&c->ev, c->h->base, client_fd(c), what, client_on_event, c);
     if (event_add(&c->ev, NULL) < 0)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -738,6 +739,63 @@ START_TEST(test_slow_tls_consumer_closed)
 
 END_TEST
 
+/* CPU seconds this process has used. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * A peer that asks for KeyUpdates and never reads: each answer is a write
+ * inside SSL_read, so once the socket is full the read waits for it to
+ * drain. Reading meanwhile would spin (the peer's bytes stay readable and
+ * cannot be consumed): EV_READ is off until the socket drains, and the
+ * connection costs no CPU while it waits.
+ */
+START_TEST(test_read_waiting_to_write_does_not_spin)
+{
+    static uint8_t ping[64];
+    size_t plen = frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping), n = 0;
+    int small = 4096, sent = 0;
+    bool ping_sent;
+    double cpu;
+
+    handshake("/ws");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (; sent < 20000 && !SSL_want_write(cl->ssl); sent++) {
+        ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
+        if (SSL_do_handshake(pc) != 1)
+            break; /* our own socket is full */
+        pump();
+    }
+    ck_assert_msg(SSL_want_write(cl->ssl), "no blocked read after %d key updates", sent);
+    ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1; /* bytes the edge cannot read yet */
+    pump();
+    ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
+    cpu = cpu_now();
+    run_for(1000);
+    ck_assert_msg(cpu_now() - cpu < 0.4, "%.2f s of CPU in 1 s waiting", cpu_now() - cpu);
+    ck_assert_uint_eq(w->h.nclients, 1);
+    /* The peer reads: the edge's answers drain, reading resumes, the op is answered. */
+    for (int i = 0; i < 5000 && rlen < 20; i++) {
+        pump();
+        if (!ping_sent)
+            ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1;
+        if (SSL_read_ex(pc, rbuf + rlen, sizeof(rbuf) - rlen, &n) == 1)
+            rlen += n;
+    }
+    ck_assert(ping_sent);
+    expect_text("{\"op\":\"pong\",\"id\":9}");
+    ck_assert(event_get_events(&cl->ev) & EV_READ);
+}
+
+END_TEST
+
 static Suite *edge_tls_suite(void)
 {
     Suite *s = suite_create("edge_tls");
@@ -774,6 +832,7 @@ static Suite *edge_tls_suite(void)
     t = tcase_create("backpressure");
     tcase_add_checked_fixture(t, setup_small_queue, teardown);
     tcase_add_test(t, test_slow_tls_consumer_closed);
+    tcase_add_test(t, test_read_waiting_to_write_does_not_spin);
     suite_add_tcase(s, t);
     return s;
 }
