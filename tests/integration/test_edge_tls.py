@@ -13,14 +13,14 @@ makes with the `openssl` command, driven by real clients:
     handshake, a TLS client that never reads (1008 as on plain ports);
     each is closed and counted and the edge lives;
   - 300 idle TLS connections hold no pool chunk or evbuffer;
-  - start-up refuses half a TLS configuration and unreadable files (exit 2).
+  - start-up refuses half a TLS configuration and unreadable files (exit 2);
+    SIGHUP on an edge without TLS is logged and ignored (it used to kill it).
 
 Node, npm, redis-cli and openssl are required (make test installs them).
 """
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,7 +31,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from harness import (Broker, Edge, RespClient, binary, closed_within, connect, ensure_node_modules,
                      metric, run_cli, wait_until)
-from rawws import OP_CLOSE, RawWs, frame
+from rawws import OP_CLOSE, RawWs
 from test_edge_ws import NodeWs
 
 
@@ -349,6 +349,18 @@ class EdgeTls(unittest.TestCase):
                                timeout=20)
             self.assertEqual(p.returncode, 2, (extra, p.stderr))
             self.assertIn(want, p.stderr.decode(), extra)
+
+    def test_12_sighup_without_tls_is_ignored(self):
+        plain = Edge(self.b.link_port)
+        try:
+            plain.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(plain.wait_log("event=sighup_ignored", 10), plain.log())
+            ws = RawWs(plain.port, "/ws?topic=plain")
+            self.addCleanup(ws.close)
+            self.assertTrue(wait_until(lambda: self.publish("plain", "1") == 1, 10))
+            self.assertEqual(ws.recv_text(), '{"op":"msg","topic":"plain","seq":1,"data":1}')
+        finally:
+            plain.check_clean_exit()
 
 
 if __name__ == "__main__":

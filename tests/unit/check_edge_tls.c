@@ -796,6 +796,50 @@ START_TEST(test_read_waiting_to_write_does_not_spin)
 
 END_TEST
 
+/*
+ * A KeyUpdate request while an encrypted record of ours waits for the
+ * socket (OpenSSL cannot answer before that record is out): the stream the
+ * peer reads stays whole, every event in order, and the connection goes on
+ * under the new keys.
+ */
+START_TEST(test_key_update_while_output_blocked)
+{
+    static char payload[2000], frame[4096];
+    int small = 4096, got = 0, op;
+    size_t queued;
+
+    memset(payload, 'k', sizeof(payload));
+    handshake("/ws?topic=k");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 1; i <= 3 && cl->out == NULL; i++) {
+        worker_deliver(w, "k", 1, (uint64_t)i, payload, sizeof(payload));
+        worker_flush_dirty(w);
+    }
+    ck_assert_ptr_nonnull(cl->out); /* blocked: OpenSSL holds a record */
+    queued = client_queued(cl);
+    ck_assert_uint_gt(queued, 0);
+    ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
+    ck_assert_int_eq(SSL_do_handshake(pc), 1);
+    pump();
+    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT) {
+        char want[64];
+
+        got++;
+        snprintf(want, sizeof(want), "{\"op\":\"msg\",\"topic\":\"k\",\"seq\":%d,", got);
+        ck_assert_msg(strncmp(frame, want, strlen(want)) == 0, "event %d: %.40s", got, frame);
+        if (got == 3)
+            break;
+    }
+    ck_assert_int_eq(got, 3);
+    send_text("{\"op\":\"ping\",\"id\":4}");
+    expect_text("{\"op\":\"pong\",\"id\":4}");
+    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
+    assert_idle();
+}
+
+END_TEST
+
 static Suite *edge_tls_suite(void)
 {
     Suite *s = suite_create("edge_tls");
@@ -833,6 +877,7 @@ static Suite *edge_tls_suite(void)
     tcase_add_checked_fixture(t, setup_small_queue, teardown);
     tcase_add_test(t, test_slow_tls_consumer_closed);
     tcase_add_test(t, test_read_waiting_to_write_does_not_spin);
+    tcase_add_test(t, test_key_update_while_output_blocked);
     suite_add_tcase(s, t);
     return s;
 }
