@@ -107,27 +107,48 @@ static void peer_of(const struct client *c, char *buf, size_t len)
     net_peer_name(client_fd(c), buf, len);
 }
 
-/*
- * Adds or removes EV_WRITE; the event is re-assigned only when its set
- * changes. TLS: while a read waits for the socket to take OpenSSL's own
- * bytes (OpenSSL wants to write and nothing of ours is queued: handshake
- * messages, a KeyUpdate's answer), EV_READ is off as well: the peer's
- * bytes would stay readable and no read could take them before the socket
- * drains, so the loop would spin until idle-timeout.
- */
-static void want_write(struct client *c, bool on)
+/* Re-assigns c's event for what (EV_PERSIST and EV_READ/EV_WRITE) when its set changes. */
+static void set_events(struct client *c, short what)
 {
-    short what = EV_PERSIST | (on ? EV_WRITE : 0);
-
-    if (!(on && !c->out && !c->pending && client_tls_wants_write(c)))
-        what |= EV_READ;
     if (what == event_get_events(&c->ev))
         return;
     event_del(&c->ev);
     event_assign(&c->ev, c->h->base, client_fd(c), what, client_on_event, c);
     if (event_add(&c->ev, NULL) < 0)
         log_error("event_add_failed", "conn=%u", c->id);
-    c->flags = (uint8_t)(on ? c->flags | CLIENT_F_WRITING : c->flags & ~CLIENT_F_WRITING);
+    c->flags =
+        (uint8_t)(what & EV_WRITE ? c->flags | CLIENT_F_WRITING : c->flags & ~CLIENT_F_WRITING);
+}
+
+/*
+ * Adds or removes EV_WRITE. EV_READ is on, except while a TLS read waits
+ * for the socket to drain (tls_read_waits): it stays off as long as
+ * something still waits to be written.
+ */
+static void want_write(struct client *c, bool on)
+{
+    short what = EV_PERSIST | (on ? EV_WRITE : 0);
+
+    if (!on || (event_get_events(&c->ev) & EV_READ))
+        what |= EV_READ;
+    set_events(c, what);
+}
+
+/*
+ * TLS: a read that must write first (handshake messages, a KeyUpdate's
+ * answer) and found the socket full waits for EV_WRITE alone. With EV_READ
+ * on, the peer's unread bytes would wake the loop again and again and no
+ * read could take them before the socket drains: a spin until idle-timeout.
+ * A read that got on (waits false) turns EV_READ back on.
+ */
+static void tls_read_waits(struct client *c, bool waits)
+{
+    short what = event_get_events(&c->ev);
+
+    if (waits)
+        set_events(c, EV_WRITE | EV_PERSIST);
+    else if (!(what & EV_READ))
+        set_events(c, (short)(what | EV_READ));
 }
 
 struct client *client_new(struct hub *h, int fd)
@@ -796,6 +817,8 @@ static void drain_closing(struct client *c)
                 continue;
             if (n < 0)
                 client_abort(c);
+            else
+                tls_read_waits(c, client_tls_wants_write(c));
             return;
         }
         n = read(client_fd(c), c->h->scratch, c->h->scratch_cap);
@@ -825,6 +848,7 @@ static ssize_t read_some(struct client *c, size_t have)
                 client_abort(c);
                 return -1;
             }
+            tls_read_waits(c, n == 0 && client_tls_wants_write(c));
             h->stats.bytes_in += (uint64_t)n;
             return n;
         }

@@ -739,6 +739,16 @@ START_TEST(test_slow_tls_consumer_closed)
 
 END_TEST
 
+/* Tries once to send a ping op (the peer's socket may be full: then it stays in its SSL). */
+static void send_frame_once(void)
+{
+    static uint8_t ping[64];
+    size_t n = 0, len = frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping);
+
+    (void)SSL_write_ex(pc, ping, len, &n);
+    ERR_clear_error();
+}
+
 /* CPU seconds this process has used. */
 static double cpu_now(void)
 {
@@ -840,6 +850,34 @@ START_TEST(test_key_update_while_output_blocked)
 
 END_TEST
 
+/* The same peer, closed while the read waits (idle-timeout, shutdown): no spin either. */
+START_TEST(test_close_while_read_waits_does_not_spin)
+{
+    int small = 4096;
+    double cpu;
+
+    handshake("/ws");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 20000 && !SSL_want_write(cl->ssl); i++) {
+        ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
+        if (SSL_do_handshake(pc) != 1)
+            break;
+        pump();
+    }
+    ck_assert(SSL_want_write(cl->ssl));
+    send_frame_once();
+    client_close(cl, WS_CLOSE_GOING_AWAY, "bye"); /* the close frame cannot go out either */
+    pump();
+    ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
+    cpu = cpu_now();
+    run_for(3100); /* past the 2 s linger */
+    ck_assert_msg(cpu_now() - cpu < 0.5, "%.2f s of CPU in 3 s", cpu_now() - cpu);
+    ck_assert_uint_eq(w->h.nclients, 0);
+}
+
+END_TEST
+
 static Suite *edge_tls_suite(void)
 {
     Suite *s = suite_create("edge_tls");
@@ -877,6 +915,7 @@ static Suite *edge_tls_suite(void)
     tcase_add_checked_fixture(t, setup_small_queue, teardown);
     tcase_add_test(t, test_slow_tls_consumer_closed);
     tcase_add_test(t, test_read_waiting_to_write_does_not_spin);
+    tcase_add_test(t, test_close_while_read_waits_does_not_spin);
     tcase_add_test(t, test_key_update_while_output_blocked);
     suite_add_tcase(s, t);
     return s;
