@@ -54,8 +54,8 @@
  * write_out, closing_drained, drain_closing; client_new and client_abort
  * make and free the SSL object), calling client_tls.c instead of read(),
  * send(), evbuffer_write() and shutdown(). A TLS read may need the socket
- * writable (handshake messages): EV_WRITE then stays armed while
- * client_tls_wants_write(), and a writable socket retries the read. A
+ * writable (handshake messages, a KeyUpdate's answer): it then waits on
+ * EV_WRITE alone (tls_read_waits) and a writable socket retries it. A
  * close sends close_notify once the output has drained, before the write
  * side is shut (docs/architecture.md §4.10).
  *

@@ -24,7 +24,8 @@
  * The handshake is driven by these reads (SSL_set_accept_state), so
  * handshake-timeout bounds it like a slow request head. A read may need to
  * write (the handshake's own messages, a KeyUpdate's answer): then
- * client_tls_wants_write() is true, client.c keeps EV_WRITE armed and
+ * client_tls_wants_write() is true, and client.c waits for EV_WRITE alone
+ * (the peer's unread bytes would otherwise wake the loop in a spin) and
  * retries the read when the socket drains.
  *
  * The ClientHello guard. OpenSSL allocates a buffer for the length a
