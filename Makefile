@@ -4,6 +4,9 @@
 #               build the unit suites alone in Release without sanitizers and run
 #               them again (a check that holds only under ASan, or a warning that
 #               only -O3 raises, fails there)
+#   make fuzz   every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS (default 60) each,
+#               through tests/fuzz/run.sh, corpora and crash inputs kept in FUZZ_BUILD; runs them
+#               all, then fails naming the targets that failed
 #   make soak   build, then bench/soak.sh: SOAK_SECONDS (default 300) of abuse against one
 #               broker and one edge while 1,000 subscribers receive events (not in make test)
 BUILD      ?= build
@@ -11,9 +14,11 @@ TEST_BUILD ?= build-test
 UNIT_BUILD ?= build-test-release
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 SOAK_SECONDS ?= 300
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common broker edge tools tests bench -name '*.[ch]')
 
-.PHONY: all deps test-deps build run test soak format lint clean
+.PHONY: all deps test-deps build run test fuzz soak format lint clean
 
 all: build
 
@@ -41,6 +46,14 @@ test: test-deps
 	cmake --build $(UNIT_BUILD) -j $(JOBS) --target unit_suites
 	cd $(UNIT_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^unit$$'
 
+fuzz: test-deps
+	@failed=""; \
+	for src in tests/fuzz/fuzz_*.c; do \
+	    name=$${src#tests/fuzz/fuzz_}; name=$${name%.c}; \
+	    tests/fuzz/run.sh "$$name" $(FUZZ_SECONDS) $(FUZZ_BUILD) || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: failed:$$failed (inputs in $(FUZZ_BUILD))" >&2; exit 1; fi
+
 format:
 	clang-format -i $(SOURCES)
 
@@ -50,4 +63,4 @@ lint:
 	    --inline-suppr --std=c11 -I. common broker edge tools
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(UNIT_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(UNIT_BUILD) $(FUZZ_BUILD)

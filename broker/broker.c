@@ -138,6 +138,11 @@ void broker_shutdown(struct broker *b)
     evtimer_add(b->shutdown_ev, &tv);
 }
 
+void broker_reload(struct broker *b)
+{
+    (void)linksrv_reload_tls(b->link); /* logs its own outcome */
+}
+
 void broker_free(struct broker *b)
 {
     if (!b)

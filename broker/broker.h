@@ -26,6 +26,12 @@ struct broker *broker_new(struct event_base *base, const struct broker_conf *con
  */
 void broker_shutdown(struct broker *b);
 
+/*
+ * SIGHUP: reloads what can change without a restart, today the link's TLS
+ * certificate (linksrv_reload_tls; nothing when the link has no TLS).
+ */
+void broker_reload(struct broker *b);
+
 /* Frees everything; call after the loop has exited. NULL is fine. */
 void broker_free(struct broker *b);
 

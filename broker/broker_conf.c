@@ -7,6 +7,7 @@
 #include "broker/broker_conf.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/conf.h"
 #include "common/net.h"
@@ -31,6 +32,10 @@ const struct conf_directive broker_conf_table[] = {
      "Redis protocol port (0 disables)"},
     {"http-port", CONF_INT, F(http_port), "8400", 0, 65535, NULL,
      "HTTP publish, /healthz and /metrics port (0 disables)"},
+    {"link-tls-cert-file", CONF_STRING, F(link_tls_cert_file), NULL, 0, 0, NULL,
+     "PEM certificate chain of the link endpoint, which then speaks only TLS (unset: plain TCP)"},
+    {"link-tls-key-file", CONF_STRING, F(link_tls_key_file), NULL, 0, 0, NULL,
+     "PEM private key of link-tls-cert-file (re-read with it on SIGHUP)"},
     {"requirepass", CONF_STRING, F(requirepass), NULL, 0, 0, NULL,
      "shared secret required on every endpoint (unset: none)"},
     {"edge-secret", CONF_STRING, F(edge_secret), NULL, 0, 0, NULL,
@@ -75,3 +80,14 @@ const struct conf_directive broker_conf_table[] = {
     {"log-level", CONF_LOGLEVEL, F(log_level), "info", 0, 0, NULL, "debug, info, warn or error"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
+
+int broker_conf_check(const struct broker_conf *conf, char *err, size_t errlen)
+{
+    if (!conf->link_tls_cert_file != !conf->link_tls_key_file) {
+        snprintf(err, errlen, "%s is set without %s: both or neither",
+                 conf->link_tls_cert_file ? "link-tls-cert-file" : "link-tls-key-file",
+                 conf->link_tls_cert_file ? "link-tls-key-file" : "link-tls-cert-file");
+        return -1;
+    }
+    return 0;
+}

@@ -13,6 +13,8 @@ struct broker_conf {
     int64_t link_port;
     int64_t resp_port;
     int64_t http_port;
+    char *link_tls_cert_file; /* set (with the key): the link endpoint speaks only TLS */
+    char *link_tls_key_file;
     char *requirepass;
     char *edge_secret; /* grants the edge role; unset: requirepass does */
     char *edge_allow;  /* addresses whose HELLO role "edge" needs no credential */
@@ -36,5 +38,12 @@ struct broker_conf {
 };
 
 extern const struct conf_directive broker_conf_table[];
+
+/*
+ * What one directive cannot check alone (run after conf_load):
+ * link-tls-cert-file and link-tls-key-file come together. Returns 0, or -1
+ * with a message naming the directives in err.
+ */
+int broker_conf_check(const struct broker_conf *conf, char *err, size_t errlen);
 
 #endif

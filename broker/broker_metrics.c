@@ -48,6 +48,16 @@ static void metrics_by_endpoint(const struct core *core, struct evbuffer *out)
     }
     metrics_gauge(out, "herald_unauthenticated_connections",
                   "Link and RESP connections not authenticated yet.", core_unauthenticated(core));
+    metrics_family(out, "herald_tls_handshake_failures_total", "counter",
+                   "TLS handshakes that failed (plaintext, garbage, no common version).");
+    metrics_sample(out, "herald_tls_handshake_failures_total", "endpoint=\"link\"",
+                   s->link_tls_handshake_failures);
+    metrics_family(out, "herald_tls_reloads_total", "counter",
+                   "SIGHUP certificate reloads: ok, or failed (the old certificate kept serving).");
+    metrics_sample(out, "herald_tls_reloads_total", "endpoint=\"link\",result=\"ok\"",
+                   s->link_tls_reloads);
+    metrics_sample(out, "herald_tls_reloads_total", "endpoint=\"link\",result=\"failed\"",
+                   s->link_tls_reload_failures);
 }
 
 void broker_metrics_prometheus(const struct core *core, struct evbuffer *out)

@@ -56,6 +56,9 @@ struct broker_stats {
     uint64_t drops[DROP_COUNT];
     uint64_t http_requests;
     uint64_t accept_errors[EP_COUNT];
+    uint64_t link_tls_handshake_failures; /* TLS handshakes on the link that failed */
+    uint64_t link_tls_reloads;            /* SIGHUP: the link certificate was loaded again */
+    uint64_t link_tls_reload_failures;    /* SIGHUP: it did not load; the old one serves */
 };
 
 /*

@@ -60,6 +60,26 @@
  * within it (linksrv_sweep, from the broker's tick); a link with no
  * partial frame may stay silent for ever.
  *
+ * TLS (link-tls-cert-file and link-tls-key-file set): every link is a
+ * bufferevent_openssl accepting on the socket, with an SSL made from the
+ * current context of a reloadable struct tls_server (common/tls.h:
+ * released record buffers, no session cache). Everything above holds
+ * unchanged over the decrypted stream; what TLS adds is bounded by the
+ * same rules: a link is listed as unauthenticated from accept, so a peer
+ * that stalls its handshake or sends garbage is closed by auth-timeout or
+ * evicted at max-unauthenticated like a silent TCP peer; what it may send
+ * before the handshake is done is capped at LINKSRV_TLS_HANDSHAKE bytes by
+ * a callback on the socket's BIO (OpenSSL alone would buffer a ClientHello
+ * of up to 128 KiB; a real one is a few hundred bytes, and no client
+ * certificate is asked for), so it holds at most that plus one record; a
+ * TLS record that has started arriving counts for request-timeout like a
+ * partial frame (SSL_has_pending), so a trickled record cannot pin its
+ * buffer after HELLO either. A failed handshake is counted and logged at
+ * most once a second. A close after a flush (an ERR, the shutdown) sends
+ * close_notify; a cut (slow consumer, timeout) does not, so the peer
+ * cannot take a cut stream for a complete one. linksrv_reload_tls()
+ * (SIGHUP) swaps the context for new links; open links keep theirs.
+ *
  * Rejected: the edge's pooled, bufferevent-less connections (links are too
  * few to matter), and a per-link timer (the bufferevent's own write timeout
  * serves the close-after-flush wait).
@@ -75,8 +95,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <msgpack.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "broker/broker_metrics.h"
 #include "broker/core.h"
@@ -84,11 +107,13 @@
 #include "common/frame.h"
 #include "common/link_codec.h"
 #include "common/listener.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/net.h"
 #include "common/outq.h"
 #include "common/ptrset.h"
 #include "common/sink.h"
+#include "common/tls.h"
 #include "common/topic.h"
 #include "common/trie.h"
 
@@ -98,6 +123,8 @@
 #define LINKSRV_PAUSE_HIGH    (256 << 10)
 #define LINKSRV_CLOSE_WAIT_S  2 /* how long an ERR or shutdown flush may take */
 #define LINKSRV_STATS_MAX     2048
+#define LINKSRV_TLS_HANDSHAKE                                                                      \
+    (16 << 10) /* bytes a TLS client may send before its handshake is done */
 
 enum lconn_state {
     LCONN_HELLO,
@@ -118,6 +145,7 @@ struct lconn {
     enum lconn_state state;
     bool paused;  /* reading stopped: replies over the high mark */
     bool allowed; /* the peer's address is in edge-allow */
+    bool tls_up;  /* TLS: the handshake completed (OpenSSL's own state resets on an error) */
     const char *close_reason;
     size_t output_limit;       /* edge-output-limit for granted edges, else client-output-limit */
     size_t budget;             /* bytes reserved from edge-output-limit-total, 0 when none */
@@ -134,8 +162,11 @@ struct linksrv {
     struct lconn *links;
     uint32_t next_id;
     size_t pause_high, pause_low;
-    size_t edge_budget_used; /* of edge-output-limit-total */
-    msgpack_sbuffer sb;      /* reply scratch, cleared before each encode */
+    size_t edge_budget_used;      /* of edge-output-limit-total */
+    msgpack_sbuffer sb;           /* reply scratch, cleared before each encode */
+    bool tls_on;                  /* link-tls-cert-file set: every link speaks TLS */
+    struct tls_server tls;        /* its reloadable context */
+    struct log_rate tls_fail_log; /* failed handshakes: a line a second at most */
 };
 
 static void lconn_close(struct lconn *l, const char *reason);
@@ -222,6 +253,28 @@ static int send_err_topic(struct lconn *l, const char *code, const char *text,
     return send_scratch(l);
 }
 
+/* The link's SSL, or NULL on a plain link. */
+static SSL *lconn_ssl(const struct lconn *l)
+{
+    return l->bev ? bufferevent_openssl_get_ssl(l->bev) : NULL;
+}
+
+/*
+ * Closes l whose output has all been written: a TLS link first sends
+ * close_notify (one small record, written straight to the socket; a full
+ * socket buffer only loses it), so its peer knows nothing was cut.
+ */
+static void close_flushed(struct lconn *l, const char *reason)
+{
+    SSL *ssl = lconn_ssl(l);
+
+    if (ssl && SSL_is_init_finished(ssl)) {
+        (void)SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
+    lconn_close(l, reason);
+}
+
 static void unsubscribe_all(struct lconn *l)
 {
     uint32_t nslots;
@@ -250,7 +303,7 @@ static int close_after_flush(struct lconn *l, const char *reason)
     unsubscribe_all(l);
     bufferevent_disable(l->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(l->bev)) == 0) {
-        lconn_close(l, reason);
+        close_flushed(l, reason);
         return -1;
     }
     bufferevent_setwatermark(l->bev, EV_WRITE, 0, 0);
@@ -573,11 +626,22 @@ static int feed_chunk(struct lconn *l, struct evbuffer *in)
     return 0;
 }
 
-/* Starts or stops request-timeout's clock: a frame is partly received, and we are reading. */
+/* True when part of a frame, or of a TLS record, has been received. */
+static bool input_partial(const struct lconn *l)
+{
+    SSL *ssl = lconn_ssl(l);
+
+    return link_decoder_pending(l->dec) > 0 || (ssl && SSL_has_pending(ssl));
+}
+
+/*
+ * Starts or stops request-timeout's clock: a frame or a TLS record is
+ * partly received, and we are reading. Called after each read, and by the
+ * sweep: a TLS record's first bytes run no read callback (no plaintext yet).
+ */
 static void note_partial(struct lconn *l)
 {
-    if (sink_closed(&l->sink) || l->state == LCONN_CLOSING || l->paused ||
-        link_decoder_pending(l->dec) == 0)
+    if (sink_closed(&l->sink) || l->state == LCONN_CLOSING || l->paused || !input_partial(l))
         l->partial_since_ms = 0;
     else if (l->partial_since_ms == 0)
         l->partial_since_ms = net_now_ms();
@@ -614,7 +678,7 @@ static void lconn_on_write(struct bufferevent *bev, void *arg)
 
     if (l->state == LCONN_CLOSING) {
         if (evbuffer_get_length(out) == 0)
-            lconn_close(l, l->close_reason ? l->close_reason : "closed");
+            close_flushed(l, l->close_reason ? l->close_reason : "closed");
         return;
     }
     if (l->paused && evbuffer_get_length(out) <= l->srv->pause_low) {
@@ -628,12 +692,49 @@ static void lconn_on_write(struct bufferevent *bev, void *arg)
     }
 }
 
+/*
+ * A TLS link whose handshake failed (plaintext, garbage, an unsupported
+ * version): counted, and logged once a second at most with the count and
+ * the last peer's reason. Returns false when l is not such a link.
+ */
+static bool tls_handshake_failed(struct lconn *l)
+{
+    struct linksrv *srv = l->srv;
+    SSL *ssl = lconn_ssl(l);
+    unsigned long e, first = 0;
+    const char *why;
+    uint64_t n;
+
+    if (!ssl || l->tls_up)
+        return false;
+    while ((e = bufferevent_get_openssl_error(l->bev)) != 0) {
+        if (!first)
+            first = e;
+    }
+    why = first ? ERR_reason_error_string(first) : NULL;
+    l->core->stats.link_tls_handshake_failures++;
+    n = log_rate_tick(&srv->tls_fail_log, net_now_ms(), 1000);
+    if (n)
+        log_warn("tls_handshake_failed", "endpoint=link count=%llu conn=%u peer=%s reason=\"%s\"",
+                 (unsigned long long)n, l->id, l->peer, why ? why : "connection error");
+    return true;
+}
+
 static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct lconn *l = arg;
 
     (void)bev;
-    if (what & BEV_EVENT_EOF)
+    if (what & BEV_EVENT_CONNECTED) {
+        /* A TLS link's handshake is done: its input is bounded by the link's
+         * own limits from now on. */
+        l->tls_up = true;
+        BIO_set_callback_ex(SSL_get_rbio(lconn_ssl(l)), NULL);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && tls_handshake_failed(l))
+        lconn_close(l, "tls_handshake");
+    else if (what & BEV_EVENT_EOF)
         lconn_close(l, "eof");
     else if (what & BEV_EVENT_TIMEOUT)
         lconn_close(l, "timeout");
@@ -642,6 +743,59 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* ---- accepting ---------------------------------------------------------- */
+
+/*
+ * The socket BIO's callback until the handshake is done: past
+ * LINKSRV_TLS_HANDSHAKE bytes read, the read fails with an OpenSSL error,
+ * so the handshake fails (counted, reason "excessive message size").
+ */
+static long handshake_cap(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+                          int ret, size_t *processed)
+{
+    (void)argp;
+    (void)len;
+    (void)argi;
+    (void)argl;
+    (void)processed;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && BIO_number_read(b) > LINKSRV_TLS_HANDSHAKE) {
+        ERR_raise(ERR_LIB_SSL, SSL_R_EXCESSIVE_MESSAGE_SIZE);
+        return -1;
+    }
+    return ret;
+}
+
+/*
+ * A bufferevent on the accepted fd: plain, or a TLS server whose SSL comes
+ * from the current context, its input capped until the handshake is done.
+ * NULL on failure (fd still open).
+ */
+static struct bufferevent *link_bev_new(struct linksrv *srv, evutil_socket_t fd)
+{
+    struct event_base *base = srv->core->base;
+    struct bufferevent *bev;
+    SSL_CTX *ctx;
+    SSL *ssl;
+
+    if (!srv->tls_on)
+        return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    ctx = tls_server_ctx(&srv->tls);
+    ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    if (!ssl) {
+        ERR_clear_error();
+        return NULL;
+    }
+    /* Takes ssl (freed with the bufferevent, or here on failure). */
+    bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    /* A peer that closes TCP without close_notify ends like a plain link
+     * (eof): the link's framing, not TLS, tells a cut frame. */
+    if (!bev)
+        return NULL;
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    BIO_set_callback_ex(SSL_get_rbio(ssl), handshake_cap);
+    return bev;
+}
 
 static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
 {
@@ -656,7 +810,7 @@ static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
     l->id = ++srv->next_id;
     net_peer_name(fd, l->peer, sizeof(l->peer));
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    l->bev = bufferevent_socket_new(core->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    l->bev = link_bev_new(srv, fd);
     if (!l->bev) {
         close(fd);
         mem_free(l);
@@ -706,11 +860,34 @@ static void linksrv_on_accept(int fd, struct sockaddr *sa, int salen, void *arg)
 
 /* ---- exported ----------------------------------------------------------- */
 
+/* Loads the link certificate when one is configured. Returns 0, or -1 with *err (logged). */
+static int tls_start(struct linksrv *srv, const char **err)
+{
+    const struct broker_conf *conf = srv->core->conf;
+    char why[512];
+
+    if (!conf->link_tls_cert_file)
+        return 0;
+    if (tls_server_init(&srv->tls, conf->link_tls_cert_file, conf->link_tls_key_file, why,
+                        sizeof(why)) < 0) {
+        log_error("link_tls_failed", "reason=\"%s\"", why);
+        *err = "link-tls-cert-file or link-tls-key-file did not load";
+        return -1;
+    }
+    srv->tls_on = true;
+    log_info("link_tls", "cert=%s key=%s", conf->link_tls_cert_file, conf->link_tls_key_file);
+    return 0;
+}
+
 struct linksrv *linksrv_start(struct core *core, const char **err)
 {
     struct linksrv *srv = mem_calloc(1, sizeof(*srv));
 
     srv->core = core;
+    if (tls_start(srv, err) < 0) {
+        mem_free(srv);
+        return NULL;
+    }
     srv->pause_high = LINKSRV_PAUSE_HIGH;
     if (core->conf->client_output_limit / 2 < srv->pause_high)
         srv->pause_high = core->conf->client_output_limit / 2;
@@ -718,6 +895,7 @@ struct linksrv *linksrv_start(struct core *core, const char **err)
     srv->listener =
         core_listen(core, EP_LINK, core->conf->link_port, linksrv_on_accept, srv, NULL, err);
     if (!srv->listener) {
+        tls_server_free(&srv->tls);
         mem_free(srv);
         return NULL;
     }
@@ -749,6 +927,7 @@ void linksrv_sweep(struct linksrv *srv, uint64_t now_ms)
         return;
     for (l = srv->links; l; l = next) {
         next = l->next;
+        note_partial(l);
         if (!core_request_late(srv->core, l->partial_since_ms, now_ms))
             continue;
         core_request_timeout(srv->core, EP_LINK, l->id, l->peer);
@@ -773,7 +952,27 @@ void linksrv_free(struct linksrv *srv)
     }
     srv->core->link_subs.ops = NULL;
     msgpack_sbuffer_destroy(&srv->sb);
+    tls_server_free(&srv->tls);
     mem_free(srv);
+}
+
+int linksrv_reload_tls(struct linksrv *srv)
+{
+    struct core *core;
+    char err[512];
+
+    if (!srv || !srv->tls_on)
+        return 0;
+    core = srv->core;
+    if (tls_server_reload(&srv->tls, err, sizeof(err)) < 0) {
+        core->stats.link_tls_reload_failures++;
+        log_warn("tls_reload_failed", "endpoint=link reason=\"%s\" action=\"old certificate kept\"",
+                 err);
+        return -1;
+    }
+    core->stats.link_tls_reloads++;
+    log_info("tls_reloaded", "endpoint=link cert=%s", srv->tls.cert_file);
+    return 0;
 }
 
 /* The link's sink_ops.deliver: a MSG for the fan-out. */

@@ -19,8 +19,9 @@ struct linksrv;
  */
 
 /*
- * Binds link-port and starts accepting; registers the links' sink ops with
- * core. Returns the server, or NULL with *err.
+ * Loads the link certificate when link-tls-cert-file is set (the endpoint
+ * then speaks only TLS), binds link-port and starts accepting; registers
+ * the links' sink ops with core. Returns the server, or NULL with *err.
  */
 struct linksrv *linksrv_start(struct core *core, const char **err);
 
@@ -29,6 +30,14 @@ void linksrv_shutdown(struct linksrv *srv);
 
 /* Closes links whose partial frame is older than request-timeout (the broker's tick). NULL-safe. */
 void linksrv_sweep(struct linksrv *srv, uint64_t now_ms);
+
+/*
+ * SIGHUP: reads link-tls-cert-file and link-tls-key-file again; new links
+ * get the new certificate, open links keep theirs. Logs event=tls_reloaded,
+ * or event=tls_reload_failed and keeps the old certificate serving.
+ * Returns 0 (also when the link has no TLS, or srv is NULL) or -1.
+ */
+int linksrv_reload_tls(struct linksrv *srv);
 
 /* Frees the server and the links still open (after the loop). NULL-safe. */
 void linksrv_free(struct linksrv *srv);

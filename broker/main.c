@@ -7,6 +7,8 @@
  * ignore SIGPIPE (a peer that went away is a write error, not a signal),
  * create the loop and the broker, log event=ready with the bound ports.
  * SIGTERM/SIGINT start the graceful stop; a second signal exits at once.
+ * SIGHUP reloads the link's TLS certificate (broker_reload); without TLS
+ * it is logged and otherwise ignored, never fatal.
  */
 #include <malloc.h>
 #include <signal.h>
@@ -43,6 +45,15 @@ static void broker_on_signal(evutil_socket_t sig, short what, void *arg)
     broker_shutdown(ctx->b);
 }
 
+static void broker_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct signal_ctx *ctx = arg;
+
+    (void)what;
+    log_info("signal", "signal=%d action=reload", (int)sig);
+    broker_reload(ctx->b);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: herald-broker [config-file] [--directive value]...\n\n"
@@ -58,7 +69,7 @@ static int run(const struct broker_conf *conf)
 {
     struct event_base *base = event_base_new();
     struct signal_ctx ctx = {0};
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     const char *err = NULL;
     int rc = 1;
 
@@ -72,7 +83,9 @@ static int run(const struct broker_conf *conf)
         goto out;
     sigterm = evsignal_new(base, SIGTERM, broker_on_signal, &ctx);
     sigint = evsignal_new(base, SIGINT, broker_on_signal, &ctx);
-    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) < 0 || evsignal_add(sigint, NULL) < 0) {
+    sighup = evsignal_new(base, SIGHUP, broker_on_hup, &ctx);
+    if (!sigterm || !sigint || !sighup || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
         log_error("start_failed", "reason=\"cannot install signal handlers\"");
         goto out;
     }
@@ -88,6 +101,8 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     broker_free(ctx.b);
     event_base_free(base);
     if (rc == 0)
@@ -109,6 +124,8 @@ int main(int argc, char **argv)
         }
     }
     rc = conf_load(broker_conf_table, &conf, argc - 1, argv + 1, err, sizeof(err));
+    if (rc == 0 && broker_conf_check(&conf, err, sizeof(err)) < 0)
+        rc = -1;
     if (rc != 0) {
         if (rc == 1)
             usage(stdout);

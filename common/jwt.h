@@ -15,8 +15,9 @@
  * A token is accepted only when all of these hold:
  *   - three base64url parts (no padding), at most JWT_MAX_LEN bytes in all;
  *   - the header is a JSON object whose "alg" is exactly "HS256" (so
- *     "none", "HS384", "RS256" and alg confusion are refused) and whose
- *     "typ", when present, is "JWT";
+ *     "none", "HS384", "RS256" and alg confusion are refused), whose
+ *     "typ", when present, is "JWT", and which has no "crit" (RFC 7515
+ *     §4.1.11: we understand no extension);
  *   - the signature is HMAC-SHA256(secret, header "." payload), compared in
  *     constant time (CRYPTO_memcmp);
  *   - the payload is a JSON object with "sub" (a string that is one literal
@@ -59,7 +60,8 @@ struct jwt_claims {
  * epoch). Returns JWT_OK with *out filled (release with jwt_claims_free), or
  * another status with *err (static text for logs and replies) and *out
  * holding nothing to free. On JWT_EXPIRED and JWT_NOT_YET_VALID the
- * signature was good.
+ * signature was good and every claim valid: the clock is checked last.
+ * An empty key verifies nothing (JWT_BAD_SIGNATURE).
  */
 enum jwt_status jwt_verify(const char *tok, size_t len, const uint8_t *key, size_t keylen,
                            int64_t now, const struct topic_limits *lim, struct jwt_claims *out,
@@ -74,8 +76,12 @@ const char *jwt_status_name(enum jwt_status s);
 /*
  * Mints an HS256 token with {"sub":sub,"iat":iat,"exp":exp,"topics":[...]}
  * (and "nbf" when nbf != 0). Returns a malloc'ed NUL-terminated string, or
- * NULL when an argument is out of the bounds above. For `herald token` and
- * the tests.
+ * NULL when an argument is out of the bounds above: an empty key, a bad
+ * subject, more than JWT_MAX_TOPICS topics, a topic that once "{sub}" is
+ * replaced is not a valid pattern under the largest limits
+ * (TOPIC_MAX_LEN, TOPIC_MAX_TOKENS), or a token longer than JWT_MAX_LEN.
+ * Topics are written as given ("{sub}" stays for the verifier to
+ * replace). For `herald token` and the tests.
  */
 char *jwt_sign(const uint8_t *key, size_t keylen, const char *sub, int64_t iat, int64_t nbf,
                int64_t exp, const char *const *topics, size_t ntopics);

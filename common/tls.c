@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "common/mem.h"
 
@@ -136,6 +138,20 @@ void tls_server_free(struct tls_server *t)
     mem_free(t->cert_file);
     mem_free(t->key_file);
     t->cert_file = t->key_file = NULL;
+}
+
+int tls_client_set_name(SSL *ssl, const char *name)
+{
+    unsigned char addr[16];
+
+    if (!name || !*name)
+        return -1;
+    if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : -1;
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(ssl, name) != 1 || SSL_set_tlsext_host_name(ssl, name) != 1)
+        return -1;
+    return 0;
 }
 
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)

@@ -59,6 +59,15 @@ void tls_server_free(struct tls_server *t);
  */
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
 
+/*
+ * Makes a client SSL verify that the peer's certificate names name (borrowed):
+ * an IP address literal (v4 or v6) must be one of its IP subjectAltNames and
+ * is not sent as SNI (RFC 6066 §3 forbids addresses there); anything else is
+ * a DNS name, matched without partial wildcards, and sent as SNI. Call
+ * before the handshake. Returns 0, or -1 (the name is not usable).
+ */
+int tls_client_set_name(SSL *ssl, const char *name);
+
 /* Writes OpenSSL's queued errors (and clears the queue) as one line into buf. */
 void tls_error_text(char *buf, size_t len);
 

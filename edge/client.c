@@ -23,6 +23,12 @@
  * are appended to c->msg; UTF-8 is validated incrementally across them
  * (c->utf8), so a bad byte closes with 1007 as soon as it arrives.
  *
+ * Echo. A connection opened on echo-path (CLIENT_F_ECHO, docs/protocol.md
+ * §3.11) takes the same read path and checks; only on_complete differs:
+ * each complete message, text or binary, is queued back as one frame with
+ * its opcode (counted against send-queue-limit) instead of parsed as an op.
+ * It never subscribes, so nothing else is ever delivered to it.
+ *
  * Output. Deliveries and replies are refcounted frames (docs/architecture.md
  * §4.2),
  * and every one of them - events, JSON replies, pongs, keepalive pings -
@@ -601,9 +607,9 @@ static void open_websocket(struct client *c, const struct ws_request *req)
 static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 {
     const struct edge_conf *conf = c->h->conf;
+    const struct ws_hs_policy policy = {conf->allowed_origins, conf->echo_path};
     struct ws_request req;
-    ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size,
-                                   conf->allowed_origins, &req);
+    ssize_t r = ws_handshake_parse((const char *)buf, len, conf->max_header_size, &policy, &req);
 
     if (r == -2)
         return 0;
@@ -619,6 +625,8 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
         http_answer(c, edge_http_metrics(c->h));
         return -1;
     }
+    if (req.kind == WS_REQ_ECHO)
+        c->flags |= CLIENT_F_ECHO;
     open_websocket(c, &req);
     return c->state == CLIENT_OPEN ? r : -1; /* its first replies may have filled the queue */
 }
@@ -627,14 +635,19 @@ static ssize_t on_head(struct client *c, const uint8_t *buf, size_t len)
 
 static int on_control(struct client *c, uint8_t opcode, const uint8_t *p, size_t len)
 {
-    uint16_t code = 0;
+    uint16_t code = 0, fail;
 
     if (opcode == WS_OP_PING)
         return queue_counted(c, ws_frame_new(WS_OP_PONG, p, len));
     if (opcode == WS_OP_PONG)
         return 0;
-    if (!ws_close_payload_valid(p, len, &code))
-        return protocol_close(c, WS_CLOSE_PROTOCOL, "invalid close frame");
+    /* A bad code is a protocol error (1002); a good code with a reason that
+     * is not UTF-8 is invalid text (1007, RFC 6455 8.1). */
+    fail = ws_close_payload_check(p, len, &code);
+    if (fail == WS_CLOSE_INVALID_DATA)
+        return protocol_close(c, fail, "invalid UTF-8 in close reason");
+    if (fail)
+        return protocol_close(c, fail, "invalid close frame");
     c->flags |= CLIENT_F_PEER_CLOSED;
     /* RFC 6455 5.5.1: echo the status; a close without one is answered with 1000. */
     client_close(c, code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NORMAL : code, "");
@@ -679,6 +692,19 @@ static int on_message(struct client *c, const char *msg, size_t len)
     return rc;
 }
 
+/*
+ * One complete message of opcode op. On an echo connection (docs/protocol.md
+ * §3.11) it goes back whole with its opcode, a frame counted against
+ * send-queue-limit like any reply; elsewhere it is a JSON op. Returns 0, or
+ * -1 when c was closed.
+ */
+static int on_complete(struct client *c, uint8_t op, const uint8_t *p, size_t len)
+{
+    if (c->flags & CLIENT_F_ECHO)
+        return queue_counted(c, ws_frame_new(op, p, len));
+    return on_message(c, (const char *)p, len);
+}
+
 /* Appends p[0..len) to the fragmented message being assembled in c->msg. */
 static void append_msg(struct client *c, const uint8_t *p, size_t len)
 {
@@ -703,6 +729,7 @@ static void append_msg(struct client *c, const uint8_t *p, size_t len)
 static int on_data(struct client *c, const struct ws_frame_header *h, const uint8_t *p, size_t len)
 {
     size_t have = c->msg ? c->msg->len : 0;
+    uint8_t op;
     int rc;
 
     if (h->opcode == WS_OP_CONT && !c->msg_op)
@@ -713,16 +740,18 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
         c->msg_op = h->opcode;
         c->utf8 = UTF8_ACCEPT;
     }
-    if (c->msg_op == WS_OP_BINARY)
+    if (c->msg_op == WS_OP_BINARY && !(c->flags & CLIENT_F_ECHO))
         return protocol_close(c, WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
     if (have + len > c->h->conf->max_message_size)
         return protocol_close(c, WS_CLOSE_TOO_BIG, "message too big");
-    if (!utf8_feed(&c->utf8, p, len) || (h->fin && !utf8_complete(c->utf8)))
+    if (c->msg_op == WS_OP_TEXT &&
+        (!utf8_feed(&c->utf8, p, len) || (h->fin && !utf8_complete(c->utf8))))
         return protocol_close(c, WS_CLOSE_INVALID_DATA, "invalid UTF-8");
     if (!h->fin) {
         append_msg(c, p, len);
         return 0;
     }
+    op = c->msg_op;
     c->msg_op = 0;
     if (c->msg) {
         struct chunk *m;
@@ -730,11 +759,11 @@ static int on_data(struct client *c, const struct ws_frame_header *h, const uint
         append_msg(c, p, len);
         m = c->msg;
         c->msg = NULL;
-        rc = on_message(c, (const char *)m->data, m->len);
+        rc = on_complete(c, op, m->data, m->len);
         pool_put(c->h->pool, &m);
         return rc;
     }
-    return on_message(c, (const char *)p, len);
+    return on_complete(c, op, p, len);
 }
 
 /* Returns the frame's length, 0 when incomplete, -1 when c is closing. */

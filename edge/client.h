@@ -43,6 +43,7 @@ enum client_form {
 #define CLIENT_F_WRITING     0x04 /* EV_WRITE is armed */
 #define CLIENT_F_PEER_CLOSED 0x10 /* the peer sent its close frame */
 #define CLIENT_F_SHUT_WR     0x20 /* CLOSING: output drained, write side shut */
+#define CLIENT_F_ECHO        0x40 /* opened on echo-path: messages echoed, no ops (§3.11) */
 
 struct client {
     struct event ev; /* the fd's event: EV_READ|EV_PERSIST, plus EV_WRITE while output waits */

@@ -7,11 +7,15 @@
  * keep each value in a range the code can honour (a timer of 0 ms or a
  * 1-byte message limit would only produce confusing failures later);
  * `broker` is checked as host:port here so a typo stops start-up instead
- * of surfacing as endless reconnects.
+ * of surfacing as endless reconnects, and `echo-path` as a path that can
+ * match a request and shadows none of the edge's own.
  */
 #include "edge/edge_conf.h"
 
+#include <ctype.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "common/net.h"
 #include "common/topic.h"
@@ -32,6 +36,36 @@ static int validate_hostport(const void *field, const char **err)
     return 0;
 }
 
+/* Paths the edge serves itself (edge/ws_handshake.c); the echo path may not shadow one. */
+static const char *const fixed_paths[] = {"/ws", "/healthz", "/metrics"};
+
+/*
+ * echo-path: an absolute path of RFC 3986 pchar characters and '/', compared
+ * byte for byte with the request's path (no query, no fragment, no
+ * percent-escapes: a path the parser would have to decode could never
+ * match), and none of the fixed ones.
+ */
+static int validate_echo_path(const void *field, const char **err)
+{
+    const char *s = *(char *const *)field;
+
+    if (s == NULL)
+        return 0;
+    *err = "expected a path such as /echo: '/' then letters, digits and -._~!$&'()*+,;=:@/, "
+           "at most 256 bytes, not /ws, /healthz or /metrics";
+    if (s[0] != '/' || strlen(s) > 256)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("-._~!$&'()*+,;=:@/", *p))
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof(fixed_paths) / sizeof(fixed_paths[0]); i++) {
+        if (strcmp(s, fixed_paths[i]) == 0)
+            return -1;
+    }
+    return 0;
+}
+
 const struct conf_directive edge_conf_table[] = {
     {"bind", CONF_STRING, F(bind), "127.0.0.1", 0, 0, NULL, "WebSocket listen address"},
     {"port", CONF_INT, F(port), "8080", 0, 65535, NULL,
@@ -44,6 +78,13 @@ const struct conf_directive edge_conf_table[] = {
      "host:port of the broker's link endpoint"},
     {"broker-secret", CONF_STRING, F(broker_secret), NULL, 0, 0, NULL,
      "secret sent in HELLO (the broker's requirepass; unset: none)"},
+    {"broker-tls", CONF_BOOL, F(broker_tls), "no", 0, 0, NULL,
+     "speak TLS to the broker's link endpoint and verify its certificate"},
+    {"broker-tls-ca-file", CONF_STRING, F(broker_tls_ca_file), NULL, 0, 0, NULL,
+     "PEM CA certificates the broker's certificate is verified against (unset: the system's)"},
+    {"broker-tls-server-name", CONF_STRING, F(broker_tls_server_name), NULL, 0, 0, NULL,
+     "name (or IP address) the broker's certificate must carry; also sent as SNI (unset: the "
+     "host of broker)"},
     {"workers", CONF_INT, F(workers), "0", 0, 1024, NULL, "worker threads (0: number of cores)"},
     {"max-message-size", CONF_SIZE, F(max_message_size), "64kb", 125, 64 << 20, NULL,
      "largest client message, all fragments together (close 1009 beyond)"},
@@ -77,6 +118,23 @@ const struct conf_directive edge_conf_table[] = {
      "PING to the broker this often; three intervals with nothing received drop the link"},
     {"pool-cache", CONF_SIZE, F(pool_cache), "4mb", 0, 1 << 30, NULL,
      "free buffer memory each worker keeps per size class"},
+    {"echo-path", CONF_STRING, F(echo_path), NULL, 0, 0, validate_echo_path,
+     "path on which every message is echoed back, a testing aid (unset: none)"},
+    {"echo-path-public", CONF_BOOL, F(echo_path_public), "no", 0, 0, NULL,
+     "serve echo-path even while auth-required is on (no: refuse to start)"},
     {"log-level", CONF_LOGLEVEL, F(log_level), "info", 0, 0, NULL, "debug, info, warn or error"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
+
+int edge_conf_check_broker_tls(const struct edge_conf *conf, char *err, size_t errlen)
+{
+    const char *set = conf->broker_tls_ca_file ? "broker-tls-ca-file" : "broker-tls-server-name";
+
+    /* Naming a CA or a server name while sending plaintext would look
+     * verified and be nothing of the kind. */
+    if (!conf->broker_tls && (conf->broker_tls_ca_file || conf->broker_tls_server_name)) {
+        snprintf(err, errlen, "%s is set but broker-tls is no: set broker-tls yes", set);
+        return -1;
+    }
+    return 0;
+}

@@ -16,6 +16,9 @@ struct edge_conf {
     char *tls_key_file;           /* its private key (PEM); set with tls_cert_file */
     char *broker;                 /* host:port of the broker's link endpoint, 127.0.0.1:7400 */
     char *broker_secret;          /* HELLO secret (the broker's requirepass), unset: none */
+    bool broker_tls;              /* no: TLS to the broker's link endpoint */
+    char *broker_tls_ca_file;     /* CAs that verify the broker; unset: the system's */
+    char *broker_tls_server_name; /* name the broker's certificate must carry; unset: its host */
     int64_t workers;              /* 0 = number of cores */
     size_t max_message_size;      /* 64kb: largest client message (all fragments) */
     size_t max_header_size;       /* 8kb: handshake request head */
@@ -33,9 +36,18 @@ struct edge_conf {
     int64_t reconnect_max;        /* ms, 5s: backoff cap */
     int64_t broker_ping_interval; /* ms, 10s: link keepalive */
     size_t pool_cache;            /* 4mb: free pool memory kept per worker per class */
+    char *echo_path;              /* unset: none; else the path echoing every message (§3.11) */
+    bool echo_path_public;        /* no: echo-path may not be served while auth is required */
     enum log_level log_level;
 };
 
 extern const struct conf_directive edge_conf_table[];
+
+/*
+ * broker-tls-ca-file or broker-tls-server-name set while broker-tls is no
+ * is an error (run after conf_load). Returns 0, or -1 with a message
+ * naming the directives in err.
+ */
+int edge_conf_check_broker_tls(const struct edge_conf *conf, char *err, size_t errlen);
 
 #endif

@@ -4,7 +4,9 @@
  *   herald-edge [conf/edge.conf] [--directive value]...
  *
  * Start-up order: configuration (bad → message naming file and line, exit
- * 2), libevent threading (before any event_base), SIGPIPE ignored,
+ * 2; with broker-tls, the link's one client context, so a CA file that
+ * does not load stops start-up too), libevent threading (before any
+ * event_base), SIGPIPE ignored,
  * SIGTERM/SIGINT blocked in every thread, then every worker's listener is
  * bound here, in the main thread, so a bind error stops start-up (exit 1)
  * before any thread runs. Worker 0 binds first; the others bind the port it
@@ -132,7 +134,8 @@ static int wait_for_stop(sigset_t *sigs, struct tls_server *tls)
     }
 }
 
-static int run(const struct edge_conf *conf, struct tls_server *tls, sigset_t *sigs)
+static int run(const struct edge_conf *conf, struct tls_server *tls, SSL_CTX *uplink_tls,
+               sigset_t *sigs)
 {
     size_t n = worker_count(conf);
     struct worker **ws = mem_calloc(n, sizeof(*ws));
@@ -142,6 +145,8 @@ static int run(const struct edge_conf *conf, struct tls_server *tls, sigset_t *s
         rc = 1;
         goto out;
     }
+    for (size_t i = 0; i < n; i++)
+        ws[i]->uplink_tls = uplink_tls;
     worker_set_all(ws, n);
     for (size_t i = 0; i < n; i++) {
         if (worker_start(ws[i]) < 0) {
@@ -187,8 +192,20 @@ static int load_tls(const struct edge_conf *conf, struct tls_server *tls, bool *
     return 0;
 }
 
+/* The one client context of every worker's link (broker-tls), or NULL with err. */
+static SSL_CTX *uplink_tls_ctx(const struct edge_conf *conf, char *err, size_t errlen)
+{
+    char why[512];
+    SSL_CTX *ctx = tls_client_ctx_new(conf->broker_tls_ca_file, why, sizeof(why));
+
+    if (!ctx)
+        snprintf(err, errlen, "broker-tls-ca-file: %s", why);
+    return ctx;
+}
+
 int main(int argc, char **argv)
 {
+    SSL_CTX *uplink_tls = NULL;
     struct edge_conf conf;
     struct tls_server tls;
     bool tls_on = false;
@@ -204,6 +221,10 @@ int main(int argc, char **argv)
         conf_free(edge_conf_table, &conf);
         return 0;
     }
+    if (rc == 0)
+        rc = edge_conf_check_broker_tls(&conf, err, sizeof(err));
+    if (rc == 0 && conf.broker_tls && !(uplink_tls = uplink_tls_ctx(&conf, err, sizeof(err))))
+        rc = -1;
     if (rc < 0) {
         fprintf(stderr, "herald-edge: %s\n", err);
         conf_free(edge_conf_table, &conf);
@@ -212,14 +233,13 @@ int main(int argc, char **argv)
     log_set_level(conf.log_level);
     memset(&tls, 0, sizeof(tls));
     if (load_tls(&conf, &tls, &tls_on) < 0) {
-        conf_free(edge_conf_table, &conf);
-        return 2;
+        rc = 2;
+        goto out;
     }
     if (evthread_use_pthreads() < 0) {
-        tls_server_free(&tls);
         log_error("evthread_failed", "");
-        conf_free(edge_conf_table, &conf);
-        return 1;
+        rc = 1;
+        goto out;
     }
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -227,8 +247,10 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    rc = run(&conf, tls_on ? &tls : NULL, &sigs);
+    rc = run(&conf, tls_on ? &tls : NULL, uplink_tls, &sigs);
+out:
     tls_server_free(&tls);
+    SSL_CTX_free(uplink_tls);
     conf_free(edge_conf_table, &conf);
     return rc;
 }

@@ -41,6 +41,21 @@
  * drop from UP (or the first failure after start), later failed attempts
  * at debug only, so a broker outage is two lines, not one per retry.
  *
+ * TLS (broker-tls): the bufferevent is a bufferevent_openssl client made
+ * before the connect, its SSL from the process's one client context
+ * (edge/main.c: one trust store in memory, not one per worker), told the
+ * name to verify (tls_client_set_name: broker-tls-server-name, else the
+ * host of `broker`). CONNECTING then covers TCP and the handshake, both
+ * bounded by the connect timeout (read and write: a broker that accepts
+ * and never answers the ClientHello is dropped too); BEV_EVENT_CONNECTED
+ * means verified. A failed handshake is one uplink_down whose reason says
+ * why (the verification error and the expected name, or OpenSSL's reason),
+ * and the backoff retries it like any failure. uplink_poll does not read a
+ * TLS link: the record layer belongs to the bufferevent, and a read beside
+ * it could leave a decrypted record in OpenSSL where no read event would
+ * find it; events that arrive during a long flush then wait for the next
+ * loop pass, as they did before uplink_poll existed.
+ *
  * Rejected: resolving names with evdns (one more base per worker for a
  * lookup done only at connect; getaddrinfo runs once per attempt, and
  * attempts are rare and backoff-bounded), and a separate connect timer
@@ -56,13 +71,17 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <msgpack.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/link_codec.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/tls.h"
 
 #define UPLINK_MAX_FRAME  (16u << 20)
 #define UPLINK_TICK_MS    10000 /* when the config leaves ping_interval_ms 0 */
@@ -84,6 +103,8 @@ struct uplink {
     char *node;
     char host[UPLINK_HOST_MAX];
     int port;
+    SSL_CTX *tls;                      /* own reference; NULL: plain TCP */
+    char server_name[UPLINK_HOST_MAX]; /* what the broker's certificate must name */
     int64_t min_ms, max_ms, delay_ms;
     enum uplink_state state;
     bool quiet; /* a drop was logged; further failures go to debug */
@@ -287,7 +308,7 @@ size_t uplink_poll(struct uplink *u)
     struct evbuffer *in;
     int n;
 
-    if (!u || !u->bev || u->state != UPLINK_UP)
+    if (!u || !u->bev || u->state != UPLINK_UP || u->tls)
         return 0;
     in = bufferevent_get_input(u->bev);
     /* A bufferevent keeps its input's end frozen outside its own reads;
@@ -304,11 +325,44 @@ size_t uplink_poll(struct uplink *u)
     return (size_t)n;
 }
 
+/*
+ * Why a TLS connect failed, for uplink_down: the certificate's verification
+ * error with the name expected, else OpenSSL's first reason.
+ */
+static void tls_failure(struct uplink *u, short what, char *buf, size_t len)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    unsigned long e, first = 0;
+    const char *why;
+
+    while ((e = bufferevent_get_openssl_error(u->bev)) != 0) {
+        if (!first)
+            first = e;
+    }
+    why = first ? ERR_reason_error_string(first) : NULL;
+    if (v != X509_V_OK)
+        snprintf(buf, len, "TLS: broker certificate not verified: %s (expected name %s)",
+                 X509_verify_cert_error_string(v), u->server_name);
+    else if (what & BEV_EVENT_TIMEOUT)
+        snprintf(buf, len, "TLS: connect or handshake timeout");
+    else if (why)
+        snprintf(buf, len, "TLS: handshake failed: %s", why);
+    else
+        snprintf(buf, len, "TLS: connection refused or closed before the handshake finished");
+}
+
 static void uplink_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct uplink *u = arg;
+    char why[512];
 
     (void)bev;
+    if (u->tls && u->state == UPLINK_CONNECTING && !(what & BEV_EVENT_CONNECTED)) {
+        tls_failure(u, what, why, sizeof(why));
+        link_down(u, why);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         u->state = UPLINK_HELLO;
         u->dec = link_decoder_new(UPLINK_MAX_FRAME);
@@ -325,6 +379,30 @@ static void uplink_on_event(struct bufferevent *bev, short what, void *arg)
         link_down(u, "connection error");
 }
 
+/* A client bufferevent, not connected yet: plain, or TLS verifying u->server_name. */
+static struct bufferevent *link_bev_new(struct uplink *u)
+{
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    if (!u->tls)
+        return bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    ssl = SSL_new(u->tls);
+    if (!ssl || tls_client_set_name(ssl, u->server_name) < 0) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    /* Takes ssl (freed with the bufferevent, or here on failure). */
+    bev = bufferevent_openssl_socket_new(u->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    /* A broker that closes TCP without close_notify is a dropped link like
+     * any other; the link's framing tells a cut frame. */
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 static void uplink_connect(struct uplink *u)
 {
     struct timeval connect_tv = {UPLINK_CONNECT_S, 0};
@@ -335,15 +413,16 @@ static void uplink_connect(struct uplink *u)
         link_down(u, "cannot resolve broker address");
         return;
     }
-    u->bev = bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    u->bev = link_bev_new(u);
     if (!u->bev) {
         freeaddrinfo(res);
-        link_down(u, "bufferevent_socket_new failed");
+        link_down(u, "cannot create the link's bufferevent");
         return;
     }
     bufferevent_setcb(u->bev, uplink_on_read, NULL, uplink_on_event, u);
     bufferevent_set_max_single_read(u->bev, UPLINK_READ_CHUNK);
-    bufferevent_set_timeouts(u->bev, NULL, &connect_tv);
+    /* With TLS the connect is followed by a handshake that waits to read. */
+    bufferevent_set_timeouts(u->bev, u->tls ? &connect_tv : NULL, &connect_tv);
     u->state = UPLINK_CONNECTING;
     rc = bufferevent_socket_connect(u->bev, res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
@@ -403,6 +482,12 @@ struct uplink *uplink_new(struct event_base *base, const struct uplink_config *c
     u->h = *h;
     u->broker = cfg->broker;
     u->secret = cfg->secret;
+    if (cfg->tls) {
+        SSL_CTX_up_ref(cfg->tls);
+        u->tls = cfg->tls;
+        snprintf(u->server_name, sizeof(u->server_name), "%s",
+                 cfg->tls_server_name ? cfg->tls_server_name : u->host);
+    }
     u->node = mem_strdup(cfg->node);
     u->ping_ms = tick_ms;
     u->min_ms = cfg->reconnect_min_ms > 0 ? cfg->reconnect_min_ms : 1;
@@ -431,6 +516,7 @@ void uplink_free(struct uplink *u)
     if (u->tick_ev)
         event_free(u->tick_ev);
     msgpack_sbuffer_destroy(&u->sb);
+    SSL_CTX_free(u->tls);
     mem_free(u->node);
     mem_free(u);
 }

@@ -5,12 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 /*
  * A worker's persistent link to the broker (common/link_codec.h over one
  * bufferevent): HELLO/WELCOME, SUB/UNSUB, MSG in, PING/PONG keepalive,
  * reconnect with exponential backoff and jitter. Clients are not touched
  * when the link drops; on reconnect the worker re-sends its interest. An
  * ERR refusing one pattern refuses that pattern (on_refused), not the link.
+ * Optionally over TLS (broker-tls), verifying the broker's certificate.
  */
 
 struct event_base;
@@ -19,7 +22,7 @@ struct uplink;
 
 enum uplink_state {
     UPLINK_DOWN,       /* waiting for the backoff timer */
-    UPLINK_CONNECTING, /* TCP connect in progress */
+    UPLINK_CONNECTING, /* TCP connect (and the TLS handshake) in progress */
     UPLINK_HELLO,      /* HELLO sent, waiting for WELCOME */
     UPLINK_UP,         /* WELCOME received: SUBs flow, MSGs arrive */
 };
@@ -47,6 +50,13 @@ struct uplink_config {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int64_t ping_interval_ms; /* keepalive tick */
+    /*
+     * TLS: a client context (common/tls.h: tls_client_ctx_new) the broker's
+     * certificate is verified with; uplink_new takes its own reference.
+     * NULL: plain TCP.
+     */
+    SSL_CTX *tls;
+    const char *tls_server_name; /* the name the certificate must carry; NULL: broker's host */
 };
 
 /*
@@ -72,7 +82,8 @@ enum uplink_state uplink_state(const struct uplink *u);
  * worker calls this between client writes while it flushes, so an event
  * that arrives during a long fan-out reaches the clients not yet written
  * in the same pass. EOF and errors are left to the link's read event.
- * Returns the bytes read (0: nothing waiting, the link is not up, or u is NULL).
+ * Returns the bytes read (0: nothing waiting, the link is not up, it is a
+ * TLS link, which only its bufferevent reads, or u is NULL).
  */
 size_t uplink_poll(struct uplink *u);
 

@@ -250,6 +250,8 @@ void worker_start_uplink(struct worker *w)
     cfg.reconnect_min_ms = w->h.conf->reconnect_min;
     cfg.reconnect_max_ms = w->h.conf->reconnect_max;
     cfg.ping_interval_ms = w->h.conf->broker_ping_interval;
+    cfg.tls = w->uplink_tls;
+    cfg.tls_server_name = w->h.conf->broker_tls_server_name;
     w->h.uplink = uplink_new(w->h.base, &cfg, &h, &err);
     if (!w->h.uplink)
         log_error("uplink_failed", "broker=%s reason=\"%s\"", w->h.conf->broker, err);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "common/log.h"
 #include "edge/edge_conf.h"
 #include "edge/hub.h"
@@ -38,6 +40,7 @@ struct worker {
     uint64_t shutdown_deadline_ms;
     struct log_rate accept_log; /* accept() failures: a line a second at most */
     size_t trim_peak;           /* trie bytes high-water since the last malloc_trim */
+    SSL_CTX *uplink_tls;        /* broker-tls: the process's link client context (borrowed) */
 };
 
 /*
@@ -49,7 +52,10 @@ struct worker {
  */
 struct worker *worker_new(int id, const struct edge_conf *conf, int port, const char **err);
 
-/* Creates the broker uplink (conf->broker) and starts connecting. */
+/*
+ * Creates the broker uplink (conf->broker) and starts connecting; over TLS
+ * when w->uplink_tls is set (main sets it before worker_start).
+ */
 void worker_start_uplink(struct worker *w);
 
 /* Starts the worker's thread, which runs its loop until shutdown. Returns 0 or -1. */

@@ -33,11 +33,16 @@
  * counts, while single-valued ones (key, version, Origin) repeated are a
  * 400.
  *
- * Check order for /ws: method (405), HTTP/1.1, Upgrade and Connection
+ * Every request first: Host (400 when an HTTP/1.1 request has none, or any
+ * request has two or one that is not host[:port] - RFC 7230 5.4, which
+ * RFC 6455 4.2.1 requires of the upgrade; HTTP/1.0 may omit it). Then for
+ * /ws and the echo path: method (405), HTTP/1.1, Upgrade and Connection
  * (400), version (missing 400, not 13 426, RFC 6455 4.2.2), key (400),
- * Origin (403), query string (400 on bad %-encoding). A request without
- * Origin passes the origin check: only browsers send it, and the check
- * exists to keep other sites' pages out, not non-browser clients.
+ * Origin (403), query string (400 on bad %-encoding; /ws only: the echo
+ * path ignores it). A request without Origin passes the origin check: only
+ * browsers send it, and the check exists to keep other sites' pages out,
+ * not non-browser clients. The Host value is checked, not compared with
+ * anything: the edge answers under any name it is reached by.
  *
  * Rejected: picohttpparser (not packaged in Debian 12), a hand-written
  * request-line parser (libhttp-parser is hardened and fuzzed), and keeping
@@ -65,6 +70,8 @@ struct hs_ctx {
     bool duplicate;
     struct span key, version, origin;
     bool have_key, have_version, have_origin;
+    struct span host;
+    unsigned nhost; /* Host fields seen */
 };
 
 /* ---------- small string helpers ---------- */
@@ -132,6 +139,24 @@ static int hex_val(char c)
     return -1;
 }
 
+/* RFC 3986 3.2.2-3.2.3: the characters of host (reg-name, IP literal) and port. */
+static bool is_host_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("-._~%!$&'()*+,;=:[]", c) != NULL);
+}
+
+/* An empty Host is valid (RFC 7230 5.4: a target without an authority). */
+static bool host_valid(struct span h)
+{
+    for (size_t i = 0; i < h.n; i++) {
+        if (!is_host_char(h.p[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool is_b64(char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
@@ -160,7 +185,10 @@ static void commit_header(struct hs_ctx *c)
     struct span v = trim(c->in_value ? c->value : (struct span){"", 0});
     c->have_field = false;
     c->in_value = false;
-    if (span_eq(f, lit("Upgrade"), true)) {
+    if (span_eq(f, lit("Host"), true)) {
+        c->nhost++;
+        c->host = v;
+    } else if (span_eq(f, lit("Upgrade"), true)) {
         c->upgrade_ws |= list_has(v, lit("websocket"), true);
     } else if (span_eq(f, lit("Connection"), true)) {
         c->conn_upgrade |= list_has(v, lit("Upgrade"), true);
@@ -375,9 +403,24 @@ static struct span url_part(struct span url, const struct http_parser_url *u, in
     return (struct span){url.p + u->field_data[field].off, u->field_data[field].len};
 }
 
+/* RFC 7230 5.4. Returns false with req set to the 400 when Host is wrong. */
+static bool check_host(const struct hs_ctx *c, const http_parser *p, struct ws_request *req)
+{
+    if (c->nhost > 1) {
+        set_error(req, 400, "duplicate Host header");
+    } else if (c->nhost == 0 && p->http_minor >= 1) {
+        set_error(req, 400, "missing Host header");
+    } else if (c->nhost == 1 && !host_valid(c->host)) {
+        set_error(req, 400, "bad Host header");
+    } else {
+        return true;
+    }
+    return false;
+}
+
 /* Sorts a complete head by path and method. */
-static void classify(const struct hs_ctx *c, const http_parser *p, const char *allowed_origins,
-                     struct ws_request *req)
+static void classify(const struct hs_ctx *c, const http_parser *p,
+                     const struct ws_hs_policy *policy, struct ws_request *req)
 {
     struct http_parser_url u;
     http_parser_url_init(&u);
@@ -385,12 +428,23 @@ static void classify(const struct hs_ctx *c, const http_parser *p, const char *a
         set_error(req, 400, "bad request target");
         return;
     }
+    if (!check_host(c, p, req)) {
+        return;
+    }
     struct span path = url_part(c->url, &u, UF_PATH);
     if (path.n == 0) {
         path = lit("/");
     }
+    const char *origins = policy ? policy->allowed_origins : NULL;
+    if (policy && policy->echo_path && span_eq(path, lit(policy->echo_path), false)) {
+        check_upgrade(c, p, (struct span){"", 0}, origins, req);
+        if (req->kind == WS_REQ_UPGRADE) {
+            req->kind = WS_REQ_ECHO;
+        }
+        return;
+    }
     if (span_eq(path, lit("/ws"), false)) {
-        check_upgrade(c, p, url_part(c->url, &u, UF_QUERY), allowed_origins, req);
+        check_upgrade(c, p, url_part(c->url, &u, UF_QUERY), origins, req);
         return;
     }
     bool healthz = span_eq(path, lit("/healthz"), false);
@@ -417,7 +471,7 @@ static void request_init(struct ws_request *req)
 }
 
 ssize_t ws_handshake_parse(const char *buf, size_t len, size_t max_header,
-                           const char *allowed_origins, struct ws_request *req)
+                           const struct ws_hs_policy *policy, struct ws_request *req)
 {
     struct hs_ctx c = {0};
     http_parser p;
@@ -442,7 +496,7 @@ ssize_t ws_handshake_parse(const char *buf, size_t len, size_t max_header,
         set_error(req, 400, "not HTTP/1.x");
         return -1;
     }
-    classify(&c, &p, allowed_origins, req);
+    classify(&c, &p, policy, req);
     return (ssize_t)n;
 }
 

@@ -1,5 +1,6 @@
 /*
- * herald.c - the herald command-line client: publish, subscribe, stats.
+ * herald.c - the herald command-line client: publish, subscribe, stats;
+ * watch (tools/herald_watch.c) and token (tools/herald_token.c).
  *
  * A small blocking client of the broker's link endpoint: one TCP socket,
  * poll() for deadlines, the link codec for frames; no event loop. Each
@@ -15,7 +16,11 @@
  * Exit status: 0 ok, 1 runtime error, 2 usage error.
  * `subscribe` learns that its SUBs are in place by sending a PING after
  * them: the broker handles a link's frames in order, so the PONG follows
- * every SUB. Rejected: libevent (nothing here is concurrent).
+ * every SUB. With --tls (or --ca-file) the link is TLS, verified like the
+ * edge's (common/tls.h): the handshake runs on the blocking socket with a
+ * REPLY_TIMEOUT receive/send timeout, then reads wait on poll() unless
+ * OpenSSL already holds decrypted bytes (SSL_pending).
+ * Rejected: libevent (nothing here is concurrent).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -28,13 +33,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/link_codec.h"
 #include "common/mem.h"
 #include "common/net.h"
+#include "common/tls.h"
+#include "tools/herald_token.h"
 #include "tools/herald_watch.h"
 
 #define DEFAULT_BROKER  "127.0.0.1:7400"
@@ -49,10 +59,15 @@ struct opts {
     const char *broker;
     const char *secret;
     bool help; /* --help / -h */
+    bool tls;  /* --tls, or implied by --ca-file / --server-name */
+    const char *ca_file;
+    const char *server_name;
 };
 
 struct conn {
     int fd;
+    SSL_CTX *tls_ctx; /* NULL: plain TCP */
+    SSL *ssl;
     struct link_decoder *dec;
     msgpack_sbuffer sb;
 };
@@ -71,12 +86,18 @@ static void usage(FILE *out)
             "                           (or none) arrived in time\n"
             "  stats                    prints the broker's counters\n"
             "  watch ARGS...            follows events through an edge (herald watch --help)\n"
+            "  token ARGS...            mints a subscription token, no broker needed\n"
+            "                           (herald token --help)\n"
             "  help                     prints this text\n"
             "\n"
             "options:\n"
             "  --broker HOST:PORT       the broker's link endpoint (default $HERALD_BROKER,\n"
             "                           else " DEFAULT_BROKER ")\n"
             "  --secret SECRET          the broker's requirepass (default $HERALD_SECRET)\n"
+            "  --tls                    TLS to the broker (its link-tls-cert-file), verified\n"
+            "                           against the system's CAs and the host of --broker\n"
+            "  --ca-file FILE           verify the broker against these PEM CAs (implies --tls)\n"
+            "  --server-name NAME       name the broker's certificate must carry (implies --tls)\n"
             "\n"
             "exit status: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -109,14 +130,110 @@ static int connect_to(const char *broker)
     return fd;
 }
 
+/* Prints why a TLS operation (what) on c failed: verification, or OpenSSL's errors. */
+static void tls_failed(struct conn *c, const char *what)
+{
+    long v = SSL_get_verify_result(c->ssl);
+    char why[512];
+
+    if (v != X509_V_OK) {
+        fprintf(stderr, "herald: TLS %s: broker certificate not verified: %s\n", what,
+                X509_verify_cert_error_string(v));
+        ERR_clear_error();
+        return;
+    }
+    tls_error_text(why, sizeof(why));
+    fprintf(stderr, "herald: TLS %s failed: %s%s%s\n", what, why, errno ? ": " : "",
+            errno ? strerror(errno) : "");
+}
+
+/*
+ * Makes c's connection TLS: verifies the broker against o->ca_file (or the
+ * system's CAs) and o->server_name (or host). Returns 0 or -1 (printed).
+ */
+static int tls_open(struct conn *c, const struct opts *o, const char *host)
+{
+    struct timeval tv = {REPLY_TIMEOUT / 1000, 0}, none = {0, 0};
+    char err[512];
+    int rc;
+
+    c->tls_ctx = tls_client_ctx_new(o->ca_file, err, sizeof(err));
+    if (!c->tls_ctx) {
+        fprintf(stderr, "herald: --ca-file: %s\n", err);
+        return -1;
+    }
+    c->ssl = SSL_new(c->tls_ctx);
+    if (!c->ssl || tls_client_set_name(c->ssl, o->server_name ? o->server_name : host) < 0 ||
+        SSL_set_fd(c->ssl, c->fd) != 1) {
+        tls_error_text(err, sizeof(err));
+        fprintf(stderr, "herald: TLS set-up failed: %s\n", err);
+        return -1;
+    }
+    /* A broker that never answers the ClientHello must not hang the CLI. */
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    errno = 0;
+    rc = SSL_connect(c->ssl);
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+    if (rc != 1) {
+        tls_failed(c, "handshake");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads what the broker sent into buf. Returns the bytes, 0 to read again, -1 (printed). */
+static ssize_t conn_read(struct conn *c, char *buf, size_t len)
+{
+    ssize_t n;
+    int r, e;
+
+    if (!c->ssl) {
+        n = recv(c->fd, buf, len, 0);
+        if (n < 0 && errno == EINTR)
+            return 0;
+        if (n <= 0)
+            fprintf(stderr, "herald: connection closed by broker%s%s\n", n < 0 ? ": " : "",
+                    n < 0 ? strerror(errno) : "");
+        return n <= 0 ? -1 : n;
+    }
+    errno = 0;
+    r = SSL_read(c->ssl, buf, (int)len);
+    if (r > 0)
+        return r;
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || (e == SSL_ERROR_SYSCALL && errno == EINTR))
+        return 0; /* a record with no data for us (a session ticket, say) */
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        fprintf(stderr, "herald: connection closed by broker\n");
+    else
+        tls_failed(c, "read");
+    return -1;
+}
+
 /* Sends and clears the encoded frames in c->sb. Returns 0 or -1 (message printed). */
 static int conn_flush(struct conn *c)
 {
     size_t off = 0;
 
     while (off < c->sb.size) {
-        ssize_t n = send(c->fd, c->sb.data + off, c->sb.size - off, MSG_NOSIGNAL);
+        ssize_t n;
 
+        if (c->ssl) {
+            int w;
+
+            errno = 0;
+            w = SSL_write(c->ssl, c->sb.data + off, (int)(c->sb.size - off));
+
+            if (w <= 0) {
+                tls_failed(c, "write");
+                return -1;
+            }
+            off += (size_t)w;
+            continue;
+        }
+        n = send(c->fd, c->sb.data + off, c->sb.size - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -173,17 +290,16 @@ static int conn_next(struct conn *c, struct link_frame *f, uint64_t deadline_ms)
             return 1;
         if (r < 0)
             goto bad;
-        r = wait_readable(c->fd, deadline_ms);
-        if (r <= 0)
-            return r;
-        n = recv(c->fd, buf, sizeof(buf), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            fprintf(stderr, "herald: connection closed by broker%s%s\n", n < 0 ? ": " : "",
-                    n < 0 ? strerror(errno) : "");
-            return -1;
+        if (!c->ssl || SSL_pending(c->ssl) == 0) {
+            r = wait_readable(c->fd, deadline_ms);
+            if (r <= 0)
+                return r;
         }
+        n = conn_read(c, buf, sizeof(buf));
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            continue;
         if (link_decoder_feed(c->dec, buf, (size_t)n, &err) < 0)
             goto bad;
     }
@@ -231,13 +347,18 @@ static int expect(struct conn *c, struct link_frame *f, enum link_type want)
 static int conn_open(struct conn *c, const struct opts *o)
 {
     struct link_frame f;
-    char node[128], host[64] = "localhost";
+    char node[128], host[64] = "localhost", bhost[256];
+    int port;
 
+    memset(c, 0, sizeof(*c));
     c->fd = -1;
     c->dec = link_decoder_new(MAX_FRAME);
     msgpack_sbuffer_init(&c->sb);
     c->fd = connect_to(o->broker);
     if (c->fd < 0)
+        return -1;
+    if (o->tls && (net_split_hostport(o->broker, bhost, sizeof(bhost), &port) < 0 ||
+                   tls_open(c, o, bhost) < 0))
         return -1;
     (void)gethostname(host, sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
@@ -250,6 +371,10 @@ static int conn_open(struct conn *c, const struct opts *o)
 
 static void conn_close(struct conn *c)
 {
+    if (c->ssl && SSL_is_init_finished(c->ssl))
+        (void)SSL_shutdown(c->ssl); /* close_notify: we ended the link on purpose */
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->tls_ctx);
     if (c->fd >= 0)
         close(c->fd);
     link_decoder_free(c->dec);
@@ -479,6 +604,14 @@ static int parse_globals(int argc, char **argv, struct opts *o)
             o->broker = argv[++i];
         } else if (strcmp(a, "--secret") == 0 && i + 1 < argc) {
             o->secret = argv[++i];
+        } else if (strcmp(a, "--tls") == 0) {
+            o->tls = true;
+        } else if (strcmp(a, "--ca-file") == 0 && i + 1 < argc) {
+            o->ca_file = argv[++i];
+            o->tls = true;
+        } else if (strcmp(a, "--server-name") == 0 && i + 1 < argc) {
+            o->server_name = argv[++i];
+            o->tls = true;
         } else {
             fprintf(stderr, "herald: unknown or incomplete option '%s'\n", a);
             return -1;
@@ -489,7 +622,7 @@ static int parse_globals(int argc, char **argv, struct opts *o)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {getenv("HERALD_BROKER"), getenv("HERALD_SECRET"), false};
+    struct opts o = {getenv("HERALD_BROKER"), getenv("HERALD_SECRET"), false, false, NULL, NULL};
     int i = parse_globals(argc, argv, &o);
     const char *cmd;
 
@@ -517,6 +650,8 @@ int main(int argc, char **argv)
         return cmd_stats(&o, argc - i, argv + i);
     if (strcmp(cmd, "watch") == 0)
         return herald_watch_main(argc - i, argv + i);
+    if (strcmp(cmd, "token") == 0)
+        return herald_token_main(argc - i, argv + i);
     fprintf(stderr, "herald: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

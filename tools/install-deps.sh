@@ -11,7 +11,7 @@ want=(build-essential cmake pkg-config libevent-dev libmsgpack-dev check libssl-
 if [ "${1:-build}" = test ]; then
     # libclang-rt-dev: the sanitizer and libFuzzer runtimes of the default
     # clang (libclang-rt-14-dev on Debian 12), which clang only recommends.
-    want+=(nodejs npm chromium redis-server clang-format cppcheck clang libclang-rt-dev)
+    want+=(nodejs npm chromium redis-server clang-format cppcheck clang libclang-rt-dev openssl)
 fi
 
 missing=()

@@ -189,34 +189,39 @@ size_t ws_frame_encode_masked(uint8_t *out, size_t cap, uint8_t opcode, const vo
     return hl + 4 + len;
 }
 
-/* Close codes a peer may put on the wire (RFC 6455 7.4.1, 7.4.2). */
+/* Close codes a peer may put on the wire (RFC 6455 7.4.1, 7.4.2, and the IANA registry). */
 static bool close_code_sendable(uint16_t code)
 {
     if (code >= 1000 && code <= 1003) {
         return true;
     }
-    if (code >= 1007 && code <= 1011) {
+    /* 1012-1014 (service restart, try again later, bad gateway) were
+     * registered after the RFC; 1015 (TLS failure) must never be sent. */
+    if (code >= 1007 && code <= 1014) {
         return true;
     }
     return code >= 3000 && code <= 4999;
 }
 
-bool ws_close_payload_valid(const uint8_t *p, size_t len, uint16_t *code)
+uint16_t ws_close_payload_check(const uint8_t *p, size_t len, uint16_t *code)
 {
     if (len == 0) {
         if (code) {
             *code = WS_CLOSE_NO_STATUS;
         }
-        return true;
+        return 0;
     }
     if (len == 1) {
-        return false;
+        return WS_CLOSE_PROTOCOL;
     }
     uint16_t c = (uint16_t)((p[0] << 8) | p[1]);
     if (code) {
         *code = c;
     }
-    return close_code_sendable(c) && utf8_valid(p + 2, len - 2);
+    if (!close_code_sendable(c)) {
+        return WS_CLOSE_PROTOCOL;
+    }
+    return utf8_valid(p + 2, len - 2) ? 0 : WS_CLOSE_INVALID_DATA;
 }
 
 size_t ws_close_payload_encode(uint8_t out[WS_CTRL_MAX], uint16_t code, const char *reason)

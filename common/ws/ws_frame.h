@@ -85,12 +85,18 @@ size_t ws_frame_encode_masked(uint8_t *out, size_t cap, uint8_t opcode, const vo
                               size_t len, const uint8_t mask[4]);
 
 /*
- * Validates a received close payload: empty is fine (*code = 1005), one
- * byte is not, the code must be one a peer may send (1000-1003, 1007-1011,
- * 3000-4999; not 1004-1006, 1015), the reason must be UTF-8. Returns true
- * when valid.
+ * Checks a received close payload (RFC 6455 5.5.1, 7.4). Empty is fine
+ * (*code = 1005, "no status"); otherwise *code is the peer's code. Returns
+ * 0 when the payload is valid, else the code to fail the connection with:
+ *   1002  one byte (a code needs two), or a code a peer may not send: valid
+ *         are 1000-1003, 1007-1014 (1012-1014 are in the IANA registry the
+ *         RFC set up) and 3000-4999; never 0-999, 1004-1006, 1015-2999,
+ *         5000 and up;
+ *   1007  a valid code with a reason that is not UTF-8 (RFC 6455 8.1: the
+ *         reason is text, and invalid text data fails with 1007).
+ * *code may be NULL.
  */
-bool ws_close_payload_valid(const uint8_t *p, size_t len, uint16_t *code);
+uint16_t ws_close_payload_check(const uint8_t *p, size_t len, uint16_t *code);
 
 /*
  * Writes a close payload into out: the code (big-endian), then as much of

@@ -79,8 +79,13 @@ static void check_utf8(const uint8_t *buf, size_t len)
     }
     check(whole == (ok && utf8_complete(st)));
     uint16_t code;
-    if (ws_close_payload_valid(buf, len, &code)) {
+    uint16_t fail = ws_close_payload_check(buf, len, &code);
+    if (fail == 0) {
         check(len == 0 || (len >= 2 && utf8_valid(buf + 2, len - 2)));
+    } else if (fail == WS_CLOSE_INVALID_DATA) {
+        check(len >= 2 && !utf8_valid(buf + 2, len - 2));
+    } else {
+        check(fail == WS_CLOSE_PROTOCOL);
     }
 }
 

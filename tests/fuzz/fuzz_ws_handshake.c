@@ -9,11 +9,13 @@
  *   ./fuzz_ws_handshake -max_total_time=60 -dict=<optional http dict>
  *
  * (run from the repository root). The input is the bytes a client sent,
- * parsed with a 2 KB header limit and an origin list. Checks the contract:
+ * parsed with a 2 KB header limit, an origin list and the echo path
+ * /echo. Checks the contract:
  * a complete head's length is within the input and one byte less is
  * incomplete; -2 only while within the limit; errors carry a status and a
  * reason; an upgrade has a 28-byte accept, NUL-terminated topics inside
- * topic_buf, and a response that fits 256 bytes.
+ * topic_buf, and a response that fits 256 bytes; an echo upgrade has no
+ * topics.
  */
 #include "edge/ws_handshake.h"
 
@@ -53,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *buf = malloc(size + 1);
     memcpy(buf, data, size);
     struct ws_request *req = malloc(sizeof(*req));
-    const char *origins = "https://a.example, https://b.example";
-    ssize_t r = ws_handshake_parse(buf, size, FUZZ_MAX_HEADER, origins, req);
+    const struct ws_hs_policy policy = {"https://a.example, https://b.example", "/echo"};
+    ssize_t r = ws_handshake_parse(buf, size, FUZZ_MAX_HEADER, &policy, req);
     if (r == -2) {
         check(size <= FUZZ_MAX_HEADER);
     } else if (r == -1) {
@@ -64,10 +66,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(r > 0 && (size_t)r <= size && (size_t)r <= FUZZ_MAX_HEADER);
         if (req->kind == WS_REQ_UPGRADE) {
             check_upgrade(req);
+        } else if (req->kind == WS_REQ_ECHO) {
+            check_upgrade(req);
+            check(req->ntopics == 0 && !req->too_many_topics && !req->raw);
         } else if (req->kind == WS_REQ_ERROR) {
             check(req->status >= 400 && req->status <= 431 && req->err != NULL);
         }
-        check(ws_handshake_parse(buf, (size_t)r - 1, FUZZ_MAX_HEADER, origins, req) == -2);
+        check(ws_handshake_parse(buf, (size_t)r - 1, FUZZ_MAX_HEADER, &policy, req) == -2);
     }
     free(req);
     free(buf);

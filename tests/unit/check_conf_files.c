@@ -267,6 +267,53 @@ START_TEST(test_edge_broker_validator)
 
 END_TEST
 
+static const struct {
+    const char *value;
+    int rc;
+} echo_paths[] = {
+    {"/echo", 0},     {"/", 0},          {"/a/b-c_d.e~f", 0}, {"/x:y@z!$&'()*+,;=", 0},
+    {"echo", -1},     {"", -1},          {"/ws", -1},         {"/healthz", -1},
+    {"/metrics", -1}, {"/echo?x", -1},   {"/echo#x", -1},     {"/a b", -1},
+    {"/a%20b", -1},   {"/\xc3\xa9", -1}, {"/a\"b", -1},       {"/\x7f", -1},
+};
+
+START_TEST(test_edge_echo_path_validator)
+{
+    struct edge_conf cfg;
+    char err[512];
+    char *argv[] = {"--echo-path", (char *)echo_paths[_i].value};
+    int rc = conf_load(edge_conf_table, &cfg, 2, argv, err, sizeof(err));
+
+    ck_assert_msg(rc == echo_paths[_i].rc, "'%s': rc %d (%s)", echo_paths[_i].value, rc, err);
+    if (rc == 0)
+        ck_assert_str_eq(cfg.echo_path, echo_paths[_i].value);
+    else
+        ck_assert_ptr_nonnull(strstr(err, "--echo-path: expected a path"));
+    conf_free(edge_conf_table, &cfg);
+}
+
+END_TEST
+
+START_TEST(test_edge_echo_path_length)
+{
+    struct edge_conf cfg;
+    char err[512];
+    char path[258];
+    char *argv[] = {"--echo-path", path};
+
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[256] = '\0'; /* 256 bytes: the longest allowed */
+    ck_assert_int_eq(conf_load(edge_conf_table, &cfg, 2, argv, err, sizeof(err)), 0);
+    conf_free(edge_conf_table, &cfg);
+    path[256] = 'a';
+    path[257] = '\0';
+    ck_assert_int_eq(conf_load(edge_conf_table, &cfg, 2, argv, err, sizeof(err)), -1);
+    conf_free(edge_conf_table, &cfg);
+}
+
+END_TEST
+
 START_TEST(test_edge_defaults)
 {
     struct edge_conf cfg;
@@ -293,6 +340,8 @@ START_TEST(test_edge_defaults)
     ck_assert_int_eq(cfg.reconnect_min, 100);
     ck_assert_int_eq(cfg.reconnect_max, 5000);
     ck_assert_uint_eq(cfg.pool_cache, 4 * 1024 * 1024);
+    ck_assert_ptr_null(cfg.echo_path);
+    ck_assert(!cfg.echo_path_public);
     ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
     conf_free(edge_conf_table, &cfg);
 }
@@ -318,6 +367,9 @@ static Suite *conf_files_suite(void)
     tc = tcase_create("edge_table");
     tcase_add_loop_test(tc, test_edge_broker_validator, 0,
                         (int)(sizeof(brokers) / sizeof(brokers[0])));
+    tcase_add_loop_test(tc, test_edge_echo_path_validator, 0,
+                        (int)(sizeof(echo_paths) / sizeof(echo_paths[0])));
+    tcase_add_test(tc, test_edge_echo_path_length);
     tcase_add_test(tc, test_edge_defaults);
     suite_add_tcase(s, tc);
     return s;

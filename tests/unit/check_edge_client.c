@@ -374,6 +374,7 @@ static const struct {
     {"/nope", "Sec-WebSocket-Version: 13\r\n", "HTTP/1.1 404 "},
     {"/ws", "Sec-WebSocket-Version: 8\r\n", "HTTP/1.1 426 "},
     {"/ws", "", "HTTP/1.1 400 "},
+    {"/echo", "Sec-WebSocket-Version: 13\r\n", "HTTP/1.1 404 "}, /* echo-path unset */
 };
 
 START_TEST(test_http_errors)
@@ -579,7 +580,8 @@ static const struct {
     {WS_OP_CONT, true, "x", 1, WS_CLOSE_PROTOCOL},
     {0x3, true, "", 0, WS_CLOSE_PROTOCOL},                 /* reserved opcode */
     {WS_OP_CLOSE, true, "\x03\xed", 2, WS_CLOSE_PROTOCOL}, /* close code 1005 is not sendable */
-    {WS_OP_PING, false, "", 0, WS_CLOSE_PROTOCOL},         /* fragmented control frame */
+    {WS_OP_CLOSE, true, "\x03\xe8\xc3\x28", 4, WS_CLOSE_INVALID_DATA}, /* reason not UTF-8 */
+    {WS_OP_PING, false, "", 0, WS_CLOSE_PROTOCOL}, /* fragmented control frame */
 };
 
 START_TEST(test_protocol_errors_close)
@@ -757,6 +759,128 @@ START_TEST(test_max_subscriptions)
 
 END_TEST
 
+/* ---------- echo path (docs/protocol.md §3.11) ---------- */
+
+static void setup_echo(void)
+{
+    char *argv[] = {"--port", "0", "--echo-path", "/echo"};
+
+    setup_with(4, argv);
+}
+
+static void setup_echo_small_queue(void)
+{
+    char *argv[] = {"--port", "0", "--echo-path", "/echo", "--send-queue-limit", "8kb"};
+
+    setup_with(6, argv);
+}
+
+static void expect_frame(int op, const void *want, size_t len)
+{
+    static char buf[70000];
+    size_t n = 0;
+
+    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), op);
+    ck_assert_uint_eq(n, len);
+    ck_assert(memcmp(buf, want, len) == 0);
+}
+
+START_TEST(test_echo_messages)
+{
+    static const char op[] = "{\"op\":\"sub\",\"topic\":\"a\",\"id\":1}";
+
+    handshake("/echo?topic=b");
+    ck_assert(cl->flags & CLIENT_F_ECHO);
+    /* No subscription from the query string, and an op is only text. */
+    send_text(op);
+    expect_frame(WS_OP_TEXT, op, strlen(op));
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    send_frame(WS_OP_BINARY, true, "\x00\xff\xc3\x28", 4);
+    expect_frame(WS_OP_BINARY, "\x00\xff\xc3\x28", 4);
+    send_frame(WS_OP_TEXT, true, "", 0);
+    expect_frame(WS_OP_TEXT, "", 0);
+    /* Fragmented, a ping between: the pong at once, then one message. */
+    send_frame(WS_OP_BINARY, false, "ab", 2);
+    send_frame(WS_OP_PING, true, "p", 1);
+    send_frame(WS_OP_CONT, false, "", 0);
+    send_frame(WS_OP_CONT, true, "cd", 2);
+    expect_frame(WS_OP_PONG, "p", 1);
+    expect_frame(WS_OP_BINARY, "abcd", 4);
+    send_frame(WS_OP_TEXT, false, "\xe2\x82", 2);
+    send_frame(WS_OP_CONT, true, "\xac", 1);
+    expect_frame(WS_OP_TEXT, "\xe2\x82\xac", 3);
+    assert_idle();
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1003], 0);
+}
+
+END_TEST
+
+START_TEST(test_echo_max_message)
+{
+    static char big[64 * 1024];
+
+    memset(big, '*', sizeof(big));
+    handshake("/echo");
+    send_frame(WS_OP_TEXT, true, big, sizeof(big) - 1);
+    expect_frame(WS_OP_TEXT, big, sizeof(big) - 1);
+    assert_idle();
+    send_frame(WS_OP_BINARY, false, big, 40000);
+    send_frame(WS_OP_CONT, true, big, sizeof(big) - 40000 + 1);
+    expect_close(WS_CLOSE_TOO_BIG);
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1009], 1);
+}
+
+END_TEST
+
+START_TEST(test_echo_text_still_utf8)
+{
+    handshake("/echo");
+    send_frame(WS_OP_TEXT, false, "ok", 2);
+    send_frame(WS_OP_CONT, false, "\xed\xa0\x80", 3); /* a surrogate: fails before the end */
+    expect_close(WS_CLOSE_INVALID_DATA);
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1007], 1);
+}
+
+END_TEST
+
+START_TEST(test_echo_close_reason_utf8)
+{
+    handshake("/echo");
+    send_frame(WS_OP_CLOSE, true, "\x03\xe8\xce\xba\xff", 5);
+    expect_close(WS_CLOSE_INVALID_DATA);
+    expect_eof();
+    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1007], 1);
+}
+
+END_TEST
+
+START_TEST(test_echo_unread_closed_1008)
+{
+    static char payload[2000];
+    int small = 4096, op, echoes = 0;
+    char *frame = malloc(4096);
+
+    memset(payload, 'e', sizeof(payload));
+    handshake("/echo");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++)
+        send_frame(WS_OP_BINARY, true, payload, sizeof(payload));
+    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
+    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
+    while ((op = read_frame(frame, 4096, NULL)) == WS_OP_BINARY)
+        echoes++;
+    ck_assert_int_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
+    ck_assert_int_gt(echoes, 0);
+    free(frame);
+    expect_eof();
+    peer_close();
+    ck_assert_uint_eq(w->h.nclients, 0);
+}
+
+END_TEST
+
 static Suite *edge_client_suite(void)
 {
     Suite *s = suite_create("edge_client");
@@ -818,6 +942,19 @@ static Suite *edge_client_suite(void)
     t = tcase_create("backpressure");
     tcase_add_checked_fixture(t, setup_small_queue, teardown);
     tcase_add_test(t, test_slow_consumer_closed);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("echo");
+    tcase_add_checked_fixture(t, setup_echo, teardown);
+    tcase_add_test(t, test_echo_messages);
+    tcase_add_test(t, test_echo_max_message);
+    tcase_add_test(t, test_echo_text_still_utf8);
+    tcase_add_test(t, test_echo_close_reason_utf8);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("echo_backpressure");
+    tcase_add_checked_fixture(t, setup_echo_small_queue, teardown);
+    tcase_add_test(t, test_echo_unread_closed_1008);
     suite_add_tcase(s, t);
     return s;
 }

@@ -60,7 +60,7 @@ static void on_up(void *arg)
 static void setup(void)
 {
     struct uplink_handlers h = {on_msg, NULL, on_up, NULL, NULL};
-    struct uplink_config cfg = {NULL, NULL, "edge-test-1", 20, 40, 10000};
+    struct uplink_config cfg = {NULL, NULL, "edge-test-1", 20, 40, 10000, NULL, NULL};
     const char *err = "";
 
     base = event_base_new();

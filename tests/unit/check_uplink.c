@@ -107,7 +107,7 @@ static struct uplink *start_to(const char *broker, const char *secret, int64_t m
                                int64_t max_ms, int64_t ping_ms)
 {
     struct uplink_handlers h = {on_msg, on_batch_end, on_up, on_refused, &seen};
-    struct uplink_config cfg = {broker, secret, "edge-test-1", min_ms, max_ms, ping_ms};
+    struct uplink_config cfg = {broker, secret, "edge-test-1", min_ms, max_ms, ping_ms, NULL, NULL};
     const char *err = "";
     struct uplink *up = uplink_new(base, &cfg, &h, &err);
 
@@ -201,7 +201,7 @@ END_TEST
 START_TEST(test_bad_broker_address)
 {
     struct uplink_handlers h = {on_msg, on_batch_end, on_up, on_refused, &seen};
-    struct uplink_config cfg = {"no-port-here", NULL, "n", 50, 400, 1000};
+    struct uplink_config cfg = {"no-port-here", NULL, "n", 50, 400, 1000, NULL, NULL};
     const char *err = "";
 
     ck_assert_ptr_null(uplink_new(base, &cfg, &h, &err));

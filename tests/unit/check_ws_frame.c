@@ -2,8 +2,8 @@
  * Tests for common/ws/ws_frame.c: every payload length form, -2 on every
  * incomplete prefix, each RFC 6455 violation with its close code, the
  * payload limit, unmasking in pieces at every split, header encoding
- * sizes, close payload validation, a stream of frames delivered split at
- * every point, and a guard-page test (input ends at a PROT_NONE page).
+ * sizes, close payload validation (1002 for the code, 1007 for the reason), a stream of frames
+ * delivered split at every point, and a guard-page test (input ends at a PROT_NONE page).
  */
 #include "common/ws/ws_frame.h"
 #include "tests/support/check_main.h"
@@ -323,46 +323,54 @@ struct close_case {
     const char *name;
     const char *bytes;
     size_t len;
-    bool valid;
+    uint16_t fail; /* what ws_close_payload_check returns: 0 valid, 1002, 1007 */
     uint16_t code;
 };
 
-#define CLOSE(name, lit, valid, code)                                                              \
+#define CLOSE(name, lit, fail, code)                                                               \
     {                                                                                              \
-        name, lit, sizeof(lit) - 1, valid, code                                                    \
+        name, lit, sizeof(lit) - 1, fail, code                                                     \
     }
 
 static const struct close_case closes[] = {
-    CLOSE("empty", "", true, 1005),
-    CLOSE("1000", "\x03\xE8", true, 1000),
+    CLOSE("empty", "", 0, 1005),
+    CLOSE("1000", "\x03\xE8", 0, 1000),
     CLOSE("1000 reason",
           "\x03\xE8"
           "bye",
-          true, 1000),
-    CLOSE("1000 utf8 reason", "\x03\xE8\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5", true, 1000),
-    CLOSE("1001", "\x03\xE9", true, 1001),
-    CLOSE("1002", "\x03\xEA", true, 1002),
-    CLOSE("1003", "\x03\xEB", true, 1003),
-    CLOSE("1007", "\x03\xEF", true, 1007),
-    CLOSE("1011", "\x03\xF3", true, 1011),
-    CLOSE("3000", "\x0B\xB8", true, 3000),
-    CLOSE("3999", "\x0F\x9F", true, 3999),
-    CLOSE("4000", "\x0F\xA0", true, 4000),
-    CLOSE("4999", "\x13\x87", true, 4999),
-    CLOSE("0", "\x00\x00", false, 0),
-    CLOSE("999", "\x03\xE7", false, 999),
-    CLOSE("1004", "\x03\xEC", false, 1004),
-    CLOSE("1005", "\x03\xED", false, 1005),
-    CLOSE("1006", "\x03\xEE", false, 1006),
-    CLOSE("1015", "\x03\xF7", false, 1015),
-    CLOSE("1016", "\x03\xF8", false, 1016),
-    CLOSE("2000", "\x07\xD0", false, 2000),
-    CLOSE("2999", "\x0B\xB7", false, 2999),
-    CLOSE("5000", "\x13\x88", false, 5000),
-    CLOSE("65535", "\xFF\xFF", false, 65535),
-    CLOSE("1000 overlong reason", "\x03\xE8\xC0\x80", false, 1000),
-    CLOSE("1000 truncated reason", "\x03\xE8\xE2\x82", false, 1000),
-    CLOSE("1000 surrogate reason", "\x03\xE8\xED\xA0\x80", false, 1000),
+          0, 1000),
+    CLOSE("1000 utf8 reason", "\x03\xE8\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5", 0, 1000),
+    CLOSE("1001", "\x03\xE9", 0, 1001),
+    CLOSE("1002", "\x03\xEA", 0, 1002),
+    CLOSE("1003", "\x03\xEB", 0, 1003),
+    CLOSE("1007", "\x03\xEF", 0, 1007),
+    CLOSE("1011", "\x03\xF3", 0, 1011),
+    CLOSE("1012", "\x03\xF4", 0, 1012),
+    CLOSE("1013", "\x03\xF5", 0, 1013),
+    CLOSE("1014", "\x03\xF6", 0, 1014),
+    CLOSE("3000", "\x0B\xB8", 0, 3000),
+    CLOSE("3999", "\x0F\x9F", 0, 3999),
+    CLOSE("4000", "\x0F\xA0", 0, 4000),
+    CLOSE("4999", "\x13\x87", 0, 4999),
+    CLOSE("0", "\x00\x00", 1002, 0),
+    CLOSE("999", "\x03\xE7", 1002, 999),
+    CLOSE("1004", "\x03\xEC", 1002, 1004),
+    CLOSE("1005", "\x03\xED", 1002, 1005),
+    CLOSE("1006", "\x03\xEE", 1002, 1006),
+    CLOSE("1015", "\x03\xF7", 1002, 1015),
+    CLOSE("1016", "\x03\xF8", 1002, 1016),
+    CLOSE("1100", "\x04\x4C", 1002, 1100),
+    CLOSE("2000", "\x07\xD0", 1002, 2000),
+    CLOSE("2999", "\x0B\xB7", 1002, 2999),
+    CLOSE("5000", "\x13\x88", 1002, 5000),
+    CLOSE("65535", "\xFF\xFF", 1002, 65535),
+    CLOSE("1000 overlong reason", "\x03\xE8\xC0\x80", 1007, 1000),
+    CLOSE("1000 truncated reason", "\x03\xE8\xE2\x82", 1007, 1000),
+    CLOSE("1000 surrogate reason", "\x03\xE8\xED\xA0\x80", 1007, 1000),
+    CLOSE("1000 over U+10FFFF reason", "\x03\xE8\xF4\x90\x80\x80", 1007, 1000),
+    CLOSE("4000 reason cut in a character", "\x0F\xA0ok\xCE", 1007, 4000),
+    /* A bad code wins over a bad reason: the code is read first. */
+    CLOSE("1004 with a bad reason", "\x03\xEC\xFF", 1002, 1004),
 };
 
 #define NCLOSES (sizeof(closes) / sizeof(closes[0]))
@@ -371,17 +379,32 @@ START_TEST(test_close_payload)
 {
     const struct close_case *c = &closes[_i];
     uint16_t code = 0xBEEF;
-    bool ok = ws_close_payload_valid((const uint8_t *)c->bytes, c->len, &code);
-    ck_assert_msg(ok == c->valid, "case %s", c->name);
+    uint16_t fail = ws_close_payload_check((const uint8_t *)c->bytes, c->len, &code);
+    ck_assert_msg(fail == c->fail, "case %s: returned %u", c->name, fail);
     ck_assert_msg(code == c->code, "case %s: code %u", c->name, code);
+    ck_assert_uint_eq(ws_close_payload_check((const uint8_t *)c->bytes, c->len, NULL), c->fail);
 }
 
 END_TEST
 
 START_TEST(test_close_payload_one_byte)
 {
-    uint16_t code = 0;
-    ck_assert(!ws_close_payload_valid((const uint8_t *)"\x03", 1, &code));
+    uint16_t code = 0xBEEF;
+    ck_assert_uint_eq(ws_close_payload_check((const uint8_t *)"\x03", 1, &code), 1002);
+    ck_assert_uint_eq(code, 0xBEEF);
+}
+
+END_TEST
+
+/* Every code 0..65535 with an empty reason: exactly the sendable ranges pass. */
+START_TEST(test_close_code_ranges)
+{
+    for (uint32_t c = 0; c <= 0xFFFF; c++) {
+        uint8_t p[2] = {(uint8_t)(c >> 8), (uint8_t)c};
+        bool sendable =
+            (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999);
+        ck_assert_msg(ws_close_payload_check(p, 2, NULL) == (sendable ? 0 : 1002), "code %u", c);
+    }
 }
 
 END_TEST
@@ -570,6 +593,7 @@ static Suite *ws_frame_suite(void)
     tc = tcase_create("close");
     tcase_add_loop_test(tc, test_close_payload, 0, NCLOSES);
     tcase_add_test(tc, test_close_payload_one_byte);
+    tcase_add_test(tc, test_close_code_ranges);
     suite_add_tcase(s, tc);
     tc = tcase_create("stream");
     tcase_add_test(tc, test_stream_every_split);

@@ -1,7 +1,8 @@
 /*
  * Tests for edge/ws_handshake.c: the RFC 6455 accept sample, curl-like and
  * browser-like upgrades, every prefix of a valid head (-2), each error
- * status (400, 403, 404, 405, 426, 431) from a table, garbage input,
+ * status (400, 403, 404, 405, 426, 431) from a table, the Host rules
+ * (RFC 7230 5.4), the echo path, garbage input,
  * origin lists, query topics and format=raw, topic limits, the exact 101
  * response, and a guard-page test (input ends at a PROT_NONE page).
  */
@@ -49,8 +50,9 @@ static const char browser_req[] =
 
 static ssize_t parse(const char *s, const char *origins, struct ws_request *req)
 {
+    const struct ws_hs_policy policy = {origins, NULL};
     memset(req, 0x5A, sizeof(*req));
-    return ws_handshake_parse(s, strlen(s), MAX_HEADER, origins, req);
+    return ws_handshake_parse(s, strlen(s), MAX_HEADER, &policy, req);
 }
 
 /* ---------- accept key and response ---------- */
@@ -184,7 +186,7 @@ END_TEST
 START_TEST(test_body_not_read)
 {
     struct ws_request req;
-    const char *r = "GET /healthz HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    const char *r = "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
     ck_assert_int_eq(parse(r, NULL, &req), (ssize_t)strlen(r) - 5);
     ck_assert_int_eq(req.kind, WS_REQ_HEALTHZ);
 }
@@ -225,18 +227,41 @@ static const struct status_case statuses[] = {
     {"healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_HEALTHZ, 0},
     {"metrics", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_METRICS, 0},
     {"healthz http/1.0", "GET /healthz HTTP/1.0\r\n\r\n", NULL, 1, WS_REQ_HEALTHZ, 0},
-    {"metrics query", "GET /metrics?x=1 HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_METRICS, 0},
+    {"metrics query", "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_METRICS, 0},
     {"healthz with upgrade headers", "GET /healthz HTTP/1.1\r\n" UPG KEY "\r\n", NULL, 1,
      WS_REQ_HEALTHZ, 0},
     {"absolute-form", "GET http://x/ws HTTP/1.1\r\n" UPG KEY "\r\n", NULL, 1, WS_REQ_UPGRADE, 0},
     {"not found", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_ERROR, 404},
-    {"root", "GET / HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_ERROR, 404},
+    {"root", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_ERROR, 404},
     {"ws slash", "GET /ws/ HTTP/1.1\r\n" UPG KEY "\r\n", NULL, 1, WS_REQ_ERROR, 404},
     {"post ws", "POST /ws HTTP/1.1\r\n" UPG KEY "Content-Length: 0\r\n\r\n", NULL, 1, WS_REQ_ERROR,
      405},
-    {"post healthz", "POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\n", NULL, 1, WS_REQ_ERROR,
-     405},
-    {"delete metrics", "DELETE /metrics HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_ERROR, 405},
+    {"post healthz", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n", NULL, 1,
+     WS_REQ_ERROR, 405},
+    {"delete metrics", "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n", NULL, 1, WS_REQ_ERROR, 405},
+    /* RFC 7230 5.4 (RFC 6455 4.2.1 for the upgrade): Host on every HTTP/1.1 request, once. */
+    {"ws without host",
+     "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     "Sec-WebSocket-Version: 13\r\n" KEY "\r\n",
+     NULL, 1, WS_REQ_ERROR, 400},
+    {"healthz without host", "GET /healthz HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"metrics without host", "GET /metrics HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"unknown path without host", "GET /nope HTTP/1.1\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"post without host", "POST /ws HTTP/1.1\r\nContent-Length: 0\r\n\r\n", NULL, 1, WS_REQ_ERROR,
+     400},
+    {"host twice", "GET /ws HTTP/1.1\r\n" UPG KEY "Host: y\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"host twice on http/1.0", "GET /healthz HTTP/1.0\r\nHost: x\r\nhost: x\r\n\r\n", NULL, 1,
+     WS_REQ_ERROR, 400},
+    {"host with a space", "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"host with a slash", "GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n", NULL, 1, WS_REQ_ERROR, 400},
+    {"host with userinfo", "GET /healthz HTTP/1.1\r\nHost: u@a\r\n\r\n", NULL, 1, WS_REQ_ERROR,
+     400},
+    {"host empty (no authority)", "GET /healthz HTTP/1.1\r\nHost:\r\n\r\n", NULL, 1, WS_REQ_HEALTHZ,
+     0},
+    {"host ipv6 and port", "GET /healthz HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", NULL, 1,
+     WS_REQ_HEALTHZ, 0},
+    {"host name and port", "GET /healthz HTTP/1.1\r\nhost:  edge.example:443 \r\n\r\n", NULL, 1,
+     WS_REQ_HEALTHZ, 0},
     {"missing key", "GET /ws HTTP/1.1\r\n" UPG "\r\n", NULL, 1, WS_REQ_ERROR, 400},
     {"key too short",
      "GET /ws HTTP/1.1\r\n" UPG "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ==\r\n\r\n", NULL, 1,
@@ -349,8 +374,8 @@ END_TEST
 START_TEST(test_max_header)
 {
     char big[4096];
-    size_t n =
-        (size_t)snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nX-Pad: %0900d\r\n\r\n", 0);
+    size_t n = (size_t)snprintf(big, sizeof(big),
+                                "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: %0900d\r\n\r\n", 0);
     struct ws_request req;
     /* Incomplete and within the limit: read more. */
     ck_assert_int_eq(ws_handshake_parse(big, 200, 512, NULL, &req), -2);
@@ -475,6 +500,81 @@ START_TEST(test_topics_limit_bytes)
 
 END_TEST
 
+/* ---------- echo path ---------- */
+
+struct echo_case {
+    const char *name;
+    const char *req;
+    const char *echo_path; /* policy->echo_path */
+    enum ws_request_kind kind;
+    int status;
+};
+
+static const struct echo_case echoes[] = {
+    {"echo", "GET /echo HTTP/1.1\r\n" UPG KEY "\r\n", "/echo", WS_REQ_ECHO, 0},
+    {"echo query ignored", "GET /echo?topic=a&format=raw&topic=%zz HTTP/1.1\r\n" UPG KEY "\r\n",
+     "/echo", WS_REQ_ECHO, 0},
+    {"echo deeper path", "GET /t/echo HTTP/1.1\r\n" UPG KEY "\r\n", "/t/echo", WS_REQ_ECHO, 0},
+    {"echo unset: 404", "GET /echo HTTP/1.1\r\n" UPG KEY "\r\n", NULL, WS_REQ_ERROR, 404},
+    {"echo other path: 404", "GET /echo HTTP/1.1\r\n" UPG KEY "\r\n", "/echo2", WS_REQ_ERROR, 404},
+    {"echo prefix: 404", "GET /echo/ HTTP/1.1\r\n" UPG KEY "\r\n", "/echo", WS_REQ_ERROR, 404},
+    {"echo case-sensitive", "GET /ECHO HTTP/1.1\r\n" UPG KEY "\r\n", "/echo", WS_REQ_ERROR, 404},
+    {"ws still served", "GET /ws?topic=a HTTP/1.1\r\n" UPG KEY "\r\n", "/echo", WS_REQ_UPGRADE, 0},
+    {"echo post", "POST /echo HTTP/1.1\r\n" UPG KEY "Content-Length: 0\r\n\r\n", "/echo",
+     WS_REQ_ERROR, 405},
+    {"echo plain get", "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", "/echo", WS_REQ_ERROR, 400},
+    {"echo version 8",
+     "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     "Sec-WebSocket-Version: 8\r\n" KEY "\r\n",
+     "/echo", WS_REQ_ERROR, 426},
+    {"echo without host",
+     "GET /echo HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     "Sec-WebSocket-Version: 13\r\n" KEY "\r\n",
+     "/echo", WS_REQ_ERROR, 400},
+    {"echo origin denied", "GET /echo HTTP/1.1\r\n" UPG KEY "Origin: https://evil.example\r\n\r\n",
+     "/echo", WS_REQ_ERROR, 403},
+};
+
+#define NECHOES (sizeof(echoes) / sizeof(echoes[0]))
+
+START_TEST(test_echo_path)
+{
+    const struct echo_case *c = &echoes[_i];
+    const struct ws_hs_policy policy = {"https://a.example", c->echo_path};
+    struct ws_request req;
+    memset(&req, 0x5A, sizeof(req));
+    ssize_t r = ws_handshake_parse(c->req, strlen(c->req), MAX_HEADER, &policy, &req);
+    ck_assert_msg(r == (ssize_t)strlen(c->req), "case %s: returned %zd", c->name, r);
+    ck_assert_msg(req.kind == c->kind, "case %s: kind %d", c->name, req.kind);
+    if (c->kind == WS_REQ_ERROR) {
+        ck_assert_msg(req.status == c->status, "case %s: status %d", c->name, req.status);
+    } else {
+        ck_assert_str_eq(req.accept, SAMPLE_ACC);
+    }
+    if (c->kind == WS_REQ_ECHO) {
+        /* The query string is not read: no topics, no format, no error. */
+        ck_assert_uint_eq(req.ntopics, 0);
+        ck_assert(!req.raw);
+        ck_assert(!req.too_many_topics);
+    }
+}
+
+END_TEST
+
+START_TEST(test_null_policy)
+{
+    struct ws_request req;
+    const char *r = "GET /ws HTTP/1.1\r\n" UPG KEY "Origin: https://any.example\r\n\r\n";
+    ck_assert_int_eq(ws_handshake_parse(r, strlen(r), MAX_HEADER, NULL, &req), (ssize_t)strlen(r));
+    ck_assert_int_eq(req.kind, WS_REQ_UPGRADE);
+    r = "GET /echo HTTP/1.1\r\n" UPG KEY "\r\n";
+    ck_assert_int_eq(ws_handshake_parse(r, strlen(r), MAX_HEADER, NULL, &req), (ssize_t)strlen(r));
+    ck_assert_int_eq(req.kind, WS_REQ_ERROR);
+    ck_assert_int_eq(req.status, 404);
+}
+
+END_TEST
+
 /* ---------- guard page ---------- */
 
 static char *guarded(size_t len, void **map, size_t *maplen)
@@ -512,7 +612,8 @@ START_TEST(test_guard_page)
         char *b = guarded(n, &map, &maplen);
         memcpy(b, statuses[i].req, n);
         struct ws_request req;
-        ssize_t r = ws_handshake_parse(b, n, MAX_HEADER, statuses[i].origins, &req);
+        const struct ws_hs_policy policy = {statuses[i].origins, "/echo"};
+        ssize_t r = ws_handshake_parse(b, n, MAX_HEADER, &policy, &req);
         ck_assert_int_eq(r, statuses[i].ret > 0 ? (ssize_t)n : -1);
         ck_assert_int_eq(munmap(map, maplen), 0);
     }
@@ -546,6 +647,10 @@ static Suite *ws_handshake_suite(void)
     tcase_add_test(tc, test_query_format_raw);
     tcase_add_test(tc, test_topics_limit_count);
     tcase_add_test(tc, test_topics_limit_bytes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("echo");
+    tcase_add_loop_test(tc, test_echo_path, 0, NECHOES);
+    tcase_add_test(tc, test_null_policy);
     suite_add_tcase(s, tc);
     tc = tcase_create("guard");
     tcase_add_test(tc, test_guard_page);
