@@ -195,7 +195,7 @@ static int load_tls(const struct edge_conf *conf, struct tls_server *tls, bool *
 /* The one client context of every worker's link (broker-tls), or NULL with err. */
 static SSL_CTX *uplink_tls_ctx(const struct edge_conf *conf, char *err, size_t errlen)
 {
-    char why[512];
+    char why[400]; /* fits err (512) after the prefix: -O2 checks the truncation */
     SSL_CTX *ctx = tls_client_ctx_new(conf->broker_tls_ca_file, why, sizeof(why));
 
     if (!ctx)
