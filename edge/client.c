@@ -49,6 +49,16 @@
  * list and freed on the next loop pass (callers up the stack, e.g. a
  * fan-out's target vector, may still hold the pointer until then).
  *
+ * TLS (a port with tls-cert-file). The same layers run on plaintext: only
+ * the syscall layer below them changes (read_some, write_pending,
+ * write_out, closing_drained, drain_closing; client_new and client_abort
+ * make and free the SSL object), calling client_tls.c instead of read(),
+ * send(), evbuffer_write() and shutdown(). A TLS read may need the socket
+ * writable (handshake messages): EV_WRITE then stays armed while
+ * client_tls_wants_write(), and a writable socket retries the read. A
+ * close sends close_notify once the output has drained, before the write
+ * side is shut (docs/architecture.md §4.10).
+ *
  * Rejected: a bufferevent per connection (~1 KB of RSS each, measured), a
  * timer event per connection (the worker's 1 s sweep reads the uint32
  * timestamps here), keeping an http_parser per connection across reads
@@ -75,6 +85,7 @@
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_out.h"
 #include "edge/browser_proto.h"
+#include "edge/client_tls.h"
 #include "edge/edge_http.h"
 #include "edge/hub.h"
 #include "edge/pool.h"
@@ -119,12 +130,13 @@ struct client *client_new(struct hub *h, int fd)
     c->h = h;
     c->id = ++h->next_conn_id;
     c->born_s = c->last_rx_s = c->last_ping_s = h->now_s;
-    if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
-        event_add(&c->ev, NULL) < 0) {
+    if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0)
+        goto fail;
+    if (h->tls && client_tls_attach(c, fd) < 0)
+        goto fail;
+    if (event_add(&c->ev, NULL) < 0) {
         log_error("event_add_failed", "conn=%u", c->id);
-        close(fd);
-        mem_free(c);
-        return NULL;
+        goto fail;
     }
     c->state = CLIENT_HANDSHAKE;
     hub_add_client(h, c);
@@ -132,9 +144,14 @@ struct client *client_new(struct hub *h, int fd)
         char peer[PEER_MAX];
 
         peer_of(c, peer, sizeof(peer));
-        log_debug("client_open", "conn=%u peer=%s", c->id, peer);
+        log_debug("client_open", "conn=%u peer=%s tls=%s", c->id, peer, c->ssl ? "yes" : "no");
     }
     return c;
+fail:
+    client_tls_detach(c);
+    close(fd);
+    mem_free(c);
+    return NULL;
 }
 
 /* ---------- output queue ---------- */
@@ -202,17 +219,38 @@ static bool soft_error(int err)
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+/*
+ * Writes buf[0..len) as far as the socket takes it: one send(), or on TLS
+ * one record after another until the socket is full. Returns the bytes
+ * taken, or -1 when the connection is broken.
+ */
+static ssize_t send_some(struct client *c, const char *buf, size_t len)
+{
+    size_t off = 0;
+    ssize_t n;
+
+    if (!c->ssl) {
+        n = send(client_fd(c), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0)
+            return soft_error(errno) ? 0 : -1;
+        return n;
+    }
+    while (off < len && (n = client_tls_write(c, buf + off, len - off)) != 0) {
+        if (n < 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return (ssize_t)off;
+}
+
 /* Writes c->pending with one send(); what the kernel refuses moves to c->out. */
 static int write_pending(struct client *c)
 {
     struct frame *f = c->pending;
-    ssize_t n = send(client_fd(c), f->data, f->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send_some(c, f->data, f->len);
 
-    if (n < 0) {
-        if (!soft_error(errno))
-            return -1;
-        n = 0;
-    }
+    if (n < 0)
+        return -1;
     c->h->stats.bytes_out += (uint64_t)n;
     if ((size_t)n == f->len)
         frame_unref(&c->pending);
@@ -223,7 +261,17 @@ static int write_pending(struct client *c)
 
 static int write_out(struct client *c)
 {
-    int n = evbuffer_write(c->out, client_fd(c));
+    int n;
+
+    if (c->ssl) {
+        ssize_t t = client_tls_write_evbuffer(c, c->out);
+
+        if (t < 0)
+            return -1;
+        c->h->stats.bytes_out += (uint64_t)t;
+        return 0;
+    }
+    n = evbuffer_write(c->out, client_fd(c));
 
     if (n < 0) {
         if (!soft_error(errno))
@@ -234,11 +282,24 @@ static int write_out(struct client *c)
     return 0;
 }
 
-/* CLOSING and drained: shut the write side, then wait for EOF (or the sweep's cap). */
+/*
+ * CLOSING and drained: close_notify on TLS (EV_WRITE while the socket is
+ * full), shut the write side, then wait for EOF (or the sweep's cap).
+ */
 static int closing_drained(struct client *c)
 {
+    int rc;
+
     if (c->flags & CLIENT_F_SHUT_WR)
         return 0;
+    if (c->ssl && (rc = client_tls_close_notify(c)) <= 0) {
+        if (rc < 0) {
+            client_abort(c);
+            return -1;
+        }
+        want_write(c, true);
+        return 0;
+    }
     c->flags |= CLIENT_F_SHUT_WR;
     if (shutdown(client_fd(c), SHUT_WR) < 0) {
         client_abort(c);
@@ -260,7 +321,7 @@ int client_flush(struct client *c)
         if (evbuffer_get_length(c->out) == 0)
             pool_put_evbuffer(c->h->pool, &c->out);
     }
-    want_write(c, c->out != NULL);
+    want_write(c, c->out != NULL || client_tls_wants_write(c));
     if (!c->out && c->state == CLIENT_CLOSING)
         return closing_drained(c);
     return 0;
@@ -394,6 +455,7 @@ void client_abort(struct client *c)
     drop_output(c);
     pool_put(h->pool, &c->in);
     pool_put(h->pool, &c->msg);
+    client_tls_detach(c);
     close(client_fd(c));
     c->state = CLIENT_CLOSED;
     c->sink.flags |= SINK_CLOSED;
@@ -720,7 +782,17 @@ static void save_input(struct client *c, const uint8_t *buf, size_t n)
 static void drain_closing(struct client *c)
 {
     for (;;) {
-        ssize_t n = read(client_fd(c), c->h->scratch, c->h->scratch_cap);
+        ssize_t n;
+
+        if (c->ssl) { /* the peer's close_notify, EOF or an error end it */
+            n = client_tls_read(c, c->h->scratch, c->h->scratch_cap);
+            if (n > 0)
+                continue;
+            if (n < 0)
+                client_abort(c);
+            return;
+        }
+        n = read(client_fd(c), c->h->scratch, c->h->scratch_cap);
 
         if (n > 0)
             continue;
@@ -739,8 +811,18 @@ static ssize_t read_some(struct client *c, size_t have)
     struct hub *h = c->h;
 
     for (;;) {
-        ssize_t n = read(client_fd(c), h->scratch + have, h->scratch_cap - have);
+        ssize_t n;
 
+        if (c->ssl) { /* plaintext: one record and what OpenSSL holds already */
+            n = client_tls_read(c, h->scratch + have, h->scratch_cap - have);
+            if (n < 0) {
+                client_abort(c);
+                return -1;
+            }
+            h->stats.bytes_in += (uint64_t)n;
+            return n;
+        }
+        n = read(client_fd(c), h->scratch + have, h->scratch_cap - have);
         if (n > 0) {
             h->stats.bytes_in += (uint64_t)n;
             return n;
@@ -792,7 +874,8 @@ static void client_on_event(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     if ((what & EV_WRITE) && client_flush(c) < 0)
         return;
-    if (!(what & EV_READ))
+    /* TLS: a read that waited for the socket to take handshake bytes resumes. */
+    if (!(what & EV_READ) && !(c->ssl && (what & EV_WRITE)))
         return;
     if (c->state == CLIENT_CLOSING)
         drain_closing(c);

@@ -20,6 +20,7 @@
 
 struct chunk;
 struct evbuffer;
+struct ssl_st;
 struct frame;
 struct trie_node;
 struct hub;
@@ -50,6 +51,7 @@ struct client {
     struct chunk *msg;     /* payload of a fragmented message being assembled, or NULL */
     struct evbuffer *out;  /* output the kernel refused (borrowed from the pool), or NULL */
     struct frame *pending; /* the single queued frame when out is NULL, or NULL */
+    struct ssl_st *ssl;    /* the TLS session on a TLS port (owned), NULL on a plain one */
     struct ptrset subs;    /* nodes of h->trie holding this client (one: no allocation) */
     uint32_t id;
     uint32_t index;       /* slot in h->clients */
@@ -66,6 +68,10 @@ struct client {
 /*
  * Takes the accepted non-blocking socket fd and returns a new connection
  * in HANDSHAKE state, registered with the worker (array and read event).
+ * On a TLS port (h->tls set) the connection gets its own SSL object from
+ * the certificate h->tls holds now, in accept state: its first reads drive
+ * the TLS handshake, which handshake-timeout covers like the request head.
+ * Returns NULL (fd closed, logged) when it cannot be set up.
  */
 struct client *client_new(struct hub *h, int fd);
 

@@ -12,6 +12,8 @@
 struct edge_conf {
     char *bind;                   /* 127.0.0.1 */
     int64_t port;                 /* 8080 */
+    char *tls_cert_file;          /* PEM chain: the port speaks TLS (wss); unset: plain */
+    char *tls_key_file;           /* its private key (PEM); set with tls_cert_file */
     char *broker;                 /* host:port of the broker's link endpoint, 127.0.0.1:7400 */
     char *broker_secret;          /* HELLO secret (the broker's requirepass), unset: none */
     int64_t workers;              /* 0 = number of cores */

@@ -15,6 +15,7 @@
 #include "common/frame.h"
 #include "common/metrics.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "common/trie.h"
 #include "edge/hub.h"
 #include "edge/uplink.h"
@@ -185,6 +186,30 @@ static void render_memory(struct evbuffer *out, const struct edge_stats *s, size
                   net_rss_bytes());
 }
 
+/* The TLS port's counters; reloads are the process's (its one tls_server). */
+static void render_tls(struct evbuffer *out, const struct edge_stats *s, struct tls_server *tls)
+{
+    uint64_t ok = 0, failed = 0;
+
+    if (tls) {
+        pthread_mutex_lock(&tls->lock);
+        ok = tls->reloads;
+        failed = tls->reload_failures;
+        pthread_mutex_unlock(&tls->lock);
+    }
+    metrics_counter(out, "herald_edge_tls_handshakes_total", "TLS handshakes completed",
+                    s->tls_handshakes);
+    metrics_counter(out, "herald_edge_tls_handshake_failures_total",
+                    "TLS handshakes that failed: not a ClientHello, alerts, errors, EOF",
+                    s->tls_handshake_failures);
+    metrics_counter(out, "herald_edge_tls_errors_total",
+                    "Connections ended by a TLS error after the handshake", s->tls_errors);
+    metrics_family(out, "herald_edge_tls_reloads_total", "counter",
+                   "Certificate reloads on SIGHUP, by result");
+    metrics_sample(out, "herald_edge_tls_reloads_total", "result=\"ok\"", ok);
+    metrics_sample(out, "herald_edge_tls_reloads_total", "result=\"failed\"", failed);
+}
+
 void edge_metrics_render(struct hub *self, struct evbuffer *out)
 {
     struct edge_stats sum;
@@ -192,6 +217,7 @@ void edge_metrics_render(struct hub *self, struct evbuffer *out)
 
     sum_stats(self, &sum, &nworkers);
     render_conns(out, &sum);
+    render_tls(out, &sum, self->tls);
     render_traffic(out, &sum);
     render_memory(out, &sum, nworkers);
 }

@@ -62,6 +62,9 @@ struct edge_stats {
     uint64_t slow_consumers;
     uint64_t patterns_refused; /* subscriptions refused for the broker's pattern limit */
     uint64_t closes[CLOSE_R_COUNT];
+    uint64_t tls_handshakes;         /* TLS handshakes completed (TLS port) */
+    uint64_t tls_handshake_failures; /* not a ClientHello, alerts, errors, EOF mid-handshake */
+    uint64_t tls_errors;             /* fatal TLS errors after the handshake (bad records) */
     uint64_t broker_reconnects;
     uint64_t link_up;       /* gauge: 1 when the uplink is connected */
     uint64_t subscriptions; /* gauge: (pattern, client) pairs */

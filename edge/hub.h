@@ -28,6 +28,7 @@ struct event;
 struct event_base;
 struct frame;
 struct pool;
+struct tls_server;
 struct trie;
 struct uplink;
 
@@ -52,6 +53,7 @@ struct hub {
     struct dirty_list dirty;  /* client sinks with output queued, written when a fan-out ends */
     struct fanout fanout;     /* fan-out targets of one event */
     struct frame *ping_frame; /* shared empty ping, made on first use (on the worker's thread) */
+    struct tls_server *tls;   /* the port's certificate (main.c's), NULL on a plain port */
     struct edge_stats stats;
     pthread_mutex_t snap_lock;
     struct edge_stats snap; /* copy of stats for other threads, under snap_lock */

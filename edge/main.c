@@ -12,15 +12,24 @@
  * Then the threads start and `event=ready` is logged: every listener is
  * already accepting into its backlog.
  *
+ * With tls-cert-file and tls-key-file the port speaks only TLS: both files
+ * are loaded before any listener is bound (a bad one stops start-up, exit
+ * 2) into one struct tls_server that every worker borrows.
+ *
  * The main thread then only waits in sigwait(). On SIGTERM/SIGINT it asks
  * every worker to shut down (their notify pipes), joins them and frees
- * them; each worker drains its clients within shutdown-timeout.
+ * them; each worker drains its clients within shutdown-timeout. SIGHUP
+ * re-reads the certificate and key (tls_server_reload): new connections
+ * get the new ones, open ones keep theirs, and files that fail to load are
+ * logged (event=tls_reload_failed) while the old certificate keeps serving.
+ * Without TLS, SIGHUP is logged and ignored (it no longer kills the edge).
  *
  * Rejected: an event_base in the main thread for signals (sigwait is the
  * whole job) and a listener shared by all workers (thundering herd; the
  * kernel's SO_REUSEPORT hashing spreads connections instead).
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +39,7 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/tls.h"
 #include "edge/edge_conf.h"
 #include "edge/worker.h"
 
@@ -47,7 +57,8 @@ static size_t worker_count(const struct edge_conf *conf)
 }
 
 /* Binds every worker's listener; returns the port, or -1 after logging. */
-static int create_workers(const struct edge_conf *conf, struct worker **ws, size_t n)
+static int create_workers(const struct edge_conf *conf, struct tls_server *tls, struct worker **ws,
+                          size_t n)
 {
     int port = (int)conf->port;
 
@@ -59,6 +70,8 @@ static int create_workers(const struct edge_conf *conf, struct worker **ws, size
             log_error("listen_failed", "bind=%s port=%d reason=\"%s\"", conf->bind, port, err);
             return -1;
         }
+        if (tls)
+            worker_set_tls(ws[i], tls);
         if (i == 0)
             port = worker_port(ws[0]);
     }
@@ -79,11 +92,51 @@ static void stop_workers(struct worker **ws, size_t n)
         worker_free(ws[i]);
 }
 
-static int run(const struct edge_conf *conf, sigset_t *sigs)
+/* Replaces double quotes so an OpenSSL reason fits a quoted log value. */
+static void unquote(char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"')
+            *s = '\'';
+    }
+}
+
+/* SIGHUP: the certificate and key are read again; a failure keeps the old ones. */
+static void reload_tls(struct tls_server *tls)
+{
+    char err[512];
+
+    if (!tls) {
+        log_info("sighup_ignored", "reason=\"no tls-cert-file\"");
+        return;
+    }
+    if (tls_server_reload(tls, err, sizeof(err)) == 0) {
+        log_info("tls_reloaded", "cert=%s key=%s", tls->cert_file, tls->key_file);
+        return;
+    }
+    unquote(err);
+    log_warn("tls_reload_failed", "reason=\"%s\" serving=previous", err);
+}
+
+/* Waits for SIGTERM or SIGINT, reloading TLS on each SIGHUP meanwhile; returns the signal. */
+static int wait_for_stop(sigset_t *sigs, struct tls_server *tls)
+{
+    int sig = 0;
+
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        reload_tls(tls);
+    }
+}
+
+static int run(const struct edge_conf *conf, struct tls_server *tls, sigset_t *sigs)
 {
     size_t n = worker_count(conf);
     struct worker **ws = mem_calloc(n, sizeof(*ws));
-    int port = create_workers(conf, ws, n), sig = 0, rc = 0;
+    int port = create_workers(conf, tls, ws, n), sig = 0, rc = 0;
 
     if (port < 0) {
         rc = 1;
@@ -97,10 +150,9 @@ static int run(const struct edge_conf *conf, sigset_t *sigs)
             goto out;
         }
     }
-    log_info("ready", "port=%d workers=%zu bind=%s broker=%s", port, n, conf->bind,
-             conf->broker ? conf->broker : "none");
-    while (sigwait(sigs, &sig) != 0) {
-    }
+    log_info("ready", "port=%d workers=%zu bind=%s broker=%s tls=%s", port, n, conf->bind,
+             conf->broker ? conf->broker : "none", tls ? "yes" : "no");
+    sig = wait_for_stop(sigs, tls);
     log_info("shutdown", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 out:
     stop_workers(ws, n);
@@ -110,9 +162,36 @@ out:
     return rc;
 }
 
+/*
+ * Loads the TLS certificate when the configuration names one. Returns 0
+ * (*on says whether TLS is on), or -1 after printing why (start-up stops).
+ */
+static int load_tls(const struct edge_conf *conf, struct tls_server *tls, bool *on)
+{
+    char err[512];
+
+    *on = false;
+    if (!conf->tls_cert_file && !conf->tls_key_file)
+        return 0;
+    if (!conf->tls_cert_file || !conf->tls_key_file) {
+        fprintf(stderr, "herald-edge: %s is set without %s: set both or neither\n",
+                conf->tls_cert_file ? "tls-cert-file" : "tls-key-file",
+                conf->tls_cert_file ? "tls-key-file" : "tls-cert-file");
+        return -1;
+    }
+    if (tls_server_init(tls, conf->tls_cert_file, conf->tls_key_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "herald-edge: %s\n", err);
+        return -1;
+    }
+    *on = true;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct edge_conf conf;
+    struct tls_server tls;
+    bool tls_on = false;
     char err[512];
     sigset_t sigs;
     int rc;
@@ -131,7 +210,13 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(conf.log_level);
+    memset(&tls, 0, sizeof(tls));
+    if (load_tls(&conf, &tls, &tls_on) < 0) {
+        conf_free(edge_conf_table, &conf);
+        return 2;
+    }
     if (evthread_use_pthreads() < 0) {
+        tls_server_free(&tls);
         log_error("evthread_failed", "");
         conf_free(edge_conf_table, &conf);
         return 1;
@@ -140,8 +225,10 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    rc = run(&conf, &sigs);
+    rc = run(&conf, tls_on ? &tls : NULL, &sigs);
+    tls_server_free(&tls);
     conf_free(edge_conf_table, &conf);
     return rc;
 }

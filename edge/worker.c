@@ -568,6 +568,11 @@ int worker_port(const struct worker *w)
     return w->listen_fd >= 0 ? net_local_port(w->listen_fd) : -1;
 }
 
+void worker_set_tls(struct worker *w, struct tls_server *tls)
+{
+    w->h.tls = tls;
+}
+
 static void free_event(struct event **ev)
 {
     if (*ev)

@@ -21,6 +21,7 @@
  */
 
 struct event;
+struct tls_server;
 
 struct worker {
     struct hub h; /* what its connections share (hub.h) */
@@ -77,6 +78,13 @@ void worker_free(struct worker *w);
 
 /* Port the worker's listener is bound to. */
 int worker_port(const struct worker *w);
+
+/*
+ * Makes w's port a TLS port: every connection accepted from now on gets an
+ * SSL object from tls's current certificate. Borrows tls until
+ * worker_free. Before worker_start.
+ */
+void worker_set_tls(struct worker *w, struct tls_server *tls);
 
 /* ---- the process-wide view (/metrics, /healthz) ---- */
 

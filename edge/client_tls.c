@@ -1,0 +1,348 @@
+/*
+ * client_tls.c - TLS under one edge client connection (wss).
+ *
+ * Owns the SSL object of a connection on a TLS port (c->ssl) and the calls
+ * that replace the plain port's read(), send(), evbuffer_write() and
+ * shutdown() in client.c's syscall layer. Everything above that layer -
+ * the request head, frames, ops, output queue, limits and deadlines - is
+ * the plain port's, on plaintext.
+ *
+ * Memory (docs/architecture.md §4.10). The SSL object reads and writes the
+ * socket through OpenSSL's socket BIO, with no read-ahead, so it never
+ * holds more than the record in progress; its contexts carry
+ * SSL_MODE_RELEASE_BUFFERS (common/tls.c), so its ~17 KiB read and write
+ * record buffers exist only while a record is partly read or partly
+ * written. Plaintext goes straight into the worker's scratch, and output is
+ * written from the connection's own queue (its pending frame or borrowed
+ * evbuffer): a record's bytes that span several chains are gathered into a
+ * 16 KiB staging area per thread, not per connection. An idle TLS
+ * connection is struct client plus its SSL object (the session, the
+ * record ciphers' keys, the BIO), measured in the README's "TLS" section.
+ *
+ * Reads. One SSL_read per readable event, then whatever plaintext OpenSSL
+ * already decrypted (SSL_pending): no socket event would announce that.
+ * The handshake is driven by these reads (SSL_set_accept_state), so
+ * handshake-timeout bounds it like a slow request head. A read may need to
+ * write (the handshake's own messages, a KeyUpdate's answer): then
+ * client_tls_wants_write() is true, client.c keeps EV_WRITE armed and
+ * retries the read when the socket drains.
+ *
+ * The ClientHello guard. OpenSSL allocates a buffer for the length a
+ * ClientHello declares (up to 131,396 bytes, a third more with BUF_MEM's
+ * growth) as soon as it has read the 9 bytes that declare it, and keeps it
+ * for the handshake; 10 bytes per connection would hold ~175 KiB each
+ * until handshake-timeout. So before OpenSSL reads a ClientHello (the
+ * first bytes of a connection, and the second ClientHello after a
+ * HelloRetryRequest) the socket is peeked: a handshake record whose first
+ * segment holds the record header and the ClientHello header, declaring at
+ * most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's handshake buffer
+ * starts with), or the connection is refused. Real clients write their
+ * ClientHello at once (1 to 2 KiB today, post-quantum key shares
+ * included); a peer that trickles it out byte by byte is refused at once
+ * instead of being held. TLS 1.3's dummy ChangeCipherSpec before the
+ * second ClientHello carries nothing and is consumed here.
+ *
+ * Writes. SSL_MODE_ENABLE_PARTIAL_WRITE: each SSL_write takes one record.
+ * After a full socket OpenSSL keeps that record (encrypted) and must be
+ * offered the same bytes again, at least as many: the callers offer
+ * min(queued, CLIENT_TLS_RECORD) bytes from the head of a queue that only
+ * grows until a write reports bytes taken, so that holds
+ * (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the address change).
+ *
+ * Errors. Nothing here closes the connection: -1 tells client.c it is
+ * over, after the reason was counted (tls_handshake_failures before the
+ * handshake completed, tls_errors after it for real TLS errors; a
+ * close_notify, an EOF or a reset after the handshake is an ordinary end)
+ * and logged. OpenSSL's error queue is per thread and must be empty before
+ * each call for SSL_get_error to be right: it is cleared before each one.
+ *
+ * Rejected: a bufferevent_openssl per connection (a bufferevent and its
+ * two evbuffers per connection, what §9.1 removed), a memory BIO pair (two
+ * more buffers and a copy of every byte), SSL_read into a per-connection
+ * buffer (the scratch serves every connection of the worker).
+ */
+#include "edge/client_tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/log.h"
+#include "common/net.h"
+#include "common/tls.h"
+#include "edge/client.h"
+#include "edge/hub.h"
+
+#define REC_CCS         20 /* TLS record content types */
+#define REC_HANDSHAKE   22
+#define HS_CLIENT_HELLO 1
+#define PEER_MAX        64
+
+/* Gathers a record's bytes that span evbuffer chains (one per worker thread). */
+static _Thread_local uint8_t stage[CLIENT_TLS_RECORD];
+
+static int fd_of(const struct client *c)
+{
+    return (int)event_get_fd(&c->ev);
+}
+
+int client_tls_attach(struct client *c, int fd)
+{
+    SSL_CTX *ctx = tls_server_ctx(c->h->tls);
+    char why[256];
+
+    ERR_clear_error();
+    c->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx); /* the SSL object holds its own reference */
+    if (c->ssl && SSL_set_fd(c->ssl, fd) == 1) {
+        SSL_set_accept_state(c->ssl);
+        return 0;
+    }
+    tls_error_text(why, sizeof(why));
+    log_error("tls_setup_failed", "conn=%u reason=\"%s\"", c->id, why);
+    client_tls_detach(c);
+    return -1;
+}
+
+void client_tls_detach(struct client *c)
+{
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+}
+
+bool client_tls_wants_write(const struct client *c)
+{
+    return c->ssl && SSL_want_write(c->ssl);
+}
+
+/* ---------- ends ---------- */
+
+/* The handshake failed before it completed: count and log. Returns -1. */
+static ssize_t handshake_failed(struct client *c, const char *why)
+{
+    c->h->stats.tls_handshake_failures++;
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        char peer[PEER_MAX];
+
+        net_peer_name(fd_of(c), peer, sizeof(peer));
+        log_debug("tls_handshake_failed", "conn=%u peer=%s reason=\"%s\"", c->id, peer, why);
+    }
+    return -1;
+}
+
+/*
+ * An SSL call ended the connection (err: SSL_get_error, sys: errno right
+ * after it; up: the handshake had completed before it, since a fatal error
+ * puts OpenSSL back "in init"): count, log, clear OpenSSL's queue.
+ * Returns -1.
+ */
+static ssize_t tls_over(struct client *c, int err, int sys, bool up)
+{
+    unsigned long e = ERR_peek_error();
+    bool eof = err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL ||
+               (err == SSL_ERROR_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+    char why[256];
+
+    if (err == SSL_ERROR_SSL)
+        tls_error_text(why, sizeof(why));
+    else if (err == SSL_ERROR_SYSCALL && sys != 0)
+        snprintf(why, sizeof(why), "%s", strerror(sys));
+    else
+        snprintf(why, sizeof(why), "%s", err == SSL_ERROR_ZERO_RETURN ? "close_notify" : "EOF");
+    ERR_clear_error();
+    if (!up) {
+        /* A connection that closes before sending a byte (a port probe) is no handshake. */
+        if (eof && BIO_number_read(SSL_get_rbio(c->ssl)) == 0)
+            return -1;
+        return handshake_failed(c, why);
+    }
+    if (eof) {
+        log_debug("tls_closed", "conn=%u reason=\"%s\"", c->id, why);
+        return -1;
+    }
+    c->h->stats.tls_errors++;
+    if (log_enabled(LOG_LEVEL_INFO)) {
+        char peer[PEER_MAX];
+
+        net_peer_name(fd_of(c), peer, sizeof(peer));
+        log_info("tls_error", "conn=%u peer=%s reason=\"%s\"", c->id, peer, why);
+    }
+    return -1;
+}
+
+/* ---------- the ClientHello guard (see the design note) ---------- */
+
+/* Judges the first record peeked (b[0..n)): NULL when OpenSSL may read it, else why not. */
+static const char *judge_record(const uint8_t *b, size_t n, bool first)
+{
+    size_t rec_len, hello_len;
+
+    if (n < 5)
+        return "TLS record header split across segments";
+    if (b[0] != REC_HANDSHAKE)
+        return first ? "not a TLS handshake" : NULL; /* later: encrypted records, alerts */
+    if (n < 9)
+        return "ClientHello header split across segments";
+    rec_len = (size_t)b[3] << 8 | b[4];
+    hello_len = (size_t)b[6] << 16 | (size_t)b[7] << 8 | b[8];
+    if (b[1] != 3 || b[5] != HS_CLIENT_HELLO || rec_len < 4)
+        return "not a TLS ClientHello";
+    if (hello_len > CLIENT_TLS_HELLO_MAX)
+        return "ClientHello larger than 16380 bytes";
+    return NULL;
+}
+
+/*
+ * Before OpenSSL reads a ClientHello: 1 to let it read, 0 when nothing has
+ * arrived, -1 when the connection was refused (counted, logged).
+ */
+static int hello_guard(struct client *c)
+{
+    static const uint8_t ccs[6] = {REC_CCS, 3, 3, 0, 1, 1};
+    OSSL_HANDSHAKE_STATE st = SSL_get_state(c->ssl);
+    bool skipped = false;
+    const char *why;
+    uint8_t b[9];
+
+    /* TLS_ST_EARLY_DATA: after a HelloRetryRequest (a second ClientHello
+     * may come) or after our Finished (encrypted records come). */
+    if (st != TLS_ST_BEFORE && st != TLS_ST_EARLY_DATA)
+        return 1;
+    for (;;) {
+        ssize_t n = recv(fd_of(c), b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        if (n <= 0)
+            return 1; /* EOF or a reset: SSL_read reports it */
+        if (st == TLS_ST_EARLY_DATA && !skipped && (size_t)n >= sizeof(ccs) &&
+            memcmp(b, ccs, sizeof(ccs)) == 0) {
+            /* TLS 1.3's dummy ChangeCipherSpec: nothing for OpenSSL to see. */
+            if (recv(fd_of(c), b, sizeof(ccs), MSG_DONTWAIT) != (ssize_t)sizeof(ccs)) {
+                handshake_failed(c, "short read of a peeked record");
+                return -1;
+            }
+            skipped = true;
+            continue;
+        }
+        why = judge_record(b, (size_t)n, st == TLS_ST_BEFORE);
+        if (!why)
+            return 1;
+        handshake_failed(c, why);
+        return -1;
+    }
+}
+
+/* ---------- reading ---------- */
+
+ssize_t client_tls_read(struct client *c, uint8_t *buf, size_t room)
+{
+    bool was_up = SSL_is_init_finished(c->ssl);
+    size_t got = 0, n = 0;
+    int err, sys, g;
+
+    if (!was_up && (g = hello_guard(c)) <= 0)
+        return g;
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_read_ex(c->ssl, buf, room, &n) != 1) {
+        sys = errno;
+        err = SSL_get_error(c->ssl, 0);
+        if (!was_up && SSL_is_init_finished(c->ssl))
+            c->h->stats.tls_handshakes++; /* done, and no application data yet */
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+            return 0;
+        return tls_over(c, err, sys, was_up);
+    }
+    if (!was_up)
+        c->h->stats.tls_handshakes++;
+    got = n;
+    /* Plaintext OpenSSL holds already (a record larger than room) wakes no event. */
+    while (got < room && SSL_pending(c->ssl) > 0 && SSL_read_ex(c->ssl, buf + got, room - got, &n))
+        got += n;
+    return (ssize_t)got;
+}
+
+/* ---------- writing ---------- */
+
+ssize_t client_tls_write(struct client *c, const void *buf, size_t len)
+{
+    size_t n = 0;
+    int err, sys;
+
+    if (len > CLIENT_TLS_RECORD)
+        len = CLIENT_TLS_RECORD;
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_write_ex(c->ssl, buf, len, &n) == 1)
+        return (ssize_t)n;
+    sys = errno;
+    err = SSL_get_error(c->ssl, 0);
+    if (err == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (err == SSL_ERROR_WANT_READ) {
+        /* Only a peer that left a handshake message half sent (TLS 1.3
+         * post-handshake) makes a write wait for input: waiting for EV_WRITE
+         * would spin, so it ends here. */
+        ERR_clear_error();
+        c->h->stats.tls_errors++;
+        log_info("tls_error", "conn=%u reason=\"write waits for a half-sent handshake message\"",
+                 c->id);
+        return -1;
+    }
+    return tls_over(c, err, sys, true); /* writes follow a request: the handshake is done */
+}
+
+ssize_t client_tls_write_evbuffer(struct client *c, struct evbuffer *out)
+{
+    size_t total = 0;
+
+    for (;;) {
+        size_t len = evbuffer_get_length(out);
+        size_t want = len < CLIENT_TLS_RECORD ? len : CLIENT_TLS_RECORD;
+        struct evbuffer_iovec v;
+        const void *p = stage;
+        ssize_t n;
+
+        if (want == 0)
+            return (ssize_t)total;
+        if (evbuffer_peek(out, (ev_ssize_t)want, NULL, &v, 1) >= 1 && v.iov_len >= want)
+            p = v.iov_base; /* one chain holds the record: no copy */
+        else if (evbuffer_copyout(out, stage, want) != (ev_ssize_t)want)
+            return -1;
+        n = client_tls_write(c, p, want);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return (ssize_t)total;
+        evbuffer_drain(out, (size_t)n);
+        total += (size_t)n;
+    }
+}
+
+int client_tls_close_notify(struct client *c)
+{
+    int rc, err, sys;
+
+    ERR_clear_error();
+    errno = 0;
+    rc = SSL_shutdown(c->ssl);
+    if (rc >= 0)
+        return 1; /* 0: sent, the peer's not seen yet (it need not be) */
+    sys = errno;
+    err = SSL_get_error(c->ssl, rc);
+    if (err == SSL_ERROR_WANT_WRITE)
+        return 0;
+    if (err == SSL_ERROR_WANT_READ) {
+        ERR_clear_error();
+        return 1; /* ours went out; only the peer's is missing */
+    }
+    tls_over(c, err, sys, true);
+    return -1;
+}

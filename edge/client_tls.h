@@ -1,0 +1,77 @@
+#ifndef HERALD_EDGE_CLIENT_TLS_H
+#define HERALD_EDGE_CLIENT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * TLS under one edge client connection (wss, docs/architecture.md §4.10):
+ * the calls client.c's syscall layer makes instead of read(), send(),
+ * evbuffer_write() and shutdown() when c->ssl is set. They never close c:
+ * -1 means the connection is over (counted and logged here), and the caller
+ * aborts it. None of them keeps a buffer of its own: plaintext is read into
+ * the caller's buffer (the worker's scratch) and written from the caller's
+ * queue, and OpenSSL releases its record buffers whenever they are empty
+ * (SSL_MODE_RELEASE_BUFFERS, common/tls.h).
+ */
+
+struct client;
+struct evbuffer;
+
+/*
+ * Gives c (whose hub has a tls_server) a new SSL object for fd, from the
+ * certificate the server holds now, in accept state. Borrows fd (c closes
+ * it). Returns 0, or -1 (logged) when OpenSSL cannot allocate it.
+ */
+int client_tls_attach(struct client *c, int fd);
+
+/* Frees c->ssl without a close_notify (c is being aborted) and sets it NULL. NULL ok. */
+void client_tls_detach(struct client *c);
+
+/*
+ * Reads plaintext into buf[0..room): what one SSL_read takes from the
+ * socket (one record at most; the TLS handshake first) plus any plaintext
+ * OpenSSL already holds, which no socket event would announce. Before
+ * OpenSSL reads the connection's first byte, the first 9 bytes are checked
+ * without consuming them: a TLS handshake record holding a ClientHello of
+ * at most CLIENT_TLS_HELLO_MAX bytes, its header whole in the first
+ * segment (OpenSSL would allocate what a ClientHello declares, up to
+ * 128 KiB and a third more, as soon as it reads those bytes).
+ * Returns the bytes read; 0 when nothing is readable yet (then, when
+ * client_tls_wants_write(c), the handshake waits for the socket to become
+ * writable); -1 when the connection is over: close_notify, EOF, or a TLS
+ * error (counted in c's hub, logged).
+ */
+ssize_t client_tls_read(struct client *c, uint8_t *buf, size_t room);
+
+/*
+ * Writes the first bytes of buf[0..len) as one record (at most
+ * CLIENT_TLS_RECORD bytes). After a 0, the next call must start with the
+ * same bytes and at least as many of them, up to CLIENT_TLS_RECORD (OpenSSL
+ * has encrypted them already): callers pass min(queued, CLIENT_TLS_RECORD)
+ * from the head of a queue that only grows until bytes are reported taken.
+ * Returns the bytes taken, 0 when the socket is full, -1 on an error
+ * (counted, logged).
+ */
+ssize_t client_tls_write(struct client *c, const void *buf, size_t len);
+
+/*
+ * Writes out's head record by record (client_tls_write's rule), draining
+ * what is taken, until out is empty or the socket is full. A record whose
+ * bytes span several chains is gathered into a per-thread 16 KiB staging
+ * area. Returns the bytes taken (0 or more) or -1 on an error.
+ */
+ssize_t client_tls_write_evbuffer(struct client *c, struct evbuffer *out);
+
+/* Sends close_notify. Returns 1 once it is sent, 0 when the socket is full, -1 on an error. */
+int client_tls_close_notify(struct client *c);
+
+/* True when c's last TLS call is waiting for the socket to become writable. */
+bool client_tls_wants_write(const struct client *c);
+
+#define CLIENT_TLS_RECORD    16384                   /* largest TLS plaintext record */
+#define CLIENT_TLS_HELLO_MAX (CLIENT_TLS_RECORD - 4) /* largest ClientHello body accepted */
+
+#endif
