@@ -8,7 +8,9 @@ complete the TLS handshake, upgrade, count the event (received == expected)
 and answer the ping through TLS. Then: a certificate signed by another key
 (--ca) and one naming another host fail verification; without --ca nothing is
 verified; a server that does not speak TLS fails the handshake; and the
-option combinations that make no sense are usage errors (exit 2).
+option combinations that make no sense are usage errors (exit 2). Last, the
+way bench/edge.sh uses it: subscribers over wss to a real herald-edge with
+tls-cert-file receive every event published to the broker.
 Certificates are made by the test with the openssl CLI."""
 import base64
 import hashlib
@@ -24,7 +26,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from harness import binary
+from harness import Broker, Edge, RespClient, binary, wait_until
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONNS = 20
@@ -236,6 +238,47 @@ class LoadgenTls(unittest.TestCase):
         rc, out, err = loadgen("--url", "wss://127.0.0.1:%d/sub" % srv.port, "--duration", "2")
         self.assertEqual(rc, 0, err)
         self.assert_all_failed(out, err, "tls_handshake_failed", "TLS handshake failed")
+
+    def test_herald_edge_wss_delivers_every_event(self):
+        broker = Broker()
+        self.addCleanup(broker.stop)
+        edge = Edge(broker.link_port, "--tls-cert-file", self.crt, "--tls-key-file", self.key)
+        self.addCleanup(edge.stop)
+        out = tempfile.TemporaryFile(mode="w+")
+        err = tempfile.TemporaryFile(mode="w+")
+        self.addCleanup(out.close)
+        self.addCleanup(err.close)
+        sub = subprocess.Popen([binary("herald-loadgen"), "sub", "--proto", "herald", "--raw",
+                                "--url", "wss://127.0.0.1:%d/ws" % edge.port, "--ca", self.crt,
+                                "--connections", str(CONNS), "--topic", "bench.tls",
+                                "--progress-ms", "200", "--duration", "60"],
+                               stdout=out, stderr=err, text=True)
+        self.addCleanup(lambda: sub.poll() is None and sub.kill())
+
+        def text(f):
+            f.seek(0)
+            return f.read()
+
+        self.assertTrue(wait_until(lambda: "ready" in text(out), 30), text(out) + text(err))
+        self.assertEqual(field(text(out), "ready", "connected"), str(CONNS), text(err))
+        resp = RespClient(broker.resp_port)
+        self.addCleanup(resp.sock.close)
+        self.assertTrue(wait_until(lambda: resp.call("PUBLISH", "bench.tls", "probe") == 1, 10))
+        pub = subprocess.run([binary("herald-loadgen"), "publish", "--resp",
+                              "127.0.0.1:%d" % broker.resp_port, "--topic", "bench.tls",
+                              "--count", "20", "--rate", "200"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(pub.returncode, 0, pub.stdout + pub.stderr)
+        wait_until(lambda: "received=%d " % (20 * CONNS) in text(err).rsplit("loadgen:", 1)[-1], 15)
+        sub.terminate()
+        self.assertEqual(sub.wait(30), 0, text(err))
+        summary = text(out)
+        self.assertEqual(field(summary, "window=0", "received"), str(20 * CONNS), summary)
+        self.assertEqual(field(summary, "window=0", "expected"), str(20 * CONNS))
+        self.assertEqual(field(summary, "window=0", "short"), "0")
+        self.assertEqual(field(summary, "window=0", "closed"), "0")
+        edge.check_clean_exit(self)
+        broker.check_clean_exit(self)
 
     def test_usage_errors(self):
         for args in (["hold", "--ca", self.crt],
