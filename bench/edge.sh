@@ -52,6 +52,7 @@ UNICAST_RATES=${UNICAST_RATES:-"20000 80000"}
 UNICAST_S=${UNICAST_S:-10}
 PHASES=${PHASES:-"broadcast unicast tls"} # any of broadcast unicast idle tls
 DRAIN_MAX_S=${DRAIN_MAX_S:-30}        # longest wait for deliveries after a publisher ends
+TLS_MEM_N=${TLS_MEM_N:-5000}          # tls_mem's connections (two descriptors each, <= 9000)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 EDGE_PORT=${EDGE_PORT:-$(free_port)}
 LINK_PORT=${LINK_PORT:-$(free_port)}
@@ -452,7 +453,7 @@ tls_phase() {
     else
         NOTES+="nginx with nchan is not installed and bench/peers/install.sh could not install it: no nginx rows. "
     fi
-    "$BUILD/tls_mem" "$TLS_CERT" "$TLS_KEY" "$N" 12 >"$TMP/tls_mem.md" 2>"$TMP/tls_mem.err" ||
+    "$BUILD/tls_mem" "$TLS_CERT" "$TLS_KEY" "$TLS_MEM_N" 12 >"$TMP/tls_mem.md" 2>"$TMP/tls_mem.err" ||
         log "tls_mem failed: $(cat "$TMP/tls_mem.err")"
 }
 
@@ -488,7 +489,7 @@ tls_report() {
     echo "ws rows: herald ${TLS_NOTE[herald.ws]:--}; nginx ${TLS_NOTE[nginx.ws]:--}."
     if [ -s "$TMP/tls_mem.md" ]; then
         echo
-        echo "What OpenSSL holds per idle connection (\`tls_mem CERT KEY $N\`, bench/tls_mem.c: N connections"
+        echo "What OpenSSL holds per idle connection (\`tls_mem CERT KEY $TLS_MEM_N\`, bench/tls_mem.c: N connections"
         echo "over socket pairs in one process, the server end made from Herald's own context, common/tls.c;"
         echo "\"chunk bytes\": as glibc malloc chunks, what RSS pays; kernel socket memory not included):"
         echo
