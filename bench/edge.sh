@@ -53,6 +53,8 @@ UNICAST_S=${UNICAST_S:-10}
 PHASES=${PHASES:-"broadcast unicast tls"} # any of broadcast unicast idle tls
 DRAIN_MAX_S=${DRAIN_MAX_S:-30}        # longest wait for deliveries after a publisher ends
 TLS_MEM_N=${TLS_MEM_N:-5000}          # tls_mem's connections (two descriptors each, <= 9000)
+TLS_RATE=${TLS_RATE:-1000}            # phase tls: connects/s per load generator (all four rows)
+TLS_PENDING=${TLS_PENDING:-100}       # phase tls: connects + handshakes in flight per generator
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 EDGE_PORT=${EDGE_PORT:-$(free_port)}
 LINK_PORT=${LINK_PORT:-$(free_port)}
@@ -154,7 +156,8 @@ edge_metric() {
 
 # start_subs MODE: ceil(N / PER_PROC) processes; waits until all print ready.
 # SUB_URL (default ws://127.0.0.1:<SUB_PORT or EDGE_PORT>/ws) and SUB_ARGS (default: the
-# herald adapter, format=raw, kernel receive stamps) say where to and how.
+# herald adapter, format=raw, kernel receive stamps) say where to and how; SUB_RATE (5000
+# connects/s) and SUB_PENDING (1000 in flight) how fast, per load generator.
 SUB_ARGS=(--raw --kernel-ts)
 start_subs() {
     local mode=$1 j=0 off=0 cnt
@@ -163,7 +166,8 @@ start_subs() {
         cnt=$((N - off < PER_PROC ? N - off : PER_PROC))
         taskset -c 1 "$LG" sub --url "${SUB_URL:-ws://127.0.0.1:${SUB_PORT:-$EDGE_PORT}/ws}" \
             --connections "$cnt" --offset "$off" --topic-mode "$mode" --topic bench.all \
-            --users "$N" "${SUB_ARGS[@]}" --source-ips "127.0.0.$((2 + j))" --rate 5000 --progress-ms 500 \
+            --users "$N" "${SUB_ARGS[@]}" --source-ips "127.0.0.$((2 + j))" --rate "${SUB_RATE:-5000}" \
+            --max-pending "${SUB_PENDING:-1000}" --progress-ms 500 \
             --hist-out "$TMP/hist.$j" --duration 3600 >"$TMP/lg.$j.out" 2>"$TMP/lg.$j.err" &
         lg_pids+=($!)
         j=$((j + 1)) off=$((off + cnt))
@@ -418,7 +422,7 @@ tls_row() {
     fi
     sleep 1
     base=$(rss_of "$mem_pid")
-    SUB_URL=$url start_subs broadcast
+    SUB_URL=$url SUB_RATE=$TLS_RATE SUB_PENDING=$TLS_PENDING start_subs broadcast
     sleep 2
     rss=$(rss_of "$mem_pid")
     lg_rss=0
@@ -427,6 +431,9 @@ tls_row() {
     TLS_NOTE[$server.$scheme]="$CONNECTED connected, $FAILED failed; RSS $base → $rss B; load generators $((lg_rss / (CONNECTED > 0 ? CONNECTED : 1))) B per connection"
     if [ "$scheme" = wss ]; then
         TLS_NOTE[$server.$scheme]+="; $(grep -h '^ready' "$TMP"/lg.*.out | head -n 1 | field tls) $(grep -h '^ready' "$TMP"/lg.*.out | head -n 1 | field cipher)"
+    fi
+    if [ "$FAILED" -gt 0 ]; then # why, from each generator's last progress line
+        TLS_NOTE[$server.$scheme]+="; last errors: $(for f in "$TMP"/lg.*.err; do grep 'last_error=' "$f" | tail -n 1 | field last_error; done | sort | uniq -c | xargs)"
     fi
     stop_subs
     SUB_ARGS=(--raw --kernel-ts)
@@ -472,7 +479,8 @@ tls_report() {
     echo
     echo "## (4) TLS: bytes per idle subscribed connection, herald-edge and nginx + nchan, ws and wss"
     echo
-    echo "Each a fresh server; N=$N herald-loadgen connections (format=raw for herald), one topic for all"
+    echo "Each a fresh server; N=$N herald-loadgen connections ($TLS_RATE connects/s and at most $TLS_PENDING in flight per"
+    echo "generator, alike for the four rows; format=raw for herald), one topic for all"
     echo "(nchan: channel bench_all), RSS after they are all open and 2 s idle minus before, over the"
     echo "connected. herald-edge --workers 1 with tls-cert-file / tls-key-file; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
     echo "+ libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null) from Debian, one worker"
