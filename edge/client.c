@@ -130,11 +130,10 @@ struct client *client_new(struct hub *h, int fd)
     c->h = h;
     c->id = ++h->next_conn_id;
     c->born_s = c->last_rx_s = c->last_ping_s = h->now_s;
-    if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0)
+    if (h->tls && client_tls_attach(c, fd) < 0) /* logged there */
         goto fail;
-    if (h->tls && client_tls_attach(c, fd) < 0)
-        goto fail;
-    if (event_add(&c->ev, NULL) < 0) {
+    if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
+        event_add(&c->ev, NULL) < 0) {
         log_error("event_add_failed", "conn=%u", c->id);
         goto fail;
     }

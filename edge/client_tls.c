@@ -30,13 +30,14 @@
  * The ClientHello guard. OpenSSL allocates a buffer for the length a
  * ClientHello declares (up to 131,396 bytes, a third more with BUF_MEM's
  * growth) as soon as it has read the 9 bytes that declare it, and keeps it
- * for the handshake; 10 bytes per connection would hold ~175 KiB each
- * until handshake-timeout. So before OpenSSL reads a ClientHello (the
- * first bytes of a connection, and the second ClientHello after a
- * HelloRetryRequest) the socket is peeked: a handshake record whose first
- * segment holds the record header and the ClientHello header, declaring at
- * most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's handshake buffer
- * starts with), or the connection is refused. Real clients write their
+ * for the handshake: 9 bytes made a connection hold 210,352 bytes until
+ * handshake-timeout (measured with glibc). So before OpenSSL reads a
+ * ClientHello (the first bytes of a connection, and the second ClientHello
+ * after a HelloRetryRequest) the socket is peeked: a handshake record whose
+ * first segment holds the record header and the ClientHello header,
+ * declaring at most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's
+ * handshake buffer starts with), or the connection is refused. With it a
+ * stalled handshake holds ~72 KB until the timeout. Real clients write their
  * ClientHello at once (1 to 2 KiB today, post-quantum key shares
  * included); a peer that trickles it out byte by byte is refused at once
  * instead of being held. TLS 1.3's dummy ChangeCipherSpec before the
@@ -121,6 +122,20 @@ bool client_tls_wants_write(const struct client *c)
     return c->ssl && SSL_want_write(c->ssl);
 }
 
+/*
+ * True once the handshake completed: both Finished messages exchanged.
+ * Not SSL_is_init_finished(), which a fatal error (and a KeyUpdate in
+ * progress) turns false again: an error right after the handshake must
+ * count as an error, and a KeyUpdate is no second handshake.
+ */
+static bool handshake_done(const SSL *ssl)
+{
+    uint8_t md[1];
+
+    return SSL_get_finished(ssl, md, sizeof(md)) > 0 &&
+           SSL_get_peer_finished(ssl, md, sizeof(md)) > 0;
+}
+
 /* ---------- ends ---------- */
 
 /* The handshake failed before it completed: count and log. Returns -1. */
@@ -138,11 +153,9 @@ static ssize_t handshake_failed(struct client *c, const char *why)
 
 /*
  * An SSL call ended the connection (err: SSL_get_error, sys: errno right
- * after it; up: the handshake had completed before it, since a fatal error
- * puts OpenSSL back "in init"): count, log, clear OpenSSL's queue.
- * Returns -1.
+ * after it): count, log, clear OpenSSL's queue. Returns -1.
  */
-static ssize_t tls_over(struct client *c, int err, int sys, bool up)
+static ssize_t tls_over(struct client *c, int err, int sys)
 {
     unsigned long e = ERR_peek_error();
     bool eof = err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL ||
@@ -156,7 +169,7 @@ static ssize_t tls_over(struct client *c, int err, int sys, bool up)
     else
         snprintf(why, sizeof(why), "%s", err == SSL_ERROR_ZERO_RETURN ? "close_notify" : "EOF");
     ERR_clear_error();
-    if (!up) {
+    if (!handshake_done(c->ssl)) {
         /* A connection that closes before sending a byte (a port probe) is no handshake. */
         if (eof && BIO_number_read(SSL_get_rbio(c->ssl)) == 0)
             return -1;
@@ -243,7 +256,7 @@ static int hello_guard(struct client *c)
 
 ssize_t client_tls_read(struct client *c, uint8_t *buf, size_t room)
 {
-    bool was_up = SSL_is_init_finished(c->ssl);
+    bool was_up = handshake_done(c->ssl);
     size_t got = 0, n = 0;
     int err, sys, g;
 
@@ -254,11 +267,11 @@ ssize_t client_tls_read(struct client *c, uint8_t *buf, size_t room)
     if (SSL_read_ex(c->ssl, buf, room, &n) != 1) {
         sys = errno;
         err = SSL_get_error(c->ssl, 0);
-        if (!was_up && SSL_is_init_finished(c->ssl))
-            c->h->stats.tls_handshakes++; /* done, and no application data yet */
+        if (!was_up && handshake_done(c->ssl))
+            c->h->stats.tls_handshakes++; /* done, with no application data yet */
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
             return 0;
-        return tls_over(c, err, sys, was_up);
+        return tls_over(c, err, sys);
     }
     if (!was_up)
         c->h->stats.tls_handshakes++;
@@ -296,7 +309,7 @@ ssize_t client_tls_write(struct client *c, const void *buf, size_t len)
                  c->id);
         return -1;
     }
-    return tls_over(c, err, sys, true); /* writes follow a request: the handshake is done */
+    return tls_over(c, err, sys);
 }
 
 ssize_t client_tls_write_evbuffer(struct client *c, struct evbuffer *out)
@@ -343,6 +356,6 @@ int client_tls_close_notify(struct client *c)
         ERR_clear_error();
         return 1; /* ours went out; only the peer's is missing */
     }
-    tls_over(c, err, sys, true);
+    tls_over(c, err, sys);
     return -1;
 }

@@ -111,7 +111,7 @@ static void reload_tls(struct tls_server *tls)
         return;
     }
     if (tls_server_reload(tls, err, sizeof(err)) == 0) {
-        log_info("tls_reloaded", "cert=%s key=%s", tls->cert_file, tls->key_file);
+        log_info("tls_reloaded", "cert=\"%s\" key=\"%s\"", tls->cert_file, tls->key_file);
         return;
     }
     unquote(err);

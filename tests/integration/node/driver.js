@@ -3,12 +3,14 @@
 // Commands arrive on stdin, one JSON object a line; events leave on stdout,
 // one JSON object a line. Every connection has a test-chosen id.
 //   {"cmd":"open","id":"a","url":"ws://...","protocols":["herald.v1"]}
+//   {"cmd":"open","id":"b","url":"wss://...","ca":"/path/cert.pem"}  trusting that PEM only
 //   {"cmd":"send","id":"a","text":"..."}     a text message
 //   {"cmd":"ping","id":"a","data":"..."}     a WebSocket ping
 //   {"cmd":"close","id":"a","code":1000}
 // Events: open (protocol, extensions), msg (text, or hex for binary),
 // pong, close (code, reason), error (message). stdin closing ends the process.
 'use strict';
+const fs = require('fs');
 const WebSocket = require('ws');
 const readline = require('readline');
 
@@ -19,7 +21,9 @@ function emit(o) {
 }
 
 function open(c) {
-  const ws = new WebSocket(c.url, c.protocols || [], { handshakeTimeout: 10000 });
+  const opts = { handshakeTimeout: 10000 };
+  if (c.ca) opts.ca = fs.readFileSync(c.ca);
+  const ws = new WebSocket(c.url, c.protocols || [], opts);
   socks.set(c.id, ws);
   ws.on('open', () => emit({ ev: 'open', id: c.id, protocol: ws.protocol, extensions: ws.extensions }));
   ws.on('message', (data, isBinary) => {

@@ -1,0 +1,786 @@
+/*
+ * check_edge_tls.c - edge clients on a TLS port (edge/client_tls.c under
+ * edge/client.c), over socketpairs.
+ *
+ * Each test gets a worker whose port is a TLS port (a struct tls_server
+ * with a certificate the test makes, tests/support/tls_cert.h) and one
+ * connection, whose other end the test drives with an OpenSSL client that
+ * trusts that certificate, or with raw bytes when it plays an attacker.
+ * The loop is pumped non-blocking between steps. Covered: the wss path
+ * end to end (handshake, ops, deliveries, messages and events larger than
+ * a record, coalesced output), the memory rule (an idle TLS connection
+ * holds no chunk, no evbuffer and no OpenSSL record buffer), close_notify
+ * on every close, the ClientHello guard (plaintext, split or oversized
+ * hellos refused at once, also after a HelloRetryRequest), a stalled
+ * handshake held within a bound until handshake-timeout, garbage records,
+ * and a TLS client that stops reading (1008 as on plain ports).
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "common/frame.h"
+#include "common/tls.h"
+#include "common/trie.h"
+#include "common/ws/ws_frame.h"
+#include "edge/client.h"
+#include "edge/edge_conf.h"
+#include "edge/pool.h"
+#include "edge/worker.h"
+#include "tests/support/check_main.h"
+#include "tests/support/heap.h"
+#include "tests/support/tls_cert.h"
+
+#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+static struct edge_conf conf;
+static struct test_cert cert;
+static struct tls_server tls;
+static struct worker *w;
+static struct client *cl;
+static SSL_CTX *cctx;
+static SSL *pc;       /* the test's TLS client */
+static int peer = -1; /* its socket */
+static uint8_t rbuf[1 << 20];
+static size_t rlen;
+static int peer_end; /* SSL_get_error of the read that ended the stream */
+
+/* ---------- fixture ---------- */
+
+static void setup_with(int argc, char **argv, const char *server_groups)
+{
+    char err[512];
+    const char *e = "";
+    int sv[2];
+
+    signal(SIGPIPE, SIG_IGN);
+    memset(&conf, 0, sizeof(conf));
+    ck_assert_int_eq(conf_load(edge_conf_table, &conf, argc, argv, err, sizeof(err)), 0);
+    ck_assert(test_cert_init(&cert));
+    ck_assert_msg(tls_server_init(&tls, cert.cert, cert.key, err, sizeof(err)) == 0, "%s", err);
+    if (server_groups)
+        ck_assert_int_eq(SSL_CTX_set1_groups_list(tls.ctx, server_groups), 1);
+    w = worker_new(0, &conf, 0, &e);
+    ck_assert_msg(w != NULL, "worker_new: %s", e);
+    worker_set_all(&w, 1);
+    worker_set_tls(w, &tls);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    cl = client_new(&w->h, sv[0]);
+    ck_assert_ptr_nonnull(cl);
+    ck_assert_ptr_nonnull(cl->ssl);
+    peer = sv[1];
+    cctx = tls_client_ctx_new(cert.cert, err, sizeof(err));
+    ck_assert_msg(cctx != NULL, "%s", err);
+    pc = SSL_new(cctx);
+    SSL_set_fd(pc, peer);
+    SSL_set_connect_state(pc);
+    SSL_set_tlsext_host_name(pc, "localhost");
+    SSL_set1_host(pc, "localhost");
+    rlen = 0;
+    peer_end = 0;
+}
+
+static void setup(void)
+{
+    char *argv[] = {"--port", "0", "--handshake-timeout", "1s"};
+
+    setup_with(4, argv, NULL);
+}
+
+static void setup_small_queue(void)
+{
+    char *argv[] = {"--port", "0", "--send-queue-limit", "8kb"};
+
+    setup_with(4, argv, NULL);
+}
+
+/* The server accepts only X25519 key shares: a client offering P-256 first gets a
+ * HelloRetryRequest. */
+static void setup_hrr(void)
+{
+    char *argv[] = {"--port", "0"};
+
+    setup_with(2, argv, "X25519");
+    ck_assert_int_eq(SSL_set1_groups_list(pc, "P-256:X25519"), 1);
+}
+
+static void teardown(void)
+{
+    SSL_free(pc);
+    pc = NULL;
+    SSL_CTX_free(cctx);
+    if (peer >= 0)
+        close(peer);
+    peer = -1;
+    worker_free(w);
+    w = NULL;
+    ck_assert_uint_eq(frame_live(), 0);
+    tls_server_free(&tls);
+    test_cert_remove(&cert);
+    conf_free(edge_conf_table, &conf);
+}
+
+/* ---------- the test's end ---------- */
+
+static void pump(void)
+{
+    for (int i = 0; i < 4; i++)
+        event_base_loop(w->h.base, EVLOOP_NONBLOCK);
+}
+
+/* Runs the loop for ms milliseconds (the 1 s sweep fires meanwhile). */
+static void run_for(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    event_base_loopexit(w->h.base, &tv);
+    event_base_dispatch(w->h.base);
+}
+
+static bool want_retry(int rc)
+{
+    int e = SSL_get_error(pc, rc);
+
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+static void tls_connect(void)
+{
+    int rc = 0;
+
+    for (int i = 0; i < 400 && (rc = SSL_do_handshake(pc)) != 1; i++) {
+        ck_assert_msg(want_retry(rc), "client handshake failed");
+        pump();
+    }
+    ck_assert_int_eq(rc, 1);
+    pump();
+    ck_assert_int_eq(SSL_get_verify_result(pc), X509_V_OK);
+}
+
+static void raw_send(const void *buf, size_t len)
+{
+    ck_assert_int_eq(write(peer, buf, len), (ssize_t)len);
+    pump();
+}
+
+static void peer_send(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        size_t n = 0;
+
+        if (SSL_write_ex(pc, p, len, &n) != 1) {
+            ck_assert(want_retry(0));
+            pump();
+            continue;
+        }
+        p += n;
+        len -= n;
+    }
+    pump();
+}
+
+/* Reads whatever the worker has written; false once the stream ended (peer_end says how). */
+static bool peer_fill(void)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        size_t n = 0;
+
+        pump();
+        if (SSL_read_ex(pc, rbuf + rlen, sizeof(rbuf) - rlen, &n) == 1) {
+            rlen += n;
+            return true;
+        }
+        if (!want_retry(0)) {
+            peer_end = SSL_get_error(pc, 0);
+            ERR_clear_error();
+            return false;
+        }
+        poll(NULL, 0, 2);
+    }
+    return true;
+}
+
+/* True when the raw socket sees EOF or a reset (after any bytes) within a second. */
+static bool raw_closed(void)
+{
+    uint8_t b[4096];
+
+    for (int tries = 0; tries < 500; tries++) {
+        ssize_t n;
+
+        pump();
+        n = read(peer, b, sizeof(b));
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+        if (n < 0)
+            poll(NULL, 0, 2);
+    }
+    return false;
+}
+
+static void consume(size_t n)
+{
+    memmove(rbuf, rbuf + n, rlen - n);
+    rlen -= n;
+}
+
+static size_t frame_bytes(uint8_t opcode, bool fin, const void *payload, size_t len, uint8_t *buf)
+{
+    const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t h = 0;
+
+    buf[h++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
+    if (len < 126) {
+        buf[h++] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        buf[h++] = 0x80 | 126;
+        buf[h++] = (uint8_t)(len >> 8);
+        buf[h++] = (uint8_t)len;
+    } else {
+        buf[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            buf[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    memcpy(buf + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++)
+        buf[h + i] = ((const uint8_t *)payload)[i] ^ mask[i % 4];
+    return h + len;
+}
+
+static void send_frame(uint8_t opcode, bool fin, const void *payload, size_t len)
+{
+    static uint8_t buf[16 + 80000];
+
+    ck_assert_uint_le(len, 80000);
+    peer_send(buf, frame_bytes(opcode, fin, payload, len, buf));
+}
+
+static void send_text(const char *s)
+{
+    send_frame(WS_OP_TEXT, true, s, strlen(s));
+}
+
+/* Reads one server frame (payload NUL-terminated into out). Returns the opcode, -1 at the end. */
+static int read_frame(char *out, size_t cap, size_t *plen)
+{
+    for (;;) {
+        if (rlen >= 2) {
+            size_t h = 2, len = rbuf[1] & 0x7f;
+
+            ck_assert_int_eq(rbuf[1] & 0x80, 0);
+            if (len == 126) {
+                len = rlen >= 4 ? ((size_t)rbuf[2] << 8) | rbuf[3] : SIZE_MAX;
+                h = 4;
+            }
+            if (len != SIZE_MAX && rlen >= h + len) {
+                int op = rbuf[0] & 0x0f;
+
+                ck_assert_uint_lt(len, cap);
+                memcpy(out, rbuf + h, len);
+                out[len] = '\0';
+                if (plen)
+                    *plen = len;
+                consume(h + len);
+                return op;
+            }
+        }
+        if (!peer_fill())
+            return -1;
+    }
+}
+
+static void expect_text(const char *want)
+{
+    static char buf[70000];
+
+    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
+    ck_assert_str_eq(buf, want);
+}
+
+static void expect_close(uint16_t code)
+{
+    char buf[256];
+    size_t n = 0;
+
+    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_CLOSE);
+    ck_assert_uint_ge(n, 2);
+    ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], code);
+}
+
+/* The server ended the TLS stream with close_notify (not a bare EOF). */
+static void expect_close_notify(void)
+{
+    char buf[64];
+
+    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), -1);
+    ck_assert_int_eq(peer_end, SSL_ERROR_ZERO_RETURN);
+}
+
+/* Reads an HTTP response head (and the body up to the end when to_end). */
+static void read_http(char *out, size_t cap, bool to_end)
+{
+    for (;;) {
+        char *end;
+
+        rbuf[rlen] = '\0';
+        end = strstr((char *)rbuf, "\r\n\r\n");
+        if (end && !to_end) {
+            size_t n = (size_t)(end + 4 - (char *)rbuf);
+
+            ck_assert_uint_lt(n, cap);
+            memcpy(out, rbuf, n);
+            out[n] = '\0';
+            consume(n);
+            return;
+        }
+        if (!peer_fill() && to_end) {
+            ck_assert_uint_lt(rlen, cap);
+            memcpy(out, rbuf, rlen);
+            out[rlen] = '\0';
+            rlen = 0;
+            return;
+        }
+    }
+}
+
+static void handshake(const char *target)
+{
+    char req[1024], head[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     target);
+
+    tls_connect();
+    peer_send(req, (size_t)n);
+    read_http(head, sizeof(head), false);
+    ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "got: %s", head);
+    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " ACCEPT "\r\n"));
+    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+}
+
+/* An idle connection holds no buffer of the pool (docs/architecture.md §4.1). */
+static void assert_idle(void)
+{
+    struct pool_stats ps;
+
+    ck_assert_ptr_null(cl->in);
+    ck_assert_ptr_null(cl->msg);
+    ck_assert_ptr_null(cl->out);
+    ck_assert_ptr_null(cl->pending);
+    pool_get_stats(w->h.pool, &ps);
+    ck_assert_uint_eq(ps.chunks_in_use, 0);
+    ck_assert_uint_eq(ps.evbuffers_in_use, 0);
+}
+
+/* Encrypts a text frame with the test's client without sending it; returns its length. */
+static size_t record_of(const char *text, uint8_t *out, size_t cap)
+{
+    static uint8_t frame[256];
+    BIO *mem = BIO_new(BIO_s_mem()), *sock = SSL_get_wbio(pc);
+    size_t n = 0, flen = frame_bytes(WS_OP_TEXT, true, text, strlen(text), frame);
+    int len;
+
+    BIO_up_ref(sock);
+    SSL_set0_wbio(pc, mem);
+    ck_assert_int_eq(SSL_write_ex(pc, frame, flen, &n), 1);
+    len = BIO_read(mem, out, (int)cap);
+    ck_assert_int_gt(len, 5);
+    SSL_set0_wbio(pc, sock);
+    return (size_t)len;
+}
+
+/* ---------- wss ---------- */
+
+START_TEST(test_wss_sub_deliver_and_idle)
+{
+    handshake("/ws?topic=mail.>");
+    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
+    ck_assert_uint_eq(w->h.stats.handshakes_ok, 1);
+    worker_deliver(w, "mail.42", 7, 3, "{\"a\":1}", 7);
+    worker_flush_dirty(w);
+    expect_text("{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
+    send_text("{\"op\":\"ping\",\"id\":5}");
+    expect_text("{\"op\":\"pong\",\"id\":5}");
+    assert_idle();
+    ck_assert_uint_eq(w->h.stats.tls_handshake_failures + w->h.stats.tls_errors, 0);
+}
+
+END_TEST
+
+/*
+ * OpenSSL's record buffers (~17 KiB each way) exist only while a record
+ * is in flight: an idle connection is back to what it held before.
+ */
+START_TEST(test_idle_tls_connection_holds_no_record_buffer)
+{
+    static uint8_t rec[512];
+    size_t len, idle, partial;
+
+    handshake("/ws");
+    send_text("{\"op\":\"ping\",\"id\":1}");
+    expect_text("{\"op\":\"pong\",\"id\":1}");
+    len = record_of("{\"op\":\"ping\",\"id\":2}", rec, sizeof(rec));
+    pump();
+    idle = heap_bytes();
+    raw_send(rec, 3); /* a record header, partly */
+    partial = heap_bytes();
+    ck_assert_msg(partial >= idle + 16384, "idle %zu partial %zu", idle, partial);
+    ck_assert_ptr_null(cl->in); /* the partial record is OpenSSL's, not a chunk */
+    raw_send(rec + 3, len - 3);
+    expect_text("{\"op\":\"pong\",\"id\":2}");
+    assert_idle();
+    ck_assert_msg(heap_bytes() <= idle, "idle %zu now %zu", idle, heap_bytes());
+}
+
+END_TEST
+
+START_TEST(test_messages_larger_than_a_record)
+{
+    static char big[60001], got[70000];
+    size_t n = 0;
+
+    /* In: one 60,000-byte message in four records, reassembled in the scratch. */
+    handshake("/ws?topic=t&format=raw");
+    memset(big, 'x', sizeof(big) - 1);
+    send_frame(WS_OP_TEXT, true, big, 60000);
+    expect_text("{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"malformed JSON\"}");
+    /* Out: a 50,000-byte event written as four records from the pending frame. */
+    worker_deliver(w, "t", 1, 1, big, 50000);
+    worker_flush_dirty(w);
+    ck_assert_int_eq(read_frame(got, sizeof(got), &n), WS_OP_TEXT);
+    ck_assert_uint_eq(n, 50000);
+    ck_assert_int_eq(memcmp(got, big, 50000), 0);
+    assert_idle();
+}
+
+END_TEST
+
+START_TEST(test_coalesced_output_in_order)
+{
+    char want[64];
+
+    handshake("/ws?topic=t");
+    for (int i = 1; i <= 300; i++) {
+        char payload[900];
+
+        memset(payload, '7', sizeof(payload));
+        worker_deliver(w, "t", 1, (uint64_t)i, payload, (size_t)(i % 3 ? 1 : 900));
+    }
+    worker_flush_dirty(w);
+    for (int i = 1; i <= 300; i++) {
+        static char buf[2048];
+        size_t n = 0;
+
+        ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_TEXT);
+        snprintf(want, sizeof(want), "{\"op\":\"msg\",\"topic\":\"t\",\"seq\":%d,", i);
+        ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "frame %d: %.60s", i, buf);
+    }
+    assert_idle();
+}
+
+END_TEST
+
+START_TEST(test_close_frame_then_close_notify)
+{
+    handshake("/ws");
+    send_frame(WS_OP_CLOSE, true, "\x03\xe8", 2);
+    expect_close(1000);
+    expect_close_notify();
+    close(peer);
+    peer = -1;
+    pump();
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
+}
+
+END_TEST
+
+START_TEST(test_shutdown_sends_going_away_and_close_notify)
+{
+    handshake("/ws");
+    worker_begin_shutdown(w);
+    expect_close(WS_CLOSE_GOING_AWAY);
+    expect_close_notify();
+}
+
+END_TEST
+
+START_TEST(test_peer_close_notify_ends_connection)
+{
+    handshake("/ws?topic=a");
+    ck_assert_int_ge(SSL_shutdown(pc), 0);
+    pump();
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
+}
+
+END_TEST
+
+START_TEST(test_garbage_record_after_handshake)
+{
+    uint8_t junk[5 + 64] = {23, 3, 3, 0, 64};
+
+    handshake("/ws?topic=a");
+    for (size_t i = 5; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 37);
+    raw_send(junk, sizeof(junk));
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.tls_errors, 1);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert(raw_closed());
+}
+
+END_TEST
+
+START_TEST(test_metrics_over_tls)
+{
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: edge\r\n\r\n";
+    static char resp[1 << 16];
+
+    tls_connect();
+    peer_send(req, strlen(req));
+    read_http(resp, sizeof(resp), true);
+    ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "got: %.200s", resp);
+    ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_tls_handshakes_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_tls_handshake_failures_total 0\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_tls_reloads_total{result=\"ok\"} 0\n"));
+    ck_assert_int_eq(peer_end, SSL_ERROR_ZERO_RETURN);
+}
+
+END_TEST
+
+/* ---------- the ClientHello guard ---------- */
+
+static const struct {
+    const char *what;
+    const char *bytes;
+    size_t len;
+} refused[] = {
+    {"plaintext HTTP", "GET /ws HTTP/1.1\r\nHost: edge\r\n\r\n", 33},
+    {"one byte", "\x16", 1},
+    {"record header only", "\x16\x03\x01\x00\xc8", 5},
+    {"hello header split", "\x16\x03\x01\x00\xc8\x01\x00", 7},
+    {"hello declaring 128 KiB", "\x16\x03\x01\x02\x00\x01\x02\x01\x44", 9},
+    {"hello declaring 16381 bytes", "\x16\x03\x01\x02\x00\x01\x00\x3f\xfd", 9},
+    {"not a ClientHello", "\x16\x03\x01\x00\xc8\x02\x00\x00\xc4", 9},
+    {"record shorter than a hello header", "\x16\x03\x01\x00\x03\x01\x00\x00\x16", 9},
+    {"alert first", "\x15\x03\x01\x00\x02\x02\x28", 7},
+    {"SSLv2 hello", "\x80\x2e\x01\x03\x01\x00\x15\x00\x00", 9},
+};
+
+START_TEST(test_guard_refuses_at_once)
+{
+    raw_send(refused[_i].bytes, refused[_i].len);
+    ck_assert_msg(w->h.nclients == 0, "%s: still open", refused[_i].what);
+    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+    ck_assert(raw_closed());
+}
+
+END_TEST
+
+/*
+ * A hello header within the limit, then nothing: held until
+ * handshake-timeout, with OpenSSL's read buffer and its 16 KiB handshake
+ * buffer (63,872 bytes under ASan, 72,800 with glibc's chunk headers; a
+ * ClientHello declaring 128 KiB would make it 210,352, hence the guard).
+ */
+START_TEST(test_stalled_hello_bounded_until_timeout)
+{
+    size_t before = heap_bytes(), held;
+
+    raw_send("\x16\x03\x01\x40\x00\x01\x00\x3f\xfc", 9); /* declares 16,380 bytes */
+    held = heap_bytes() - before;
+    ck_assert_uint_eq(w->h.nclients, 1);
+    ck_assert_msg(held <= 80 * 1024, "a stalled hello holds %zu bytes", held);
+    run_for(3100);
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+    ck_assert(raw_closed());
+}
+
+END_TEST
+
+START_TEST(test_tls_done_but_no_request_times_out)
+{
+    tls_connect();
+    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
+    run_for(3100);
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+}
+
+END_TEST
+
+START_TEST(test_probe_is_not_a_failed_handshake)
+{
+    close(peer);
+    peer = -1;
+    pump();
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 0);
+}
+
+END_TEST
+
+START_TEST(test_client_rejecting_certificate_counted)
+{
+    struct test_cert other;
+    char err[256];
+    int rc;
+
+    ck_assert(test_cert_init(&other));
+    SSL_free(pc);
+    SSL_CTX_free(cctx);
+    cctx = tls_client_ctx_new(other.cert, err, sizeof(err));
+    pc = SSL_new(cctx);
+    SSL_set_fd(pc, peer);
+    SSL_set_connect_state(pc);
+    for (int i = 0; i < 400 && (rc = SSL_do_handshake(pc)) != 1 && want_retry(rc); i++)
+        pump();
+    ERR_clear_error();
+    pump();
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+    test_cert_remove(&other);
+}
+
+END_TEST
+
+/* ---------- HelloRetryRequest ---------- */
+
+START_TEST(test_hrr_handshake_completes)
+{
+    handshake("/ws");
+    ck_assert_int_eq(SSL_version(pc), TLS1_3_VERSION);
+    send_text("{\"op\":\"ping\",\"id\":1}");
+    expect_text("{\"op\":\"pong\",\"id\":1}");
+}
+
+END_TEST
+
+/* The second ClientHello is guarded like the first (after the dummy ChangeCipherSpec). */
+START_TEST(test_hrr_second_hello_too_big_refused)
+{
+    static const uint8_t ccs_and_big_hello[] = {20, 3, 3, 0, 1,    1,    22,  3,
+                                                3,  2, 0, 1, 0x02, 0x01, 0x44};
+    BIO *rmem = BIO_new(BIO_s_mem()), *wmem = BIO_new(BIO_s_mem());
+    static uint8_t hello[4096], back[8192];
+    ssize_t n = 0;
+    int len;
+
+    SSL_set_bio(pc, rmem, wmem);
+    ck_assert_int_ne(SSL_do_handshake(pc), 1);
+    len = BIO_read(wmem, hello, sizeof(hello));
+    ck_assert_int_gt(len, 9);
+    raw_send(hello, (size_t)len);
+    for (int i = 0; i < 100 && n <= 0; i++) {
+        pump();
+        n = read(peer, back, sizeof(back));
+    }
+    ck_assert_int_gt(n, 0); /* the HelloRetryRequest */
+    ck_assert_uint_eq(w->h.nclients, 1);
+    ck_assert_int_eq(SSL_get_state(cl->ssl), TLS_ST_EARLY_DATA);
+    raw_send(ccs_and_big_hello, sizeof(ccs_and_big_hello));
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+}
+
+END_TEST
+
+/* ---------- backpressure ---------- */
+
+START_TEST(test_slow_tls_consumer_closed)
+{
+    static char payload[2000];
+    static char frame[4096];
+    int small = 4096, op, data_frames = 0;
+
+    memset(payload, 'z', sizeof(payload));
+    handshake("/ws?topic=s");
+    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++) {
+        worker_deliver(w, "s", 1, (uint64_t)i, payload, sizeof(payload));
+        worker_flush_dirty(w);
+    }
+    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
+    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
+    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT)
+        data_frames++;
+    ck_assert_int_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
+    ck_assert_int_gt(data_frames, 0);
+    expect_close_notify();
+    close(peer);
+    peer = -1;
+    pump();
+    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(frame_live(), 0);
+}
+
+END_TEST
+
+static Suite *edge_tls_suite(void)
+{
+    Suite *s = suite_create("edge_tls");
+    TCase *t;
+
+    t = tcase_create("wss");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, test_wss_sub_deliver_and_idle);
+    tcase_add_test(t, test_idle_tls_connection_holds_no_record_buffer);
+    tcase_add_test(t, test_messages_larger_than_a_record);
+    tcase_add_test(t, test_coalesced_output_in_order);
+    tcase_add_test(t, test_close_frame_then_close_notify);
+    tcase_add_test(t, test_shutdown_sends_going_away_and_close_notify);
+    tcase_add_test(t, test_peer_close_notify_ends_connection);
+    tcase_add_test(t, test_garbage_record_after_handshake);
+    tcase_add_test(t, test_metrics_over_tls);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("guard");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_loop_test(t, test_guard_refuses_at_once, 0, sizeof(refused) / sizeof(refused[0]));
+    tcase_add_test(t, test_stalled_hello_bounded_until_timeout);
+    tcase_add_test(t, test_tls_done_but_no_request_times_out);
+    tcase_add_test(t, test_probe_is_not_a_failed_handshake);
+    tcase_add_test(t, test_client_rejecting_certificate_counted);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("hrr");
+    tcase_add_checked_fixture(t, setup_hrr, teardown);
+    tcase_add_test(t, test_hrr_handshake_completes);
+    tcase_add_test(t, test_hrr_second_hello_too_big_refused);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("backpressure");
+    tcase_add_checked_fixture(t, setup_small_queue, teardown);
+    tcase_add_test(t, test_slow_tls_consumer_closed);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    heap_init(argv);
+    return check_run_suite(edge_tls_suite());
+}
