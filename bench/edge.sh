@@ -4,7 +4,10 @@
 #
 #   bench/edge.sh                   N=15000 by default; environment knobs below
 #   N=2000 bench/edge.sh            a quick validation run
-#   PHASES=unicast bench/edge.sh    one phase only (broadcast, unicast)
+#   PHASES=unicast bench/edge.sh    some phases only (broadcast, unicast, idle, tls)
+#   N=5000 PHASES="idle tls" bench/edge.sh
+#                                   memory only: (1) and (4), no publishing (what
+#                                   bench/results/edge-tls-*.md were made with)
 #   BUILD=dir bench/edge.sh         binaries from another build tree (default build/)
 #
 # Reports, as a Markdown table (also written to bench/results/edge-<date>.md):
@@ -19,7 +22,17 @@
 #       loopback sockets, probed just before each of ONE_RUNS 1 event/s
 #       runs; medians reported);
 #   (3) unicast: connection i on user.<i>, events to random users at fixed
-#       rates for UNICAST_S seconds: delivered rate and latency.
+#       rates for UNICAST_S seconds: delivered rate and latency;
+#   (4) TLS (phase tls): bytes per idle subscribed connection as in (1), one
+#       topic for all, for herald-edge over ws and over wss (tls-cert-file) and
+#       for nginx + nchan (Debian's, one worker, bench/peers/) over ws and wss,
+#       each a fresh server, the same load generators (herald-loadgen wss://,
+#       verifying a self-signed EC P-256 certificate made for the run); then
+#       bench/tls_mem.c: what OpenSSL holds per idle connection, by allocation
+#       site. nginx is installed by bench/peers/install.sh when missing.
+# Phase idle: (1) alone (both topic modes), without the publishing of (2)
+# and (3). The results file is bench/results/edge-<date>.md, or
+# edge-tls-<date>.md when the tls phase ran.
 # Pinning: edge on CPU 0; broker, publisher and load generators on CPU 1, so
 # the broker shares the load core. Load generators: ceil(N / PER_PROC)
 # herald-loadgen processes, each bound to its own source IP 127.0.0.<2+j>.
@@ -37,8 +50,11 @@ ONE_S=${ONE_S:-10}                    # seconds of each 1 event/s run
 ONE_RUNS=${ONE_RUNS:-3}               # 1 event/s runs; the median p99 is reported
 UNICAST_RATES=${UNICAST_RATES:-"20000 80000"}
 UNICAST_S=${UNICAST_S:-10}
-PHASES=${PHASES:-"broadcast unicast"} # either or both
+PHASES=${PHASES:-"broadcast unicast tls"} # any of broadcast unicast idle tls
 DRAIN_MAX_S=${DRAIN_MAX_S:-30}        # longest wait for deliveries after a publisher ends
+TLS_MEM_N=${TLS_MEM_N:-5000}          # tls_mem's connections (two descriptors each, <= 9000)
+TLS_RATE=${TLS_RATE:-1000}            # phase tls: connects/s per load generator (all four rows)
+TLS_PENDING=${TLS_PENDING:-100}       # phase tls: connects + handshakes in flight per generator
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 EDGE_PORT=${EDGE_PORT:-$(free_port)}
 LINK_PORT=${LINK_PORT:-$(free_port)}
@@ -48,20 +64,21 @@ HTTP_PORT=${HTTP_PORT:-$(free_port)}
 [ "$PER_PROC" -le 18000 ] || { echo "PER_PROC must be <= 18000" >&2; exit 2; }
 [ "$N" -le 18000 ] || { echo "N must be <= 18000 (one edge process, fd limit $(ulimit -n))" >&2; exit 2; }
 command -v redis-cli >/dev/null || { echo "redis-cli missing" >&2; exit 1; }
-for b in herald-broker herald-edge herald-loadgen send_floor; do
+for b in herald-broker herald-edge herald-loadgen send_floor tls_mem; do
     [ -x "$BUILD/$b" ] || { make build BUILD="$BUILD" >/dev/null; break; }
 done
 LG=$BUILD/herald-loadgen
 
 TMP=$(mktemp -d /tmp/herald-edge-bench.XXXXXX)
 NOTES=""
-pids=() lg_pids=() broker_pid="" edge_pid=""
+pids=() lg_pids=() peer_pids=() broker_pid="" edge_pid=""
 RPS_FILE=/sys/class/net/lo/queues/rx-0/rps_cpus
 RPS_OLD=""
 RESTORE=() # "file old-value" pairs, restored at exit
 cleanup() {
     trap - EXIT INT TERM
     for p in "${lg_pids[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ ${#peer_pids[@]} -eq 0 ] || bench/peers/stop.sh "${peer_pids[@]}" || true
     wait 2>/dev/null || true
     if [ -n "$RPS_OLD" ]; then
         echo "$RPS_OLD" >"$RPS_FILE" && echo "edge.sh: restored $RPS_FILE to $RPS_OLD" >&2
@@ -111,13 +128,15 @@ start_broker() {
     log "broker did not start"; cat "$TMP/broker.err" >&2; exit 1
 }
 
+# start_edge [DIRECTIVE ARGS...]: with --tls-cert-file the port speaks only TLS (set EDGE_HTTP=https).
+EDGE_HTTP=http
 start_edge() {
     taskset -c 0 "$BUILD/herald-edge" --bind 127.0.0.1 --port "$EDGE_PORT" \
-        --broker "127.0.0.1:$LINK_PORT" --workers 1 --log-level warn 2>>"$TMP/edge.err" &
+        --broker "127.0.0.1:$LINK_PORT" --workers 1 --log-level warn "$@" 2>>"$TMP/edge.err" &
     edge_pid=$!
     pids+=("$edge_pid")
     for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$EDGE_PORT/metrics" 2>/dev/null |
+        curl -sfk "$EDGE_HTTP://127.0.0.1:$EDGE_PORT/metrics" 2>/dev/null |
             grep -q '^herald_edge_broker_links_up 1' && return 0
         sleep 0.1
     done
@@ -130,20 +149,25 @@ stop_edge() {
 }
 
 edge_metric() {
-    curl -sf "http://127.0.0.1:$EDGE_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+    curl -sfk "$EDGE_HTTP://127.0.0.1:$EDGE_PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 
 # ---------------------------------------------------- load generators
 
 # start_subs MODE: ceil(N / PER_PROC) processes; waits until all print ready.
+# SUB_URL (default ws://127.0.0.1:<SUB_PORT or EDGE_PORT>/ws) and SUB_ARGS (default: the
+# herald adapter, format=raw, kernel receive stamps) say where to and how; SUB_RATE (5000
+# connects/s) and SUB_PENDING (1000 in flight) how fast, per load generator.
+SUB_ARGS=(--raw --kernel-ts)
 start_subs() {
     local mode=$1 j=0 off=0 cnt
     lg_pids=()
     while [ "$off" -lt "$N" ]; do
         cnt=$((N - off < PER_PROC ? N - off : PER_PROC))
-        taskset -c 1 "$LG" sub --url "ws://127.0.0.1:${SUB_PORT:-$EDGE_PORT}/ws" --connections "$cnt" \
-            --offset "$off" --topic-mode "$mode" --topic bench.all --users "$N" --raw --kernel-ts \
-            --source-ips "127.0.0.$((2 + j))" --rate 5000 --progress-ms 500 \
+        taskset -c 1 "$LG" sub --url "${SUB_URL:-ws://127.0.0.1:${SUB_PORT:-$EDGE_PORT}/ws}" \
+            --connections "$cnt" --offset "$off" --topic-mode "$mode" --topic bench.all \
+            --users "$N" "${SUB_ARGS[@]}" --source-ips "127.0.0.$((2 + j))" --rate "${SUB_RATE:-5000}" \
+            --max-pending "${SUB_PENDING:-1000}" --progress-ms 500 \
             --hist-out "$TMP/hist.$j" --duration 3600 >"$TMP/lg.$j.out" 2>"$TMP/lg.$j.err" &
         lg_pids+=($!)
         j=$((j + 1)) off=$((off + cnt))
@@ -342,26 +366,204 @@ unicast_phase() {
     stop_edge
 }
 
+# (1) without publishing: a fresh edge per topic mode, N idle subscribers, RSS.
+idle_phase() {
+    local mode base
+    for mode in broadcast unicast; do
+        start_edge
+        sleep 1
+        base=$(rss_of "$edge_pid")
+        start_subs "$mode"
+        if [ "$mode" = broadcast ]; then
+            memory_row "one topic for all" "$base"
+        else
+            memory_row "own topic each (user.<i>)" "$base"
+        fi
+        stop_subs
+        stop_edge
+    done
+}
+
+# nginx with the nchan module, from Debian (bench/peers/install.sh when missing).
+nginx_ready() {
+    if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+        bench/peers/install.sh >&2 || return 1
+    fi
+    command -v nginx >/dev/null && [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ]
+}
+
+declare -A TLS_B TLS_NOTE
+# tls_row herald|nginx ws|wss: a fresh server, N idle subscribers on one topic, RSS per
+# connection into TLS_B[server.scheme], the rest into TLS_NOTE.
+tls_row() {
+    local server=$1 scheme=$2 url mem_pid base rss lg_rss port tport master=""
+    local ca=()
+    [ "$scheme" = wss ] && ca=(--ca "$TLS_CERT")
+    if [ "$server" = herald ]; then
+        if [ "$scheme" = wss ]; then
+            EDGE_HTTP=https start_edge --tls-cert-file "$TLS_CERT" --tls-key-file "$TLS_KEY"
+        else
+            start_edge
+        fi
+        mem_pid=$edge_pid url=$scheme://127.0.0.1:$EDGE_PORT/ws
+        SUB_ARGS=(--proto herald --raw "${ca[@]}")
+    else
+        port=$(free_port) tport=$(free_port)
+        if [ "$scheme" = wss ]; then
+            master=$(bench/peers/start.sh nchan-tls "$port" "$tport" "$TLS_CERT" "$TLS_KEY" "$TMP/nginx-wss")
+            url=wss://127.0.0.1:$tport/sub
+        else
+            master=$(bench/peers/start.sh nchan "$port" "$TMP/nginx-ws")
+            url=ws://127.0.0.1:$port/sub
+        fi
+        peer_pids+=("$master")
+        mem_pid=$(pgrep -P "$master" | head -n 1) # its one worker holds the connections
+        SUB_ARGS=(--proto nchan "${ca[@]}")
+    fi
+    sleep 1
+    base=$(rss_of "$mem_pid")
+    SUB_URL=$url SUB_RATE=$TLS_RATE SUB_PENDING=$TLS_PENDING start_subs broadcast
+    sleep 2
+    rss=$(rss_of "$mem_pid")
+    lg_rss=0
+    for p in "${lg_pids[@]}"; do lg_rss=$((lg_rss + $(rss_of "$p"))); done
+    TLS_B[$server.$scheme]=$(((rss - base) / (CONNECTED > 0 ? CONNECTED : 1)))
+    TLS_NOTE[$server.$scheme]="$CONNECTED connected, $FAILED failed; RSS $base → $rss B; load generators $((lg_rss / (CONNECTED > 0 ? CONNECTED : 1))) B per connection"
+    if [ "$scheme" = wss ]; then
+        TLS_NOTE[$server.$scheme]+="; $(grep -h '^ready' "$TMP"/lg.*.out | head -n 1 | field tls) $(grep -h '^ready' "$TMP"/lg.*.out | head -n 1 | field cipher)"
+    fi
+    if [ "$FAILED" -gt 0 ]; then # why, from each generator's last progress line
+        TLS_NOTE[$server.$scheme]+="; last errors: $(for f in "$TMP"/lg.*.err; do grep 'last_error=' "$f" | tail -n 1 | field last_error; done | sort | uniq -c | xargs)"
+    fi
+    stop_subs
+    SUB_ARGS=(--raw --kernel-ts)
+    if [ "$server" = herald ]; then
+        stop_edge
+    else
+        bench/peers/stop.sh "$master"
+        peer_pids=()
+    fi
+}
+
+# (4): herald and nginx, ws and wss, then OpenSSL's share by allocation site.
+tls_phase() {
+    TLS_CERT=$TMP/tls.crt TLS_KEY=$TMP/tls.key
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=herald-bench -addext subjectAltName=IP:127.0.0.1 -keyout "$TLS_KEY" \
+        -out "$TLS_CERT" 2>"$TMP/openssl.err" || { log "openssl: $(cat "$TMP/openssl.err")"; exit 1; }
+    chmod 644 "$TLS_KEY" # nginx reads it as root, but its workers may not; nothing secret
+    tls_row herald ws
+    tls_row herald wss
+    if nginx_ready; then
+        tls_row nginx ws
+        tls_row nginx wss
+    else
+        NOTES+="nginx with nchan is not installed and bench/peers/install.sh could not install it: no nginx rows. "
+    fi
+    "$BUILD/tls_mem" "$TLS_CERT" "$TLS_KEY" "$TLS_MEM_N" 12 >"$TMP/tls_mem.md" 2>"$TMP/tls_mem.err" ||
+        log "tls_mem failed: $(cat "$TMP/tls_mem.err")"
+}
+
+# Bytes, their difference and ratio for the TLS table; "-" when a row is missing.
+tls_cell() { echo "${TLS_B[$1]:--}"; }
+tls_diff() {
+    local a=${TLS_B[$1.wss]:-} b=${TLS_B[$1.ws]:-}
+    [ -n "$a" ] && [ -n "$b" ] && echo $((a - b)) || echo -
+}
+tls_ratio() {
+    local h=${TLS_B[herald.$1]:-} n=${TLS_B[nginx.$1]:-}
+    [ -n "$h" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && awk -v h="$h" -v n="$n" 'BEGIN { printf "%.2f", h / n }' || echo -
+}
+
+tls_report() {
+    echo
+    echo "## (4) TLS: bytes per idle subscribed connection, herald-edge and nginx + nchan, ws and wss"
+    echo
+    echo "Each a fresh server; N=$N herald-loadgen connections ($TLS_RATE connects/s and at most $TLS_PENDING in flight per"
+    echo "generator, alike for the four rows; format=raw for herald), one topic for all"
+    echo "(nchan: channel bench_all), RSS after they are all open and 2 s idle minus before, over the"
+    echo "connected. herald-edge --workers 1 with tls-cert-file / tls-key-file; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')"
+    echo "+ libnginx-mod-nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null) from Debian, one worker"
+    echo "(bench/peers/nginx-nchan.conf; wss: \`start.sh nchan-tls\`, TLS 1.2 and 1.3, otherwise nginx's TLS defaults:"
+    echo "ssl_buffer_size 16k, no session cache, tickets on). Certificate: self-signed EC P-256 made for the run,"
+    echo "verified by the load generator (--ca). $(openssl version)."
+    echo
+    echo "| server | ws B / conn | wss B / conn | TLS adds | wss notes |"
+    echo "|---|---|---|---|---|"
+    echo "| herald-edge | $(tls_cell herald.ws) | $(tls_cell herald.wss) | $(tls_diff herald) | ${TLS_NOTE[herald.wss]:-} |"
+    echo "| nginx + nchan | $(tls_cell nginx.ws) | $(tls_cell nginx.wss) | $(tls_diff nginx) | ${TLS_NOTE[nginx.wss]:-} |"
+    echo "| herald / nginx | $(tls_ratio ws) | $(tls_ratio wss) | | |"
+    echo
+    echo "ws rows: herald ${TLS_NOTE[herald.ws]:--}; nginx ${TLS_NOTE[nginx.ws]:--}."
+    if [ -s "$TMP/tls_mem.md" ]; then
+        echo
+        echo "What OpenSSL holds per idle connection (\`tls_mem CERT KEY $TLS_MEM_N\`, bench/tls_mem.c: N connections"
+        echo "over socket pairs in one process, the server end made from Herald's own context, common/tls.c;"
+        echo "\"chunk bytes\": as glibc malloc chunks, what RSS pays; kernel socket memory not included):"
+        echo
+        cat "$TMP/tls_mem.md"
+    fi
+}
+
+# The report's parts for phases 2 and 3 (printed only when they ran).
+ran() { [[ " $PHASES " == *" $1 "* ]]; }
+cpu_rows_broadcast() {
+    echo "| (2) broadcast deliveries/s at saturation | $BEST_RATE | ≥ 600,000 | best of the rates below |"
+    echo "| (2) 1 event/s to N, p99 (median of $ONE_RUNS runs of $ONE_S events) | $ONE_P99 µs | | $ONE_ROW |"
+    echo "| (2) kernel floor with the same receivers: N × one small send to the load generators' own connections, p99 | $WS_P99 µs | | bench/send_floor.c ws on CPU 0 instead of the edge, one 66-byte frame per connection per second, $((ONE_RUNS * ONE_S)) rounds, timed by the same load generators as the edge: p50 $WS_P50, p99 $WS_P99, max $WS_MAX µs, $WS_RECEIVED received; its send loop alone: $WS_ROUND µs (median round) |"
+    echo "| (2) p99 / the same-receiver floor's p99 | $WS_RATIO | ≤ 1.3 | median of the per-run ratios: $WS_RATIOS |"
+    echo "| (2) send loop with the probe's own reader: N × one small send | $FLOOR µs | | bench/send_floor.c, 66 B, median of 20 rounds, run before each 1 event/s run (median of those); reader process epoll-waiting on CPU 1. Without a waiting reader (no wake-ups): $FLOOR_IDLE µs. A send loop's length, not a delivery time: the receive stamps land after the loop (compare the same-receiver row) |"
+    echo "| (2) p99 / that send loop | $RATIO | | median of the per-run ratios: $RATIOS (the ratio earlier runs reported against ≤ 1.3) |"
+}
+broadcast_table() {
+    echo
+    echo "Broadcast, one topic, $STEP_S s per rate. Latencies in µs; edge, broker, loadgens: the"
+    echo "processes' CPU time (/proc/PID/stat) as % of one core over the run."
+    echo
+    echo "| events/s | offered deliveries/s | delivered/s | received / expected | short / extra conns | closed | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$BROADCAST_ROWS"
+}
+unicast_table() {
+    echo
+    echo "Unicast, user.<i> per connection, random users, $UNICAST_S s per rate (same columns):"
+    echo
+    echo "| target events/s | published/s | delivered/s | received / expected | short / extra conns | misrouted | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    printf "%s" "$UNICAST_ROWS"
+}
+
 main() {
     local date mem
     date=$(date -u +%Y-%m-%dT%H%M%SZ)
     mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-    log "kernel floor without a waiting reader: N=$N sends"
-    FLOOR_IDLE=$(floor_probe idle)
+    FLOOR_IDLE=-
+    if ran broadcast; then
+        log "kernel floor without a waiting reader: N=$N sends"
+        FLOOR_IDLE=$(floor_probe idle)
+    fi
     start_broker
     : >"$OUT"
     BROADCAST_ROWS="" UNICAST_ROWS="" BEST_RATE=- ONE_P99=- ONE_ROW="" FLOOR=- RATIO=- RATIOS=""
     WS_P50=- WS_P99=- WS_MAX=- WS_ROUND=- WS_RECEIVED=- WS_RATIO=- WS_RATIOS=""
-    if [[ " $PHASES " == *" broadcast "* ]]; then
+    if ran broadcast; then
         log "phase 2: the floor with the same receivers (send_floor ws)"
         ws_floor_phase
         log "phase 1+2: broadcast"
         broadcast_phase
     fi
-    if [[ " $PHASES " == *" unicast "* ]]; then
+    if ran unicast; then
         log "phase 1+3: unicast"
         unicast_phase
+    fi
+    if ran idle; then
+        log "phase 1: idle memory, no publishing"
+        idle_phase
+    fi
+    if ran tls; then
+        log "phase 4: TLS, herald-edge and nginx, ws and wss"
+        tls_phase
     fi
     {
         echo "# Herald edge benchmark, $date"
@@ -370,39 +572,31 @@ main() {
         echo "herald-edge --workers 1 pinned to CPU 0; herald-broker, the publisher and the load"
         echo "generators pinned to CPU 1 (**the broker shares the load core**). Loopback receive"
         echo "processing: rps_cpus=$(cat "$RPS_FILE" 2>/dev/null) with receive flow steering (each flow on the CPU reading it; see STEER_RPS). N=$N connections over"
-        echo "$(( (N + PER_PROC - 1) / PER_PROC )) herald-loadgen processes, $CONNECTED connected;"
-        echo "64-byte payloads, format=raw. Latency: publisher's realtime stamp to the kernel's receive"
-        echo "stamp on the subscriber socket (SO_TIMESTAMPNS; with receive steering it includes the"
-        echo "receive side's backlog, which is why the floor is also measured to the same stamps); \"app p99\" (highest over the processes) is to when the load generator read it (adds the shared load"
-        echo "core's scheduling delay). Per-process results merged from log-linear histograms (~3%)."
+        echo "$(( (N + PER_PROC - 1) / PER_PROC )) herald-loadgen processes (source addresses 127.0.0.2+), $CONNECTED connected in the last phase. Phases: $PHASES."
+        if ran broadcast || ran unicast; then
+            echo "64-byte payloads, format=raw. Latency: publisher's realtime stamp to the kernel's receive"
+            echo "stamp on the subscriber socket (SO_TIMESTAMPNS; with receive steering it includes the"
+            echo "receive side's backlog, which is why the floor is also measured to the same stamps); \"app p99\" (highest over the processes) is to when the load generator read it (adds the shared load"
+            echo "core's scheduling delay). Per-process results merged from log-linear histograms (~3%)."
+        fi
         echo "Load average before / after: $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) (other work on"
         echo "the machine shares both pinned cores and makes latencies noisier)."
         echo
         echo "| measure | result | target | notes |"
         echo "|---|---|---|---|"
         cat "$OUT"
-        echo "| (2) broadcast deliveries/s at saturation | $BEST_RATE | ≥ 600,000 | best of the rates below |"
-        echo "| (2) 1 event/s to N, p99 (median of $ONE_RUNS runs of $ONE_S events) | $ONE_P99 µs | | $ONE_ROW |"
-        echo "| (2) kernel floor with the same receivers: N × one small send to the load generators' own connections, p99 | $WS_P99 µs | | bench/send_floor.c ws on CPU 0 instead of the edge, one 66-byte frame per connection per second, $((ONE_RUNS * ONE_S)) rounds, timed by the same load generators as the edge: p50 $WS_P50, p99 $WS_P99, max $WS_MAX µs, $WS_RECEIVED received; its send loop alone: $WS_ROUND µs (median round) |"
-        echo "| (2) p99 / the same-receiver floor's p99 | $WS_RATIO | ≤ 1.3 | median of the per-run ratios: $WS_RATIOS |"
-        echo "| (2) send loop with the probe's own reader: N × one small send | $FLOOR µs | | bench/send_floor.c, 66 B, median of 20 rounds, run before each 1 event/s run (median of those); reader process epoll-waiting on CPU 1. Without a waiting reader (no wake-ups): $FLOOR_IDLE µs. A send loop's length, not a delivery time: the receive stamps land after the loop (compare the same-receiver row) |"
-        echo "| (2) p99 / that send loop | $RATIO | | median of the per-run ratios: $RATIOS (the ratio earlier runs reported against ≤ 1.3) |"
-        echo "| (3) unicast, see below | | ≥ 80,000 events/s delivered, p99 ≤ 10 ms | |"
-        echo
-        echo "Broadcast, one topic, $STEP_S s per rate. Latencies in µs; edge, broker, loadgens: the"
-        echo "processes' CPU time (/proc/PID/stat) as % of one core over the run."
-        echo
-        echo "| events/s | offered deliveries/s | delivered/s | received / expected | short / extra conns | closed | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        printf "%s" "$BROADCAST_ROWS"
-        echo
-        echo "Unicast, user.<i> per connection, random users, $UNICAST_S s per rate (same columns):"
-        echo
-        echo "| target events/s | published/s | delivered/s | received / expected | short / extra conns | misrouted | p50 | p99 | p999 | max | app p99 | edge | broker | loadgens |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        printf "%s" "$UNICAST_ROWS"
-        echo
-        echo "Slow consumers closed by the edge: broadcast ${SLOW_B:-?}, unicast ${SLOW_U:-?}. $NOTES"
+        if ran tls; then
+            echo "| (4) RSS per idle subscribed TLS connection (wss), one topic for all | $(tls_cell herald.wss) B | | nginx + nchan wss in the same run: $(tls_cell nginx.wss) B (herald / nginx $(tls_ratio wss)); ws in the same run: herald $(tls_cell herald.ws) B, nginx $(tls_cell nginx.ws) B; see (4) below |"
+        fi
+        ran broadcast || ran unicast || echo "| (2), (3) | not run | | PHASES=\"$PHASES\" |"
+        ran broadcast && cpu_rows_broadcast
+        ran unicast && echo "| (3) unicast, see below | | ≥ 80,000 events/s delivered, p99 ≤ 10 ms | |"
+        ran broadcast && broadcast_table
+        ran unicast && unicast_table
+        ran broadcast || ran unicast &&
+            echo && echo "Slow consumers closed by the edge: broadcast ${SLOW_B:-?}, unicast ${SLOW_U:-?}."
+        ran tls && tls_report
+        [ -z "$NOTES" ] || { echo; echo "Notes: $NOTES"; }
         if [ -s "$TMP/edge.err" ]; then
             echo
             echo "Edge log lines at warn and above (first 5):"
@@ -416,9 +610,11 @@ main() {
             sed -n '1,5s/^/    /p' "$TMP/broker.err"
         fi
     } | tee "$TMP/final.md"
+    local name=edge
+    ran tls && name=edge-tls
     mkdir -p bench/results
-    cp "$TMP/final.md" "bench/results/edge-$date.md"
-    log "written bench/results/edge-$date.md"
+    cp "$TMP/final.md" "bench/results/$name-$date.md"
+    log "written bench/results/$name-$date.md"
 }
 
 main

@@ -23,6 +23,15 @@
  * stream is joined per connection in a second `stream` carry, again kept only
  * while a unit is partial.
  *
+ * TLS (wss:// or --tls, loadgen_tls.c): after the TCP connect a connection
+ * runs the TLS handshake (CS_TLS; its event armed for whichever direction
+ * OpenSSL waits on), then the same upgrade and subscribe steps through its
+ * SSL object. Reads decrypt into the same process-wide buffer; OpenSSL
+ * releases its record buffers whenever they are empty, so an idle TLS
+ * connection costs the generator its struct, the SSL object and the
+ * kernel's socket. Kernel receive stamps need recvmsg() on the socket,
+ * which TLS reads through OpenSSL do not give: --kernel-ts is plain only.
+ *
  * Latency: the publisher (`publish`, pipelined per --proto) writes a
  * fixed-width 64-byte payload "t=<CLOCK_REALTIME us> s=<seq> c=<count>
  * r=<run seed> xxxxxxxx"; a receiver subtracts t from the realtime clock read
@@ -71,6 +80,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <openssl/ssl.h>
 
 #include "common/mem.h"
 #include "common/net.h"
@@ -269,6 +279,7 @@ int loadgen_topic(const struct opts *o, uint64_t idx, char *buf, size_t len)
 enum conn_state {
     CS_IDLE,
     CS_CONNECTING,
+    CS_TLS, /* TCP up, TLS handshake under way */
     CS_HANDSHAKE,
     CS_SUBSCRIBING,
     CS_OPEN,
@@ -278,6 +289,7 @@ enum conn_state {
 
 struct conn {
     struct event ev; /* EV_WRITE while connecting, then EV_READ|EV_PERSIST */
+    SSL *ssl;        /* with TLS, from the TCP connect on; NULL on plain connections */
     uint8_t *carry;  /* a partial response head or frame; NULL when none */
     uint8_t *stream; /* proto cut over WebSocket: a partial unit of the joined payloads */
     uint32_t carry_len, stream_len;
@@ -306,6 +318,9 @@ static struct sub_run {
     struct event_base *base;
     struct conn *conns;
     uint8_t *rbuf;
+    SSL_CTX *tls;                         /* NULL: plain connections */
+    char tls_version[32], tls_cipher[64]; /* what the first TLS connection negotiated */
+    bool tls_failure_logged;
     uint64_t t0_ms, salt;
     uint32_t next, pending, open, opened, failed, closed;
     const char *last_error;
@@ -341,6 +356,8 @@ static void conn_end(struct conn *c, const char *why)
     evutil_socket_t fd = event_get_fd(&c->ev);
 
     event_del(&c->ev);
+    loadgen_tls_free(c->ssl);
+    c->ssl = NULL;
     if (fd >= 0)
         close(fd);
     mem_free(c->carry);
@@ -493,13 +510,13 @@ static int on_frame(struct conn *c, uint8_t opcode, const uint8_t *p, size_t len
     case WS_OP_BINARY: /* a fragmented message is counted by its first frame */
         return run.proto->cut ? stream_feed(c, p, len, rx) : on_unit(c, p, len, rx);
     case WS_OP_PING: /* the server's idle timer needs the pong */
-        if (loadgen_ws_send(fd, WS_OP_PONG, p, len) < 0) {
+        if (loadgen_ws_send(fd, c->ssl, WS_OP_PONG, p, len) < 0) {
             conn_end(c, "pong_failed");
             return -1;
         }
         return 0;
     case WS_OP_CLOSE:
-        loadgen_ws_send(fd, WS_OP_CLOSE, p, len < 2 ? len : 2);
+        loadgen_ws_send(fd, c->ssl, WS_OP_CLOSE, p, len < 2 ? len : 2);
         conn_end(c, "server_close");
         return -1;
     default: /* pong */
@@ -542,7 +559,7 @@ static int conn_subscribe(struct conn *c)
     uint8_t sub[512];
     size_t n = run.proto->on_open ? run.proto->on_open(run.o, conn_idx(c), sub, sizeof(sub)) : 0;
 
-    if (n && send(event_get_fd(&c->ev), sub, n, MSG_NOSIGNAL) != (ssize_t)n) {
+    if (n && loadgen_send(event_get_fd(&c->ev), c->ssl, sub, n) < 0) {
         conn_end(c, "subscribe_send_failed");
         return -1;
     }
@@ -625,6 +642,17 @@ static ssize_t recv_stamped(int fd, uint8_t *buf, size_t len, struct rx_time *rx
     return n;
 }
 
+/* What the connection has for us: byte count, 0 at its end, -1 on error, -2 nothing yet. */
+static ssize_t conn_recv(struct conn *c, uint8_t *buf, size_t len, struct rx_time *rx)
+{
+    ssize_t n;
+
+    if (c->ssl)
+        return loadgen_tls_read(c->ssl, buf, len);
+    n = recv_stamped(event_get_fd(&c->ev), buf, len, rx);
+    return n < 0 && (errno == EAGAIN || errno == EINTR) ? -2 : n;
+}
+
 static void conn_on_read(struct conn *c)
 {
     uint8_t *buf = run.rbuf;
@@ -634,10 +662,10 @@ static void conn_on_read(struct conn *c)
 
     if (have)
         memcpy(buf, c->carry, have);
-    n = recv_stamped(event_get_fd(&c->ev), buf + have, READ_BUF - have, &rx);
+    n = conn_recv(c, buf + have, READ_BUF - have, &rx);
+    if (n == -2)
+        return;
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
         conn_end(c, n == 0 ? "eof" : "recv_error");
         return;
     }
@@ -651,49 +679,114 @@ static void conn_on_read(struct conn *c)
         keep_carry(c, buf + used, have - (size_t)used);
 }
 
-static void conn_on_connected(struct conn *c)
+static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+
+/* Waits for what (EV_READ, EV_WRITE, EV_PERSIST) on the connection's socket. */
+static void conn_arm(struct conn *c, short what)
+{
+    evutil_socket_t fd = event_get_fd(&c->ev);
+
+    event_del(&c->ev);
+    event_assign(&c->ev, run.base, fd, what, conn_on_event, c);
+    if (event_add(&c->ev, NULL) < 0)
+        conn_end(c, "event_add_failed");
+}
+
+/* Sends the upgrade request; returns -1 when the connection ended. */
+static int conn_send_request(struct conn *c)
 {
     char target[2048], key[WS_KEY_LEN + 1], req[4096];
-    int fd = event_get_fd(&c->ev), err = 0, n;
+    int n;
+
+    ws_key(conn_idx(c), key);
+    if (run.proto->target(run.o, conn_idx(c), target, sizeof(target)) < 0) {
+        conn_end(c, "target_too_long");
+        return -1;
+    }
+    n = loadgen_ws_request(req, sizeof(req), target, run.o->host, run.o->port, key,
+                           run.proto->headers);
+    if (n < 0 || loadgen_send(event_get_fd(&c->ev), c->ssl, req, (size_t)n) < 0) {
+        conn_end(c, "request_send_failed");
+        return -1;
+    }
+    c->state = CS_HANDSHAKE;
+    return 0;
+}
+
+/* The byte stream is up (TCP, or TLS over it): the upgrade or the subscribe step, then reads. */
+static void conn_transport_up(struct conn *c)
+{
+    if ((run.proto->websocket ? conn_send_request(c) : conn_subscribe(c)) < 0)
+        return;
+    conn_arm(c, EV_READ | EV_PERSIST);
+}
+
+/* One step of the TLS handshake; at its end, the transport is up. */
+static void conn_tls_step(struct conn *c)
+{
+    bool want_write = false;
+    char detail[512];
+    int r = loadgen_tls_handshake(c->ssl, &want_write, detail, sizeof(detail));
+
+    if (r == 0) {
+        conn_arm(c, want_write ? EV_WRITE : EV_READ);
+        return;
+    }
+    if (r < 0) {
+        if (!run.tls_failure_logged)
+            fprintf(stderr, "loadgen: TLS handshake failed (first of any): %s\n", detail);
+        run.tls_failure_logged = true;
+        conn_end(c, r == -2 ? "tls_verify_failed" : "tls_handshake_failed");
+        return;
+    }
+    if (!run.tls_version[0]) {
+        snprintf(run.tls_version, sizeof(run.tls_version), "%s", SSL_get_version(c->ssl));
+        snprintf(run.tls_cipher, sizeof(run.tls_cipher), "%s", SSL_get_cipher_name(c->ssl));
+    }
+    conn_transport_up(c);
+}
+
+static void conn_on_connected(struct conn *c)
+{
+    int fd = event_get_fd(&c->ev), err = 0;
     socklen_t elen = sizeof(err);
 
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
         conn_end(c, err == ECONNREFUSED ? "ECONNREFUSED" : "connect_failed");
         return;
     }
-    if (!run.proto->websocket) {
-        conn_subscribe(c);
+    if (!run.tls) {
+        conn_transport_up(c);
         return;
     }
-    ws_key(conn_idx(c), key);
-    if (run.proto->target(run.o, conn_idx(c), target, sizeof(target)) < 0) {
-        conn_end(c, "target_too_long");
+    c->ssl = loadgen_tls_new(run.tls, fd, run.o->host);
+    if (!c->ssl) {
+        conn_end(c, "tls_new_failed");
         return;
     }
-    n = loadgen_ws_request(req, sizeof(req), target, run.o->host, run.o->port, key,
-                           run.proto->headers);
-    if (n < 0 || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        conn_end(c, "request_send_failed");
-        return;
-    }
-    c->state = CS_HANDSHAKE;
+    c->state = CS_TLS;
+    conn_tls_step(c);
 }
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
 
-    (void)what;
-    if (c->state != CS_CONNECTING) {
-        conn_on_read(c);
+    (void)fd, (void)what;
+    switch (c->state) {
+    case CS_CONNECTING:
+        conn_on_connected(c);
         return;
+    case CS_TLS:
+        conn_tls_step(c);
+        return;
+    default:
+        /* the socket's readiness says nothing of a record OpenSSL already holds decrypted: read
+         * it now (each pass takes at least one byte; the read buffer exceeds a record) */
+        do
+            conn_on_read(c);
+        while (c->ssl && SSL_pending(c->ssl) > 0);
     }
-    conn_on_connected(c);
-    if (c->state == CS_FAILED || c->state == CS_CLOSED)
-        return;
-    event_assign(&c->ev, run.base, fd, EV_READ | EV_PERSIST, conn_on_event, c);
-    if (event_add(&c->ev, NULL) < 0)
-        conn_end(c, "event_add_failed");
 }
 
 static int open_socket(uint32_t idx)
@@ -853,7 +946,8 @@ static void sweep_deadlines(void)
 
     for (uint32_t i = 0; i < run.next && run.pending; i++) {
         struct conn *c = &run.conns[i];
-        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_SUBSCRIBING) &&
+        if ((c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE ||
+             c->state == CS_SUBSCRIBING) &&
             now - c->started_ms > HANDSHAKE_MS)
             conn_end(c, "handshake_timeout");
     }
@@ -868,7 +962,11 @@ static void start_due(void)
         conn_start(run.next++);
     if (!run.ready && run.next == o->connections && run.pending == 0) {
         run.ready = true;
-        printf("ready connected=%" PRIu32 " failed=%" PRIu32 "\n", run.opened, run.failed);
+        printf("ready connected=%" PRIu32 " failed=%" PRIu32, run.opened, run.failed);
+        if (run.tls)
+            printf(" tls=%s cipher=%s", run.tls_version[0] ? run.tls_version : "none",
+                   run.tls_cipher[0] ? run.tls_cipher : "none");
+        printf("\n");
         fflush(stdout);
     }
 }
@@ -904,12 +1002,14 @@ static void sub_free(void)
 {
     for (uint32_t i = 0; i < run.next; i++) {
         struct conn *c = &run.conns[i];
-        if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_SUBSCRIBING ||
-            c->state == CS_OPEN)
+        if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE ||
+            c->state == CS_SUBSCRIBING || c->state == CS_OPEN)
             conn_end(c, "shutdown");
     }
     mem_free(run.conns);
     mem_free(run.rbuf);
+    if (run.tls)
+        SSL_CTX_free(run.tls);
 }
 
 /* ------------------------------------------------------------- publisher */
@@ -1047,7 +1147,12 @@ static void usage(FILE *out)
         "\n"
         "sub, hold (hold: the same, named for idle memory runs):\n"
         "  --url ws://HOST:PORT/PATH  target (default ws://127.0.0.1:8080/ws; tcp://HOST:PORT\n"
-        "                             for --proto resp)\n"
+        "                             for --proto resp; wss://HOST[:PORT]/PATH: TLS)\n"
+        "  --tls                      TLS to the target (implied by wss://); the handshake\n"
+        "                             counts in the connect timeout (10 s)\n"
+        "  --ca FILE                  verify the server's certificate against FILE (PEM) and\n"
+        "                             that it names the URL's host; without --ca nothing is\n"
+        "                             verified (benchmarks only)\n"
         "  --connections N            connections to open (default 1000)\n"
         "  --source-ips A,B,...       bind outgoing sockets to these IPv4 addresses in turn\n"
         "                             (127.0.0.2,...: a port range per address)\n"
@@ -1063,12 +1168,14 @@ static void usage(FILE *out)
         "                             per-connection expectations and misroute checks\n"
         "  --raw                      ask for format=raw (payload alone; recommended)\n"
         "  --kernel-ts                latency to the kernel's receive stamp (SO_TIMESTAMPNS)\n"
-        "                             instead of to when this process read the data\n"
+        "                             instead of to when this process read the data (plain\n"
+        "                             connections only)\n"
         "  --hist-out FILE            rewrite FILE with the window's latency histogram\n"
         "                             (\"value_us count\" lines) at each summary\n"
         "  --duration S               exit after S seconds (default: run until SIGTERM)\n"
         "  --progress-ms MS           progress line period on stderr (default 2000)\n"
-        "  stdout: \"ready connected=N failed=N\" once every connect ended; a summary line\n"
+        "  stdout: \"ready connected=N failed=N\" (with TLS also tls=VERSION cipher=NAME of\n"
+        "  the first connection) once every connect ended; a summary line\n"
         "  per window: SIGUSR1 ends a window and starts the next (SIGUSR2: the same, and\n"
         "  later windows count unicast), SIGTERM/SIGINT/--duration\n"
         "  end the last one: window= connected= failed= closed= received= expected= short=\n"
@@ -1125,15 +1232,22 @@ static int parse_ipv4_hostport(const char *s, struct sockaddr_in *sa, char *host
     return 0;
 }
 
+/* ws://, wss:// (TLS, port 443 by default) or tcp:// HOST[:PORT][/PATH]. */
 static int parse_url(const char *url, struct opts *o)
 {
+    static const char *const schemes[] = {"ws://", "wss://", "tcp://"};
     char hostport[300];
-    const char *rest, *slash;
+    const char *rest = NULL, *slash;
     size_t n;
 
-    if (strncmp(url, "ws://", 5) != 0 && strncmp(url, "tcp://", 6) != 0)
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && !rest; i++) {
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
+            rest = url + strlen(schemes[i]);
+    }
+    if (!rest)
         return -1;
-    rest = url + (url[0] == 'w' ? 5 : 6);
+    if (strncmp(url, "wss://", 6) == 0)
+        o->tls = true;
     slash = strchr(rest, '/');
     n = slash ? (size_t)(slash - rest) : strlen(rest);
     if (n == 0 || n >= sizeof(hostport) || strlen(slash ? slash : "/") >= sizeof(o->path))
@@ -1141,7 +1255,7 @@ static int parse_url(const char *url, struct opts *o)
     memcpy(hostport, rest, n);
     hostport[n] = '\0';
     if (!strchr(hostport, ':'))
-        strcat(hostport, ":80");
+        strcat(hostport, strncmp(url, "wss://", 6) == 0 ? ":443" : ":80");
     snprintf(o->path, sizeof(o->path), "%s", slash ? slash : "/");
     return parse_ipv4_hostport(hostport, &o->target, o->host, sizeof(o->host), &o->port);
 }
@@ -1181,6 +1295,8 @@ static const struct option long_opts[] = {
     {"conns", required_argument, NULL, 'C'},
     {"progress-ms", required_argument, NULL, 'g'},
     {"kernel-ts", no_argument, NULL, 'k'},
+    {"tls", no_argument, NULL, 'T'},
+    {"ca", required_argument, NULL, 'A'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -1220,6 +1336,12 @@ static int apply_opt(struct opts *o, int ch, const char *arg)
         return 0;
     case 'k':
         o->kernel_ts = true;
+        return 0;
+    case 'T':
+        o->tls = true;
+        return 0;
+    case 'A':
+        o->ca_file = arg;
         return 0;
     case 'p':
         o->proto = arg;
@@ -1292,6 +1414,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return fprintf(stderr, "herald-loadgen: unicast publishing needs --users\n"), -1;
     if (o->mode == MODE_PUBLISH && o->rate <= 0)
         return fprintf(stderr, "herald-loadgen: --rate must be positive\n"), -1;
+    if (o->mode == MODE_PUBLISH && o->tls)
+        return fprintf(stderr, "herald-loadgen: TLS is for subscribers (sub, hold)\n"), -1;
+    if (o->ca_file && !o->tls)
+        return fprintf(stderr, "herald-loadgen: --ca needs --tls or a wss:// URL\n"), -1;
+    if (o->tls && o->kernel_ts)
+        return fprintf(stderr, "herald-loadgen: --kernel-ts needs plain connections\n"), -1;
     return 0;
 }
 
@@ -1335,6 +1463,14 @@ static int run_sub(const struct opts *o, struct event_base *base)
     if (!run.proto) {
         fprintf(stderr, "herald-loadgen: unknown --proto %s\n", o->proto);
         return EXIT_USAGE;
+    }
+    if (o->tls) {
+        char err[512];
+        run.tls = loadgen_tls_ctx(o->ca_file, err, sizeof(err));
+        if (!run.tls) {
+            fprintf(stderr, "herald-loadgen: %s\n", err);
+            return EXIT_USAGE;
+        }
     }
     run.conns = mem_calloc(o->connections ? o->connections : 1, sizeof(*run.conns));
     run.rbuf = mem_alloc(READ_BUF);

@@ -7,12 +7,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <openssl/types.h>
+
 struct evbuffer;
 
 /*
  * herald-loadgen's internals, shared by its driver (loadgen.c), its
  * WebSocket client (loadgen_ws.c) and its protocol adapters
- * (loadgen_herald.c, loadgen_nchan.c, loadgen_mqtt.c, loadgen_resp.c).
+ * (loadgen_herald.c, loadgen_nchan.c, loadgen_mqtt.c, loadgen_resp.c) and
+ * its transport (loadgen_tls.c: plain sockets or TLS).
  * Not a library: one program's files.
  */
 
@@ -32,6 +35,8 @@ struct opts {
     char host[256]; /* --url */
     int port;
     char path[256];
+    bool tls;            /* wss:// or --tls: subscribers speak TLS */
+    const char *ca_file; /* --ca: verify the server against it; NULL: verify nothing */
     struct sockaddr_in target;
     uint32_t connections;
     struct in_addr sources[MAX_SOURCES];
@@ -121,8 +126,11 @@ bool loadgen_parse_digits(const uint8_t *s, size_t n, unsigned base, uint64_t *o
 size_t loadgen_ws_frame(uint8_t opcode, const uint8_t *payload, size_t len, uint8_t *out,
                         size_t cap);
 
-/* loadgen_ws.c: sends one masked client frame (payload <= 125 bytes); -1 when refused. */
-int loadgen_ws_send(int fd, uint8_t opcode, const uint8_t *payload, size_t len);
+/*
+ * loadgen_ws.c: sends one masked client frame (payload <= 125 bytes) on fd,
+ * through ssl when not NULL; -1 when refused.
+ */
+int loadgen_ws_send(int fd, SSL *ssl, uint8_t opcode, const uint8_t *payload, size_t len);
 
 /*
  * loadgen_ws.c: one server frame at p: returns bytes consumed, -2 when
@@ -146,6 +154,41 @@ int loadgen_ws_request(char *buf, size_t cap, const char *target, const char *ho
  */
 bool loadgen_ws_head_accepts(const uint8_t *buf, size_t len, const char *key,
                              const char *subprotocol);
+
+/*
+ * loadgen_tls.c: the run's client context: verifies the server against
+ * ca_file, or nothing when it is NULL (benchmarks). NULL with err.
+ */
+SSL_CTX *loadgen_tls_ctx(const char *ca_file, char *err, size_t errlen);
+
+/*
+ * loadgen_tls.c: a new client object over the connected socket fd (which
+ * stays the caller's) for host: SNI when host is a name; when ctx verifies,
+ * the certificate must name host. NULL on failure. Release with
+ * loadgen_tls_free().
+ */
+SSL *loadgen_tls_new(SSL_CTX *ctx, int fd, const char *host);
+
+/*
+ * loadgen_tls.c: advances the handshake. Returns 1 when done, 0 when it
+ * must be called again once the socket is readable (*want_write false) or
+ * writable (true), -1 when it failed, -2 when the certificate did not
+ * verify; on failure the reason goes to detail.
+ */
+int loadgen_tls_handshake(SSL *ssl, bool *want_write, char *detail, size_t dlen);
+
+/*
+ * loadgen_tls.c: decrypted bytes into buf: their count, 0 at the peer's end
+ * (close_notify or EOF), -2 when none are complete yet (a partial record, or
+ * a post-handshake message such as a session ticket), -1 on an error.
+ */
+ssize_t loadgen_tls_read(SSL *ssl, void *buf, size_t len);
+
+/* loadgen_tls.c: sends all of buf on fd, or through ssl when not NULL; 0, or -1 when short. */
+int loadgen_send(int fd, SSL *ssl, const void *buf, size_t len);
+
+/* loadgen_tls.c: sends close_notify if it can, without waiting, and frees ssl (NULL: nothing). */
+void loadgen_tls_free(SSL *ssl);
 
 /* loadgen_resp.c: one RESP PUBLISH of the PAYLOAD_LEN bytes body (Herald's broker, redis). */
 void loadgen_resp_pub_event(const char *topic, const char *body, struct evbuffer *out);

@@ -5,16 +5,15 @@
  * The framing and the handshake's keys are the edge's own codec
  * (common/ws/); what is here is what only a load generator needs: masks
  * from a cheap generator, a fixed-size send of control frames straight to
- * the socket, and the upgrade request and the check of its answer over
- * the raw bytes of one read. The driver (loadgen.c) owns the connections
- * and calls these per frame.
+ * the connection (plain or TLS, loadgen_tls.c), and the upgrade request and
+ * the check of its answer over the raw bytes of one read. The driver
+ * (loadgen.c) owns the connections and calls these per frame.
  */
 #include "tools/loadgen.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "common/ws/ws_frame.h"
 #include "common/ws/ws_key.h"
@@ -35,14 +34,14 @@ size_t loadgen_ws_frame(uint8_t opcode, const uint8_t *payload, size_t len, uint
     return ws_frame_encode_masked(out, cap, opcode, payload, len, mask);
 }
 
-/* Sends one masked client frame (payload <= 125 bytes); -1 when the kernel refused it. */
-int loadgen_ws_send(int fd, uint8_t opcode, const uint8_t *payload, size_t len)
+/* Sends one masked client frame (payload <= 125 bytes); -1 when it was refused or short. */
+int loadgen_ws_send(int fd, SSL *ssl, uint8_t opcode, const uint8_t *payload, size_t len)
 {
     uint8_t frame[2 + 4 + WS_CTRL_MAX];
     size_t n =
         len <= WS_CTRL_MAX ? loadgen_ws_frame(opcode, payload, len, frame, sizeof(frame)) : 0;
 
-    return n && send(fd, frame, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+    return n ? loadgen_send(fd, ssl, frame, n) : -1;
 }
 
 /*
