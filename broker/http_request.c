@@ -19,6 +19,17 @@
  * more than one Content-Length (equal or not), or Content-Length together
  * with Transfer-Encoding.
  *
+ * Trailer fields (after a chunked body's last chunk) reach the same header
+ * callbacks as the head's. They count against max_head but are otherwise
+ * ignored: RFC 7230 4.1.2 forbids framing, routing and authentication
+ * fields there and a recipient must not merge them into the head, and by
+ * then the head hook has judged the request and the body's length is
+ * settled. Counting them as head fields let a chunked request end up with
+ * Content-Length and Transfer-Encoding both counted (issue 12, found by
+ * fuzz_http_request), or a trailer's Authorization replace the one the
+ * hook checked. Rejected: refusing them - the request's framing is already
+ * decided, and a trailer cannot move where the next request starts.
+ *
  * on_message_complete pauses the parser, so http_parser_execute stops
  * exactly at the end of a request and the connection answers it before
  * the next (pipelined) one is parsed; http_request_next unpauses.
@@ -105,10 +116,13 @@ static enum http_request_header classify(const struct http_request *r)
     return HTTP_H_OTHER;
 }
 
-/* The name is complete: classify it, and count the headers that are counted. */
+/*
+ * The name is complete: classify it, and count the headers that are counted.
+ * A trailer field is none of them (see the top of the file).
+ */
 static void end_field(struct http_request *r)
 {
-    r->cur = classify(r);
+    r->cur = r->in_trailer ? HTTP_H_OTHER : classify(r);
     r->field_len = 0;
     if (r->cur == HTTP_H_CONTENT_LENGTH)
         r->content_lengths++;
@@ -170,6 +184,8 @@ static int on_headers_complete(http_parser *p)
     const char *err = "refused";
     int status;
 
+    /* Header callbacks after this one report trailer fields. */
+    r->in_trailer = true;
     if (r->content_lengths > 1)
         return refuse(r, 400, "more than one Content-Length header");
     if (r->content_lengths && r->transfer_encoding)
@@ -246,6 +262,7 @@ static void reset(struct http_request *r)
     r->field_len = 0;
     r->cur = HTTP_H_OTHER;
     r->in_value = false;
+    r->in_trailer = false;
 }
 
 void http_request_init(struct http_request *r, const struct http_request_limits *lim,

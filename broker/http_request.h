@@ -14,7 +14,9 @@
  * the head is limited (431, 414), and so is the body (413) - announced
  * sizes are refused before a byte of the body is read. A hook sees the
  * head before the body is read, so a request can be answered (401, 404,
- * 405) without waiting for, or buffering, a body. Pure code: no sockets.
+ * 405) without waiting for, or buffering, a body. A chunked body's trailer
+ * fields count against max_head and are otherwise ignored: none of them is
+ * counted, kept or seen by the hook. Pure code: no sockets.
  */
 
 #define HTTP_AUTH_MAX 512 /* longest Authorization value kept; longer ones never match */
@@ -22,7 +24,7 @@
 struct http_request;
 
 struct http_request_limits {
-    size_t max_head; /* request line plus headers */
+    size_t max_head; /* request line plus headers (and a chunked body's trailer fields) */
     size_t max_body; /* body bytes (decoded, when chunked) */
 };
 
@@ -66,6 +68,7 @@ struct http_request {
     size_t field_len;
     enum http_request_header cur;
     bool in_value;
+    bool in_trailer; /* the head is complete: fields now are trailer fields */
 };
 
 /*
