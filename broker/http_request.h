@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <http_parser.h>
 
@@ -16,7 +17,10 @@
  * head before the body is read, so a request can be answered (401, 404,
  * 405) without waiting for, or buffering, a body. A chunked body's trailer
  * fields count against max_head and are otherwise ignored: none of them is
- * counted, kept or seen by the hook. Pure code: no sockets.
+ * counted, kept or seen by the hook. Line ends and chunked framing are
+ * checked more strictly than libhttp-parser does (a CR is followed by LF;
+ * chunk sizes are hex digits; chunk data ends with CRLF): 400 otherwise.
+ * Pure code: no sockets.
  */
 
 #define HTTP_AUTH_MAX 512 /* longest Authorization value kept; longer ones never match */
@@ -40,6 +44,20 @@ enum http_request_header {
     HTTP_H_AUTHORIZATION,
     HTTP_H_CONTENT_LENGTH,
     HTTP_H_TRANSFER_ENCODING,
+};
+
+/* Where the framing check (http_request.c) is in a request's bytes. */
+enum http_request_framing {
+    HTTP_FR_LINES,     /* the head, or a chunked body's trailer: a CR is followed by LF */
+    HTTP_FR_HEAD_END,  /* the head's last byte, its blank line's LF */
+    HTTP_FR_BODY,      /* a Content-Length body (or none): not checked */
+    HTTP_FR_SIZE,      /* a chunk's size: its first hex digit */
+    HTTP_FR_SIZE_MORE, /* more digits, an extension, or CR */
+    HTTP_FR_EXT,       /* a chunk extension, up to CR */
+    HTTP_FR_SIZE_LF,   /* the size line's LF */
+    HTTP_FR_DATA,      /* chunk_left data bytes */
+    HTTP_FR_DATA_CR,   /* the CRLF after a chunk's data */
+    HTTP_FR_DATA_LF,
 };
 
 struct http_request {
@@ -69,6 +87,12 @@ struct http_request {
     enum http_request_header cur;
     bool in_value;
     bool in_trailer; /* the head is complete: fields now are trailer fields */
+    /* The framing check. */
+    enum http_request_framing framing;
+    bool cr;             /* HTTP_FR_LINES: the last byte was a CR */
+    bool chunked;        /* libhttp-parser reads the body as chunked */
+    bool head_paused;    /* the parser is paused at the head's end */
+    uint64_t chunk_left; /* the size being read, then its data bytes still to come */
 };
 
 /*
