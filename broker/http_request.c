@@ -19,6 +19,39 @@
  * more than one Content-Length (equal or not), or Content-Length together
  * with Transfer-Encoding.
  *
+ * Trailer fields (after a chunked body's last chunk) reach the same header
+ * callbacks as the head's. They count against max_head but are otherwise
+ * ignored: RFC 7230 4.1.2 forbids framing, routing and authentication
+ * fields there, RFC 9112 7.1.2 a recipient to merge them into the head; by
+ * then the head hook has judged the request and the body's length is
+ * settled. Counting them as head fields let a chunked request end up with
+ * Content-Length and Transfer-Encoding both counted (issue 12, found by
+ * fuzz_http_request), or a trailer's Authorization replace the one the
+ * hook checked. Rejected: refusing them - the request's framing is already
+ * decided, and a trailer cannot move where the next request starts.
+ *
+ * Framing: Debian's libhttp-parser is built without HTTP_PARSER_STRICT,
+ * and then takes any byte after a chunk size's CR as its LF, any two bytes
+ * after a chunk's data as its CRLF, and any byte after some of the head's
+ * CRs (the blank line's, an empty value's) as LF; and it reads bytes
+ * 0x80-0xff in a chunk size as the digit 0 (its hex table has 128
+ * entries). A proxy that reads such a body strictly, or leniently in
+ * another way, cuts the stream into other requests than we do (issue 12:
+ * "\xff\xff /b1" was our last chunk). So every byte the parser consumes,
+ * but a Content-Length body and chunk data, also goes through
+ * frame_check, a small strict reader of the same bytes: in the head and
+ * the trailer a CR is followed by LF (RFC 9112 2.2 lets a bare LF end a
+ * line, never a bare CR); a chunk is 1*HEXDIG, an optional extension of
+ * visible ASCII, CRLF, its data, CRLF (RFC 7230 4.1). It follows the
+ * parser's choice of framing (r->chunked is its F_CHUNKED) and counts
+ * chunk data itself, so the two must agree on where each chunk and the
+ * request end, or the request is a 400. on_headers_complete pauses the
+ * parser, so the head's bytes and the body's arrive in separate
+ * http_parser_execute calls and the head hook runs once the head passed.
+ * Rejected: HTTP_PARSER_STRICT (a build option of the system library, and
+ * it leaves the hex table as it is), and llhttp (strict, but Debian 12
+ * packages no C library of it).
+ *
  * on_message_complete pauses the parser, so http_parser_execute stops
  * exactly at the end of a request and the connection answers it before
  * the next (pipelined) one is parsed; http_request_next unpauses.
@@ -105,10 +138,13 @@ static enum http_request_header classify(const struct http_request *r)
     return HTTP_H_OTHER;
 }
 
-/* The name is complete: classify it, and count the headers that are counted. */
+/*
+ * The name is complete: classify it, and count the headers that are counted.
+ * A trailer field is none of them (see the top of the file).
+ */
 static void end_field(struct http_request *r)
 {
-    r->cur = classify(r);
+    r->cur = r->in_trailer ? HTTP_H_OTHER : classify(r);
     r->field_len = 0;
     if (r->cur == HTTP_H_CONTENT_LENGTH)
         r->content_lengths++;
@@ -164,24 +200,25 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/*
+ * The head is complete. The smuggling checks run here; the hook and the
+ * body limit wait for http_request_feed (head_done), after frame_check has
+ * seen the head's bytes, so the hook sees no head that is refused later
+ * however the reads cut it.
+ */
 static int on_headers_complete(http_parser *p)
 {
     struct http_request *r = req_of(p);
-    const char *err = "refused";
-    int status;
 
+    /* Header callbacks after this one report trailer fields. */
+    r->in_trailer = true;
     if (r->content_lengths > 1)
         return refuse(r, 400, "more than one Content-Length header");
     if (r->content_lengths && r->transfer_encoding)
         return refuse(r, 400, "Content-Length together with Transfer-Encoding");
-    if (r->on_head && (status = r->on_head(r, r->arg, &err)) != 0)
-        return refuse(r, status, err);
-    if (r->content_lengths && p->content_length > r->lim->max_body)
-        return refuse(r, 413, "payload too large");
-    if (r->content_lengths && p->content_length > 0) {
-        r->body_cap = (size_t)p->content_length;
-        r->body = mem_realloc(r->body, r->body_cap);
-    }
+    r->chunked = (p->flags & F_CHUNKED) != 0;
+    r->head_paused = true;
+    http_parser_pause(p, 1);
     return 0;
 }
 
@@ -225,6 +262,104 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* ---- framing check -------------------------------------------------------- */
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A byte of a chunk size line: 1*HEXDIG, then an extension or CR. */
+static bool size_byte(struct http_request *r, unsigned char c)
+{
+    int d = hex_digit(c);
+
+    if (d >= 0) {
+        /* libhttp-parser refuses sizes past 2^60 too (a 400 either way). */
+        if (r->chunk_left > UINT64_MAX >> 4)
+            return false;
+        r->chunk_left = r->chunk_left << 4 | (uint64_t)d;
+        r->framing = HTTP_FR_SIZE_MORE;
+        return true;
+    }
+    if (r->framing == HTTP_FR_SIZE)
+        return false;
+    if (c == ';' || c == ' ')
+        r->framing = HTTP_FR_EXT;
+    else if (c == '\r')
+        r->framing = HTTP_FR_SIZE_LF;
+    else
+        return false;
+    return true;
+}
+
+/*
+ * One byte outside a Content-Length body and chunk data. Returns NULL, or
+ * why it is refused.
+ */
+static const char *frame_byte(struct http_request *r, unsigned char c)
+{
+    static const char *const bad_chunk = "invalid chunk framing";
+
+    switch (r->framing) {
+    case HTTP_FR_LINES:
+        if (r->cr && c != '\n')
+            return "CR without LF";
+        r->cr = c == '\r';
+        return NULL;
+    case HTTP_FR_HEAD_END:
+        r->framing = r->chunked ? HTTP_FR_SIZE : HTTP_FR_BODY;
+        return c == '\n' ? NULL : "CR without LF";
+    case HTTP_FR_SIZE:
+    case HTTP_FR_SIZE_MORE:
+        return size_byte(r, c) ? NULL : bad_chunk;
+    case HTTP_FR_EXT:
+        if (c == '\r')
+            r->framing = HTTP_FR_SIZE_LF;
+        return c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7f) ? NULL : bad_chunk;
+    case HTTP_FR_SIZE_LF:
+        /* The last chunk (size 0) is followed by the trailer. */
+        r->framing = r->chunk_left ? HTTP_FR_DATA : HTTP_FR_LINES;
+        r->cr = false;
+        return c == '\n' ? NULL : bad_chunk;
+    case HTTP_FR_DATA_CR:
+        r->framing = HTTP_FR_DATA_LF;
+        return c == '\r' ? NULL : bad_chunk;
+    case HTTP_FR_DATA_LF:
+        r->framing = HTTP_FR_SIZE;
+        return c == '\n' ? NULL : bad_chunk;
+    default:
+        return bad_chunk;
+    }
+}
+
+/* Checks data[0..n), the bytes the parser just consumed; -1 when refused. */
+static int frame_check(struct http_request *r, const unsigned char *data, size_t n)
+{
+    const char *err;
+    size_t i = 0;
+
+    while (i < n && r->framing != HTTP_FR_BODY) {
+        if (r->framing == HTTP_FR_DATA) {
+            size_t take = r->chunk_left < n - i ? (size_t)r->chunk_left : n - i;
+
+            r->chunk_left -= take;
+            i += take;
+            if (r->chunk_left == 0)
+                r->framing = HTTP_FR_DATA_CR;
+            continue;
+        }
+        if ((err = frame_byte(r, data[i++])) != NULL)
+            return refuse(r, 400, err);
+    }
+    return 0;
+}
+
 /* Forgets the current request, keeping allocations for the next one. */
 static void reset(struct http_request *r)
 {
@@ -246,6 +381,12 @@ static void reset(struct http_request *r)
     r->field_len = 0;
     r->cur = HTTP_H_OTHER;
     r->in_value = false;
+    r->in_trailer = false;
+    r->framing = HTTP_FR_LINES;
+    r->cr = false;
+    r->chunked = false;
+    r->head_paused = false;
+    r->chunk_left = 0;
 }
 
 void http_request_init(struct http_request *r, const struct http_request_limits *lim,
@@ -268,6 +409,39 @@ void http_request_free(struct http_request *r)
     r->url_cap = r->body_cap = 0;
 }
 
+/*
+ * Runs the parser over data[0..len), and frame_check over what it consumed
+ * but the first `checked` bytes, which frame_check has seen.
+ */
+static size_t execute(struct http_request *r, const char *data, size_t len, size_t checked)
+{
+    size_t n = http_parser_execute(&r->parser, &settings, data, len);
+
+    if (!r->status && n > checked)
+        frame_check(r, (const unsigned char *)data + checked, n - checked);
+    return n;
+}
+
+/* After the head's bytes passed frame_check: the hook, the body limit. */
+static void head_done(struct http_request *r)
+{
+    const char *err = "refused";
+    int status;
+
+    if (r->on_head && (status = r->on_head(r, r->arg, &err)) != 0) {
+        refuse(r, status, err);
+        return;
+    }
+    if (r->content_lengths && r->parser.content_length > r->lim->max_body) {
+        refuse(r, 413, "payload too large");
+        return;
+    }
+    if (r->content_lengths && r->parser.content_length > 0) {
+        r->body_cap = (size_t)r->parser.content_length;
+        r->body = mem_realloc(r->body, r->body_cap);
+    }
+}
+
 size_t http_request_feed(struct http_request *r, const char *data, size_t len)
 {
     enum http_errno e;
@@ -275,9 +449,31 @@ size_t http_request_feed(struct http_request *r, const char *data, size_t len)
 
     if (r->complete || r->status || len == 0)
         return 0;
-    n = http_parser_execute(&r->parser, &settings, data, len);
-    if (r->complete || r->status)
+    n = execute(r, data, len, 0);
+    if (r->head_paused && !r->status) {
+        /* The parser paused on the head's last byte, data[n]: checked
+         * before the hook sees the head; the parser takes it next. */
+        r->head_paused = false;
+        r->framing = HTTP_FR_HEAD_END;
+        if (frame_check(r, (const unsigned char *)data + n, 1) == 0)
+            head_done(r);
+        if (r->status)
+            return n;
+        http_parser_pause(&r->parser, 0);
+        n += execute(r, data + n, len - n, 1);
+    }
+    if (r->status) {
+        r->complete = false;
         return n;
+    }
+    if (r->complete) {
+        /* The parser's end of the request must be frame_check's too. */
+        if (r->framing != HTTP_FR_BODY && (r->framing != HTTP_FR_LINES || r->cr)) {
+            r->complete = false;
+            refuse(r, 400, "invalid chunk framing");
+        }
+        return n;
+    }
     e = HTTP_PARSER_ERRNO(&r->parser);
     if (e == HPE_HEADER_OVERFLOW)
         refuse(r, 431, "request header fields too large");

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <http_parser.h>
 
@@ -14,7 +15,12 @@
  * the head is limited (431, 414), and so is the body (413) - announced
  * sizes are refused before a byte of the body is read. A hook sees the
  * head before the body is read, so a request can be answered (401, 404,
- * 405) without waiting for, or buffering, a body. Pure code: no sockets.
+ * 405) without waiting for, or buffering, a body. A chunked body's trailer
+ * fields count against max_head and are otherwise ignored: none of them is
+ * counted, kept or seen by the hook. Line ends and chunked framing are
+ * checked more strictly than libhttp-parser does (a CR is followed by LF;
+ * chunk sizes are hex digits; chunk data ends with CRLF): 400 otherwise.
+ * Pure code: no sockets.
  */
 
 #define HTTP_AUTH_MAX 512 /* longest Authorization value kept; longer ones never match */
@@ -22,7 +28,7 @@
 struct http_request;
 
 struct http_request_limits {
-    size_t max_head; /* request line plus headers */
+    size_t max_head; /* request line plus headers (and a chunked body's trailer fields) */
     size_t max_body; /* body bytes (decoded, when chunked) */
 };
 
@@ -38,6 +44,20 @@ enum http_request_header {
     HTTP_H_AUTHORIZATION,
     HTTP_H_CONTENT_LENGTH,
     HTTP_H_TRANSFER_ENCODING,
+};
+
+/* Where the framing check (http_request.c) is in a request's bytes. */
+enum http_request_framing {
+    HTTP_FR_LINES,     /* the head, or a chunked body's trailer: a CR is followed by LF */
+    HTTP_FR_HEAD_END,  /* the head's last byte, its blank line's LF */
+    HTTP_FR_BODY,      /* a Content-Length body (or none): not checked */
+    HTTP_FR_SIZE,      /* a chunk's size: its first hex digit */
+    HTTP_FR_SIZE_MORE, /* more digits, an extension, or CR */
+    HTTP_FR_EXT,       /* a chunk extension, up to CR */
+    HTTP_FR_SIZE_LF,   /* the size line's LF */
+    HTTP_FR_DATA,      /* chunk_left data bytes */
+    HTTP_FR_DATA_CR,   /* the CRLF after a chunk's data */
+    HTTP_FR_DATA_LF,
 };
 
 struct http_request {
@@ -66,6 +86,13 @@ struct http_request {
     size_t field_len;
     enum http_request_header cur;
     bool in_value;
+    bool in_trailer; /* the head is complete: fields now are trailer fields */
+    /* The framing check. */
+    enum http_request_framing framing;
+    bool cr;             /* HTTP_FR_LINES: the last byte was a CR */
+    bool chunked;        /* libhttp-parser reads the body as chunked */
+    bool head_paused;    /* the parser is paused at the head's end */
+    uint64_t chunk_left; /* the size being read, then its data bytes still to come */
 };
 
 /*

@@ -17,7 +17,11 @@ attacker must not cost it CPU, slots or memory either.
       on every port), and an idle keep-alive HTTP connection; idle
       subscribers without partial input stay.
   13. Two Content-Length headers, or Content-Length with Transfer-Encoding:
-      400 and nothing published; chunked bodies are accepted.
+      400 and nothing published; chunked bodies are accepted. Issue 12: a
+      chunk libhttp-parser reads leniently (size byte 0xff, a CR without
+      LF, data without CRLF) or a CR without LF in the head is a 400 that
+      closes, and a request pipelined behind it is never served; a chunked
+      body's trailer fields neither frame nor authenticate anything.
 
 The last class checks the HTTP endpoint's routes, JSON bodies and
 keep-alive, which the rewrite on http_parser keeps as they are today.
@@ -640,6 +644,82 @@ class RequestSmuggling(unittest.TestCase):
             st, _, body = http(b.http_port, "POST", "/v1/publish/dup.t", body=b"ok")
             self.assertEqual((st, json.loads(body)["seq"]), (200, 1))
             self.assertEqual(sub.frame()[1:4], ["dup.t", 1, b"ok"])
+            sub.close()
+        finally:
+            b.check_clean_exit(self)
+
+
+    def test_issue12_lenient_chunk_framing_is_400_and_closes(self):
+        """What libhttp-parser would read leniently, and a proxy in front
+        otherwise: a chunk size byte 0xff (its digit 0), any byte after a
+        size's CR, any two bytes after chunk data, any byte after the head's
+        blank-line CR. Each is answered 400 and the connection closed; the
+        publish pipelined behind it is never served and nothing is published
+        (before: 200, and the smuggled request answered too)."""
+        b = Broker()
+        try:
+            sub = LinkClient(b.link_port)
+            sub.sub("smug.>")
+            sub.sync()
+            head = (b"POST /v1/publish/smug.t HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n")
+            hidden = (b"POST /v1/publish/smug.hidden HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Length: 1\r\n\r\nx")
+            bad = [
+                head + b"\xff5\r\nhello\r\n0\r\n\r\n",
+                head + b"\xff\xff /b1\r\nContent-Length: 2\r\n\r\n",
+                head + b"5\rXhello\r\n0\r\n\r\n",
+                head + b"5\r\nhelloXY0\r\n\r\n",
+                head + b"0\r\nX: y\r\n\rZ",
+                b"POST /v1/publish/smug.t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                b"\rZhi",
+            ]
+            for req in bad:
+                s = connect(b.http_port)
+                s.sendall(req + hidden)
+                resp = read_response(s, timeout=5)
+                json_error(self, resp, 400)
+                self.assertTrue(closed_within(s, 5), "open after the 400: %r" % req)
+                s.close()
+            self.assertEqual(m(b, "herald_events_published_total"), 0)
+            st, _, body = http(b.http_port, "POST", "/v1/publish/smug.t", body=b"ok")
+            self.assertEqual((st, json.loads(body)["seq"]), (200, 1))
+            self.assertEqual(sub.frame()[1:4], ["smug.t", 1, b"ok"])
+            sub.close()
+        finally:
+            b.check_clean_exit(self)
+
+    def test_issue12_chunked_trailer_fields_are_ignored(self):
+        """A chunked publish whose trailer has Content-Length and
+        Authorization: the body is the chunks, the connection stays usable,
+        and a trailer Authorization does not authenticate (401 at the head)."""
+        b = Broker("--requirepass", "s3cret")
+        try:
+            sub = LinkClient(b.link_port, secret="s3cret")
+            sub.sub("trail.>")
+            sub.sync()
+            pub = (b"POST /v1/publish/trail.t HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
+                   b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                   b"Content-Length: 2\r\nAuthorization: Bearer wrong\r\n\r\n")
+            s = connect(b.http_port)
+            s.sendall(pub % b"Authorization: Bearer s3cret\r\n")
+            resp = read_response(s, timeout=5)
+            self.assertIsNotNone(resp)
+            self.assertEqual((resp[0], json.loads(resp[2])), (200, {"receivers": 1, "seq": 1}))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            resp = read_response(s, timeout=5)
+            self.assertIsNotNone(resp, "keep-alive connection closed after the trailer")
+            self.assertEqual(resp[0], 200)
+            s.close()
+            self.assertEqual(sub.frame()[1:4], ["trail.t", 1, b"hello"])
+            s = connect(b.http_port)
+            s.sendall(pub.replace(b"Bearer wrong", b"Bearer s3cret") % b"")
+            resp = read_response(s, timeout=5)
+            self.assertIsNotNone(resp)
+            self.assertEqual(resp[0], 401)
+            self.assertTrue(closed_within(s, 5), "open after the 401")
+            s.close()
+            self.assertEqual(m(b, "herald_events_published_total"), 1)
             sub.close()
         finally:
             b.check_clean_exit(self)

@@ -7,7 +7,13 @@
  * status, e.g. 401, with the body never waited for) - each fed whole, at
  * every split point, and byte by byte, with the same outcome; input ending
  * at an unmapped page; and a second request on the same parser after
- * http_request_next.
+ * http_request_next. Issue 12: a chunked body's trailer fields are no
+ * header - a trailer Content-Length is not counted beside the head's
+ * Transfer-Encoding, a trailer Authorization neither replaces nor spoils
+ * the head's; what libhttp-parser reads leniently is a 400 - a chunk size
+ * byte 0x80-0xff, a CR without LF (chunk size line, head, trailer), chunk
+ * data without CRLF, a control byte in a chunk extension; with the
+ * pipelined input fuzz_http_request found it all with.
  */
 #include <check.h>
 #include <stdio.h>
@@ -97,6 +103,51 @@ static const struct req_case cases[] = {
     {"garbage", "\x01\x02garbage garbage" CRLF CRLF, 400, 0, NULL, NULL, NULL, 0, false},
     {"bad chunk size", "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "zz" CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: a trailer content-length is no header",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF
+     "Content-Length: 2" CRLF CRLF,
+     0, 0, "/p", "", NULL, 1, true},
+    {"issue 12: a trailer authorization is not kept",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "1" CRLF "x" CRLF "0" CRLF
+     "Authorization: t" CRLF CRLF,
+     0, 0, "/p", "x", NULL, 1, true},
+    {"issue 12: a chunk size byte 0xff is no digit",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "\xff"
+     "5" CRLF "hello" CRLF "0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: a chunk size ending in 0x80",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "1\x80" CRLF "x" CRLF
+     "0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: a chunk size CR without LF",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5\rXhello" CRLF "0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: chunk data not followed by CRLF",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5" CRLF "helloXY0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: chunk data followed by LF alone",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5" CRLF "hello\n0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: a control byte in a chunk extension",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5;a\n" CRLF "hello" CRLF
+     "0" CRLF CRLF,
+     400, 0, NULL, NULL, NULL, 1, false},
+    {"issue 12: the trailer's end CR without LF",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF "X: y" CRLF "\rZ", 400,
+     0, NULL, NULL, NULL, 1, false},
+    {"issue 12: the head's end CR without LF", "GET / HTTP/1.1" CRLF "Host: x" CRLF "\rZ", 400, 0,
+     NULL, NULL, NULL, 0, false},
+    {"issue 12: an empty header value CR without LF",
+     "GET / HTTP/1.1" CRLF "X:\rYHost: x" CRLF CRLF, 400, 0, NULL, NULL, NULL, 0, false},
+    {"chunk extensions, upper-case hex, leading zeros",
+     "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "00A;name=\"v w\"" CRLF
+     "0123456789" CRLF "1 ; x" CRLF "!" CRLF "0" CRLF "T: v" CRLF CRLF,
+     0, 0, "/p", "0123456789!", NULL, 1, true},
+    {"bare LF line ends", "GET /lf HTTP/1.1\nHost: x\n\n", 0, 0, "/lf", "", NULL, 1, true},
+    {"issue 12: a trailer authorization leaves the head's",
+     "POST /p HTTP/1.1" CRLF "Authorization: h" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF
+     "Authorization: t" CRLF "Content-Length: 0" CRLF CRLF,
+     0, 0, "/p", "", "h", 1, true},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -143,12 +194,18 @@ static void check(const struct req_case *c, const struct outcome *o, const struc
     }
     ck_assert_msg(o->complete, "%s: not complete", c->name);
     ck_assert_uint_eq(o->consumed, c->consumed ? c->consumed : len);
+    /* The smuggling rules hold for every complete request (issue 12). */
+    ck_assert_uint_le(r->content_lengths, 1);
+    ck_assert_msg(!(r->content_lengths && r->transfer_encoding),
+                  "%s: Content-Length and Transfer-Encoding both counted", c->name);
     ck_assert_str_eq(r->url, c->url);
     ck_assert_uint_eq(r->body_len, strlen(c->body));
     ck_assert(r->body_len == 0 || memcmp(r->body, c->body, r->body_len) == 0);
     ck_assert(r->has_auth == (c->auth != NULL));
-    if (c->auth)
+    if (c->auth) {
+        ck_assert(!r->auth_overflow);
         ck_assert_str_eq(r->auth, c->auth);
+    }
     ck_assert(http_request_keep_alive(r) == c->keep_alive);
 }
 
@@ -276,6 +333,65 @@ START_TEST(test_authorization_overflow)
 
 END_TEST
 
+/*
+ * Issue 12: fuzz_http_request's input, past its two control bytes (piece
+ * size 17, body limit 1600). libhttp-parser reads the chunk-size byte 0xff
+ * as a 0 digit, so the second request's "\xff... /b1" was its last chunk
+ * and the Content-Length after it a trailer field, counted beside the
+ * head's Transfer-Encoding; the "hiGET" after it a third request. That
+ * chunk size is now a 400, after one complete request.
+ */
+static const char issue12_input[] =
+    "POST /v1/pub\xff\xff\xefHTTP/1.1\r\n"
+    "Content-Length: 2\r\n"
+    "\r\n"
+    "hiGET /healt<<<<<<<<<<Tlish1.1-\n"
+    "Transfer-Encoding: chunked\r\n"
+    "\r\n"
+    "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff /b1\r\n"
+    "Content-Length: 2\r\n"
+    "\r\n"
+    "hiGET /healt/<z<<<<<<<ETlish1.1\r\n"
+    "Transfer-Encoding: chunked\r\n"
+    "\r\n"
+    "5\ration: Be\n"
+    "8ar /\r\n"
+    "\n"
+    "\r\n"
+    "\r\n";
+
+START_TEST(test_issue12_fuzz_input)
+{
+    static const size_t steps[] = {0, 17, 1};
+    static const struct http_request_limits lim = {.max_head = 2048, .max_body = 1600};
+    const size_t len = sizeof(issue12_input) - 1;
+    struct http_request r;
+    int calls = 0;
+    size_t off = 0, nreqs = 0, step = steps[_i];
+
+    http_request_init(&r, &lim, hook, &calls);
+    while (off < len && !r.status) {
+        size_t piece = step && len - off > step ? step : len - off;
+
+        off += http_request_feed(&r, issue12_input + off, piece);
+        if (!r.complete)
+            continue;
+        ck_assert_uint_le(r.content_lengths, 1);
+        ck_assert(!(r.content_lengths && r.transfer_encoding));
+        ck_assert_str_eq(r.url, "/v1/pub\xff\xff\xefHTTP/1.1");
+        ck_assert_uint_eq(r.body_len, 2);
+        nreqs++;
+        http_request_next(&r);
+    }
+    ck_assert_uint_eq(nreqs, 1);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(r.err, "invalid chunk framing");
+    ck_assert_int_eq(calls, 2);
+    http_request_free(&r);
+}
+
+END_TEST
+
 static Suite *http_request_suite(void)
 {
     Suite *s = suite_create("http_request");
@@ -288,6 +404,7 @@ static Suite *http_request_suite(void)
     tc = tcase_create("connection");
     tcase_add_test(tc, test_next_request);
     tcase_add_test(tc, test_authorization_overflow);
+    tcase_add_loop_test(tc, test_issue12_fuzz_input, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
