@@ -25,7 +25,7 @@
  * fields there, RFC 9112 7.1.2 a recipient to merge them into the head; by
  * then the head hook has judged the request and the body's length is
  * settled. Counting them as head fields let a chunked request end up with
- * Content-Length and Transfer-Encoding both counted (issue 12, found by
+ * Content-Length and Transfer-Encoding both counted (found by
  * fuzz_http_request), or a trailer's Authorization replace the one the
  * hook checked. Rejected: refusing them - the request's framing is already
  * decided, and a trailer cannot move where the next request starts.
@@ -36,7 +36,7 @@
  * CRs (the blank line's, an empty value's) as LF; and it reads bytes
  * 0x80-0xff in a chunk size as the digit 0 (its hex table has 128
  * entries). A proxy that reads such a body strictly, or leniently in
- * another way, cuts the stream into other requests than we do (issue 12:
+ * another way, cuts the stream into other requests than we do (the fuzzer:
  * "\xff\xff /b1" was our last chunk). So every byte the parser consumes,
  * but a Content-Length body and chunk data, also goes through
  * frame_check, a small strict reader of the same bytes: in the head and

@@ -17,7 +17,7 @@ attacker must not cost it CPU, slots or memory either.
       on every port), and an idle keep-alive HTTP connection; idle
       subscribers without partial input stay.
   13. Two Content-Length headers, or Content-Length with Transfer-Encoding:
-      400 and nothing published; chunked bodies are accepted. Issue 12: a
+      400 and nothing published; chunked bodies are accepted. A
       chunk libhttp-parser reads leniently (size byte 0xff, a CR without
       LF, data without CRLF) or a CR without LF in the head is a 400 that
       closes, and a request pipelined behind it is never served; a chunked
@@ -649,7 +649,7 @@ class RequestSmuggling(unittest.TestCase):
             b.check_clean_exit(self)
 
 
-    def test_issue12_lenient_chunk_framing_is_400_and_closes(self):
+    def test_lenient_chunk_framing_is_400_and_closes(self):
         """What libhttp-parser would read leniently, and a proxy in front
         otherwise: a chunk size byte 0xff (its digit 0), any byte after a
         size's CR, any two bytes after chunk data, any byte after the head's
@@ -689,7 +689,7 @@ class RequestSmuggling(unittest.TestCase):
         finally:
             b.check_clean_exit(self)
 
-    def test_issue12_chunked_trailer_fields_are_ignored(self):
+    def test_chunked_trailer_fields_are_ignored(self):
         """A chunked publish whose trailer has Content-Length and
         Authorization: the body is the chunks, the connection stays usable,
         and a trailer Authorization does not authenticate (401 at the head)."""

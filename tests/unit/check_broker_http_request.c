@@ -7,7 +7,7 @@
  * status, e.g. 401, with the body never waited for) - each fed whole, at
  * every split point, and byte by byte, with the same outcome; input ending
  * at an unmapped page; and a second request on the same parser after
- * http_request_next. Issue 12: a chunked body's trailer fields are no
+ * http_request_next. A chunked body's trailer fields are no
  * header - a trailer Content-Length is not counted beside the head's
  * Transfer-Encoding, a trailer Authorization neither replaces nor spoils
  * the head's; what libhttp-parser reads leniently is a 400 - a chunk size
@@ -103,48 +103,48 @@ static const struct req_case cases[] = {
     {"garbage", "\x01\x02garbage garbage" CRLF CRLF, 400, 0, NULL, NULL, NULL, 0, false},
     {"bad chunk size", "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "zz" CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: a trailer content-length is no header",
+    {"smuggling: a trailer content-length is no header",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF
      "Content-Length: 2" CRLF CRLF,
      0, 0, "/p", "", NULL, 1, true},
-    {"issue 12: a trailer authorization is not kept",
+    {"smuggling: a trailer authorization is not kept",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "1" CRLF "x" CRLF "0" CRLF
      "Authorization: t" CRLF CRLF,
      0, 0, "/p", "x", NULL, 1, true},
-    {"issue 12: a chunk size byte 0xff is no digit",
+    {"smuggling: a chunk size byte 0xff is no digit",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "\xff"
      "5" CRLF "hello" CRLF "0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: a chunk size ending in 0x80",
+    {"smuggling: a chunk size ending in 0x80",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "1\x80" CRLF "x" CRLF
      "0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: a chunk size CR without LF",
+    {"smuggling: a chunk size CR without LF",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5\rXhello" CRLF "0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: chunk data not followed by CRLF",
+    {"smuggling: chunk data not followed by CRLF",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5" CRLF "helloXY0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: chunk data followed by LF alone",
+    {"smuggling: chunk data followed by LF alone",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5" CRLF "hello\n0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: a control byte in a chunk extension",
+    {"smuggling: a control byte in a chunk extension",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "5;a\n" CRLF "hello" CRLF
      "0" CRLF CRLF,
      400, 0, NULL, NULL, NULL, 1, false},
-    {"issue 12: the trailer's end CR without LF",
+    {"smuggling: the trailer's end CR without LF",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF "X: y" CRLF "\rZ", 400,
      0, NULL, NULL, NULL, 1, false},
-    {"issue 12: the head's end CR without LF", "GET / HTTP/1.1" CRLF "Host: x" CRLF "\rZ", 400, 0,
+    {"smuggling: the head's end CR without LF", "GET / HTTP/1.1" CRLF "Host: x" CRLF "\rZ", 400, 0,
      NULL, NULL, NULL, 0, false},
-    {"issue 12: an empty header value CR without LF",
+    {"smuggling: an empty header value CR without LF",
      "GET / HTTP/1.1" CRLF "X:\rYHost: x" CRLF CRLF, 400, 0, NULL, NULL, NULL, 0, false},
     {"chunk extensions, upper-case hex, leading zeros",
      "POST /p HTTP/1.1" CRLF "Transfer-Encoding: chunked" CRLF CRLF "00A;name=\"v w\"" CRLF
      "0123456789" CRLF "1 ; x" CRLF "!" CRLF "0" CRLF "T: v" CRLF CRLF,
      0, 0, "/p", "0123456789!", NULL, 1, true},
     {"bare LF line ends", "GET /lf HTTP/1.1\nHost: x\n\n", 0, 0, "/lf", "", NULL, 1, true},
-    {"issue 12: a trailer authorization leaves the head's",
+    {"smuggling: a trailer authorization leaves the head's",
      "POST /p HTTP/1.1" CRLF "Authorization: h" CRLF "Transfer-Encoding: chunked" CRLF CRLF "0" CRLF
      "Authorization: t" CRLF "Content-Length: 0" CRLF CRLF,
      0, 0, "/p", "", "h", 1, true},
@@ -194,7 +194,7 @@ static void check(const struct req_case *c, const struct outcome *o, const struc
     }
     ck_assert_msg(o->complete, "%s: not complete", c->name);
     ck_assert_uint_eq(o->consumed, c->consumed ? c->consumed : len);
-    /* The smuggling rules hold for every complete request (issue 12). */
+    /* The smuggling rules hold for every complete request. */
     ck_assert_uint_le(r->content_lengths, 1);
     ck_assert_msg(!(r->content_lengths && r->transfer_encoding),
                   "%s: Content-Length and Transfer-Encoding both counted", c->name);
@@ -334,14 +334,14 @@ START_TEST(test_authorization_overflow)
 END_TEST
 
 /*
- * Issue 12: fuzz_http_request's input, past its two control bytes (piece
+ * fuzz_http_request's input, past its two control bytes (piece
  * size 17, body limit 1600). libhttp-parser reads the chunk-size byte 0xff
  * as a 0 digit, so the second request's "\xff... /b1" was its last chunk
  * and the Content-Length after it a trailer field, counted beside the
  * head's Transfer-Encoding; the "hiGET" after it a third request. That
  * chunk size is now a 400, after one complete request.
  */
-static const char issue12_input[] =
+static const char fuzz_found_input[] =
     "POST /v1/pub\xff\xff\xefHTTP/1.1\r\n"
     "Content-Length: 2\r\n"
     "\r\n"
@@ -360,11 +360,11 @@ static const char issue12_input[] =
     "\r\n"
     "\r\n";
 
-START_TEST(test_issue12_fuzz_input)
+START_TEST(test_fuzzer_found_input)
 {
     static const size_t steps[] = {0, 17, 1};
     static const struct http_request_limits lim = {.max_head = 2048, .max_body = 1600};
-    const size_t len = sizeof(issue12_input) - 1;
+    const size_t len = sizeof(fuzz_found_input) - 1;
     struct http_request r;
     int calls = 0;
     size_t off = 0, nreqs = 0, step = steps[_i];
@@ -373,7 +373,7 @@ START_TEST(test_issue12_fuzz_input)
     while (off < len && !r.status) {
         size_t piece = step && len - off > step ? step : len - off;
 
-        off += http_request_feed(&r, issue12_input + off, piece);
+        off += http_request_feed(&r, fuzz_found_input + off, piece);
         if (!r.complete)
             continue;
         ck_assert_uint_le(r.content_lengths, 1);
@@ -404,7 +404,7 @@ static Suite *http_request_suite(void)
     tc = tcase_create("connection");
     tcase_add_test(tc, test_next_request);
     tcase_add_test(tc, test_authorization_overflow);
-    tcase_add_loop_test(tc, test_issue12_fuzz_input, 0, 3);
+    tcase_add_loop_test(tc, test_fuzzer_found_input, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
