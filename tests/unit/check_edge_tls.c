@@ -79,7 +79,7 @@ static void setup_with(int argc, char **argv, const char *server_groups)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     cl = client_new(&w->h, sv[0]);
     ck_assert_ptr_nonnull(cl);
-    ck_assert_ptr_nonnull(cl->ssl);
+    ck_assert_ptr_nonnull(client_ssl(cl));
     peer = sv[1];
     cctx = tls_client_ctx_new(cert.cert, err, sizeof(err));
     ck_assert_msg(cctx != NULL, "%s", err);
@@ -697,7 +697,7 @@ START_TEST(test_hrr_second_hello_too_big_refused)
     }
     ck_assert_int_gt(n, 0); /* the HelloRetryRequest */
     ck_assert_uint_eq(w->h.nclients, 1);
-    ck_assert_int_eq(SSL_get_state(cl->ssl), TLS_ST_EARLY_DATA);
+    ck_assert_int_eq(SSL_get_state(client_ssl(cl)), TLS_ST_EARLY_DATA);
     raw_send(ccs_and_big_hello, sizeof(ccs_and_big_hello));
     ck_assert_uint_eq(w->h.nclients, 0);
     ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
@@ -777,13 +777,13 @@ START_TEST(test_read_waiting_to_write_does_not_spin)
     handshake("/ws");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (; sent < 20000 && !SSL_want_write(cl->ssl); sent++) {
+    for (; sent < 20000 && !SSL_want_write(client_ssl(cl)); sent++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break; /* our own socket is full */
         pump();
     }
-    ck_assert_msg(SSL_want_write(cl->ssl), "no blocked read after %d key updates", sent);
+    ck_assert_msg(SSL_want_write(client_ssl(cl)), "no blocked read after %d key updates", sent);
     ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1; /* bytes the edge cannot read yet */
     pump();
     ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
@@ -859,13 +859,13 @@ START_TEST(test_close_while_read_waits_does_not_spin)
     handshake("/ws");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 20000 && !SSL_want_write(cl->ssl); i++) {
+    for (int i = 0; i < 20000 && !SSL_want_write(client_ssl(cl)); i++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break;
         pump();
     }
-    ck_assert(SSL_want_write(cl->ssl));
+    ck_assert(SSL_want_write(client_ssl(cl)));
     send_frame_once();
     client_close(cl, WS_CLOSE_GOING_AWAY, "bye"); /* the close frame cannot go out either */
     pump();
