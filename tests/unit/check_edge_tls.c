@@ -425,6 +425,42 @@ START_TEST(test_wss_sub_deliver_and_idle)
 END_TEST
 
 /*
+ * The SSL object sits in the hub's per-slot array, not in struct client
+ * (docs/architecture.md §4.4): when a client is retired, the last one takes
+ * its slot (the O(1) swap) and brings its SSL object along, which then
+ * serves a whole session; the retired one reads as having none.
+ */
+START_TEST(test_ssl_moves_with_its_client)
+{
+    struct client *first = cl;
+    SSL *ssl;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    cl = client_new(&w->h, sv[0]);
+    ck_assert_ptr_nonnull(cl);
+    ssl = client_ssl(cl);
+    ck_assert_ptr_nonnull(ssl);
+    ck_assert_ptr_ne(ssl, client_ssl(first));
+    ck_assert_uint_eq(cl->index, 1);
+    client_abort(first); /* on the close list until the next loop pass */
+    ck_assert_ptr_null(client_ssl(first));
+    ck_assert_uint_eq(cl->index, 0);
+    ck_assert_ptr_eq(client_ssl(cl), ssl);
+    close(peer);
+    peer = sv[1];
+    ck_assert_int_eq(SSL_set_fd(pc, peer), 1); /* the test's client has not started yet */
+    handshake("/ws?topic=mail.>");
+    worker_deliver(w, "mail.42", 7, 3, "{\"a\":1}", 7);
+    worker_flush_dirty(w);
+    expect_text("{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
+    assert_idle();
+    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
+}
+
+END_TEST
+
+/*
  * OpenSSL's record buffers (~17 KiB each way) exist only while a record
  * is in flight: an idle connection is back to what it held before.
  */
@@ -886,6 +922,7 @@ static Suite *edge_tls_suite(void)
     t = tcase_create("wss");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_wss_sub_deliver_and_idle);
+    tcase_add_test(t, test_ssl_moves_with_its_client);
     tcase_add_test(t, test_idle_tls_connection_holds_no_record_buffer);
     tcase_add_test(t, test_messages_larger_than_a_record);
     tcase_add_test(t, test_coalesced_output_in_order);
