@@ -62,7 +62,8 @@
  * TLS (a port with tls-cert-file). The same layers run on plaintext: only
  * the syscall layer below them changes (read_some, write_pending,
  * write_out, closing_drained, drain_closing; client_new and client_abort
- * make and free the SSL object), calling client_tls.c instead of read(),
+ * make and free the SSL object, which the hub keeps per slot, not the
+ * struct: client_ssl), calling client_tls.c instead of read(),
  * send(), evbuffer_write() and shutdown(). A TLS read may need the socket
  * writable (handshake messages, a KeyUpdate's answer): it then waits on
  * EV_WRITE alone (tls_read_waits) and a writable socket retries it. A
@@ -168,28 +169,33 @@ static void tls_read_waits(struct client *c, bool waits)
 struct client *client_new(struct hub *h, int fd)
 {
     struct client *c = mem_calloc(1, sizeof(*c));
+    struct ssl_st *ssl = NULL;
 
     c->h = h;
     c->id = ++h->next_conn_id;
     c->born_s = c->last_rx_s = c->last_ping_s = h->now_s;
-    if (h->tls && client_tls_attach(c, fd) < 0) /* logged there */
-        goto fail;
     if (event_assign(&c->ev, h->base, fd, EV_READ | EV_PERSIST, client_on_event, c) < 0 ||
         event_add(&c->ev, NULL) < 0) {
         log_error("event_add_failed", "conn=%u", c->id);
         goto fail;
     }
+    /* Last before hub_add_client, so that no failure has an SSL object to free. */
+    if (h->tls && !(ssl = client_tls_new(c, fd))) { /* logged there */
+        event_del(&c->ev);
+        goto fail;
+    }
     c->state = CLIENT_HANDSHAKE;
     hub_add_client(h, c);
+    if (ssl)
+        client_tls_attach(c, ssl); /* into the slot hub_add_client gave c */
     if (log_enabled(LOG_LEVEL_DEBUG)) {
         char peer[PEER_MAX];
 
         peer_of(c, peer, sizeof(peer));
-        log_debug("client_open", "conn=%u peer=%s tls=%s", c->id, peer, c->ssl ? "yes" : "no");
+        log_debug("client_open", "conn=%u peer=%s tls=%s", c->id, peer, ssl ? "yes" : "no");
     }
     return c;
 fail:
-    client_tls_detach(c);
     close(fd);
     mem_free(c);
     return NULL;
@@ -270,7 +276,7 @@ static ssize_t send_some(struct client *c, const char *buf, size_t len)
     size_t off = 0;
     ssize_t n;
 
-    if (!c->ssl) {
+    if (!client_ssl(c)) {
         n = send(client_fd(c), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0)
             return soft_error(errno) ? 0 : -1;
@@ -304,7 +310,7 @@ static int write_out(struct client *c)
 {
     int n;
 
-    if (c->ssl) {
+    if (client_ssl(c)) {
         ssize_t t = client_tls_write_evbuffer(c, c->out);
 
         if (t < 0)
@@ -333,7 +339,7 @@ static int closing_drained(struct client *c)
 
     if (c->flags & CLIENT_F_SHUT_WR)
         return 0;
-    if (c->ssl && (rc = client_tls_close_notify(c)) <= 0) {
+    if (client_ssl(c) && (rc = client_tls_close_notify(c)) <= 0) {
         if (rc < 0) {
             client_abort(c);
             return -1;
@@ -568,7 +574,7 @@ void client_abort(struct client *c)
     drop_output(c);
     pool_put(h->pool, &c->in);
     pool_put(h->pool, &c->msg);
-    client_tls_detach(c);
+    client_tls_detach(c); /* freed here, once: c's slot is another client's after retiring */
     close(client_fd(c));
     c->state = CLIENT_CLOSED;
     c->sink.flags |= SINK_CLOSED;
@@ -1027,7 +1033,7 @@ static void drain_closing(struct client *c)
     for (;;) {
         ssize_t n;
 
-        if (c->ssl) { /* the peer's close_notify, EOF or an error end it */
+        if (client_ssl(c)) { /* the peer's close_notify, EOF or an error end it */
             n = client_tls_read(c, c->h->scratch, c->h->scratch_cap);
             if (n > 0)
                 continue;
@@ -1058,7 +1064,7 @@ static ssize_t read_some(struct client *c, size_t have)
     for (;;) {
         ssize_t n;
 
-        if (c->ssl) { /* plaintext: one record and what OpenSSL holds already */
+        if (client_ssl(c)) { /* plaintext: one record and what OpenSSL holds already */
             n = client_tls_read(c, h->scratch + have, h->scratch_cap - have);
             if (n < 0) {
                 client_abort(c);
@@ -1121,7 +1127,7 @@ static void client_on_event(evutil_socket_t fd, short what, void *arg)
     if ((what & EV_WRITE) && client_flush(c) < 0)
         return;
     /* TLS: a read that waited for the socket to take handshake bytes resumes. */
-    if (!(what & EV_READ) && !(c->ssl && (what & EV_WRITE)))
+    if (!(what & EV_READ) && !((what & EV_WRITE) && client_ssl(c)))
         return;
     if (c->state == CLIENT_CLOSING)
         drain_closing(c);

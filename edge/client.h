@@ -54,7 +54,6 @@ struct client {
     struct chunk *msg;     /* payload of a fragmented message being assembled, or NULL */
     struct evbuffer *out;  /* output the kernel refused (borrowed from the pool), or NULL */
     struct frame *pending; /* the single queued frame when out is NULL, or NULL */
-    struct ssl_st *ssl;    /* the TLS session on a TLS port (owned), NULL on a plain one */
     struct ptrset subs;    /* nodes of h->trie holding this client (one: no allocation) */
     uint32_t id;
     uint32_t index;       /* slot in h->clients */
@@ -171,6 +170,15 @@ void client_free(struct client *c);
 
 /* Bytes queued for c (pending frame + evbuffer). */
 size_t client_queued(const struct client *c);
+
+/* ---- TLS (client_tls.c, docs/architecture.md §4.10) ---- */
+
+/*
+ * c's SSL object on a TLS port (owned by c, kept in its hub's per-slot
+ * array like its grant; borrowed until c is aborted), or NULL: on a plain
+ * port, and once c is closed.
+ */
+struct ssl_st *client_ssl(const struct client *c);
 
 /* ---- credentials (client_auth.c, docs/protocol.md §3.10) ---- */
 

@@ -9,7 +9,8 @@
 /*
  * TLS under one edge client connection (wss, docs/architecture.md §4.10):
  * the calls client.c's syscall layer makes instead of read(), send(),
- * evbuffer_write() and shutdown() when c->ssl is set. They never close c:
+ * evbuffer_write() and shutdown() when c has an SSL object (client_ssl,
+ * client.h: its hub's per-slot array holds it). They never close c:
  * -1 means the connection is over (counted and logged here), and the caller
  * aborts it. None of them keeps a buffer of its own: plaintext is read into
  * the caller's buffer (the worker's scratch) and written from the caller's
@@ -19,15 +20,25 @@
 
 struct client;
 struct evbuffer;
+struct ssl_st;
 
 /*
- * Gives c (whose hub has a tls_server) a new SSL object for fd, from the
- * certificate the server holds now, in accept state. Borrows fd (c closes
- * it). Returns 0, or -1 (logged) when OpenSSL cannot allocate it.
+ * Returns a new SSL object for c's socket fd (borrowed: c closes it), from
+ * the certificate c's hub's tls_server holds now, in accept state; the
+ * caller owns it until client_tls_attach takes it. c need not be in its
+ * hub's array yet (client_new makes it before hub_add_client). NULL (logged)
+ * when OpenSSL cannot allocate it.
  */
-int client_tls_attach(struct client *c, int fd);
+struct ssl_st *client_tls_new(const struct client *c, int fd);
 
-/* Frees c->ssl without a close_notify (c is being aborted) and sets it NULL. NULL ok. */
+/* Takes ssl as c's SSL object, into c's slot of its hub (c registered by hub_add_client). */
+void client_tls_attach(struct client *c, struct ssl_st *ssl);
+
+/*
+ * Frees c's SSL object without a close_notify (c is being aborted, before
+ * its fd is closed and its slot is given to another client) and clears its
+ * slot. Nothing to do on a plain port.
+ */
 void client_tls_detach(struct client *c);
 
 /*

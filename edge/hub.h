@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct frame;
 struct pool;
+struct ssl_st;
 struct tls_server;
 struct trie;
 struct uplink;
@@ -49,9 +50,11 @@ struct hub {
     struct client **clients; /* every live connection; client->index is its slot */
     uint32_t *due_s;         /* per slot: the second from which the sweep acts on it */
     /* Per slot, and allocated only when their feature is on, so a connection pays for
-     * what is configured (struct client stays the same size either way, auth.c says why): */
+     * what is configured (struct client stays the same size either way, auth.c says why).
+     * hub_retire_client moves them with their client: */
     struct auth_grant **grants; /* its token's grant or NULL; when conf->auth_on */
     uint64_t *addr_keys;        /* the address it counts against in addr; when addr is set */
+    struct ssl_st **ssls;       /* its SSL object (client_tls.c); when tls is set */
     uint32_t nclients, clients_cap;
     uint32_t nrefused;       /* connections past max-connections lingering with their 503 */
     struct addr_limit *addr; /* per-address limits shared by every worker (main's), or NULL */
@@ -72,8 +75,10 @@ struct hub {
 void hub_add_client(struct hub *h, struct client *c);
 
 /*
- * Removes c from the array (O(1) swap) and queues it on the close list; it
- * is freed on the next loop pass. c must be fully closed already.
+ * Removes c from the array (O(1) swap: the last client takes c's slot, its
+ * per-slot entries moving with it) and queues it on the close list; it is
+ * freed on the next loop pass. c must be fully closed already, its own
+ * per-slot entries released (grant, address key, SSL object).
  */
 void hub_retire_client(struct hub *h, struct client *c);
 

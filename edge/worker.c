@@ -629,6 +629,7 @@ int worker_port(const struct worker *w)
 
 void worker_set_tls(struct worker *w, struct tls_server *tls)
 {
+    assert(w->h.nclients == 0 && w->h.clients_cap == 0); /* ssls follows the array */
     w->h.tls = tls;
 }
 
@@ -694,6 +695,7 @@ void worker_free(struct worker *w)
     mem_free(w->h.due_s);
     mem_free(w->h.grants);
     mem_free(w->h.addr_keys);
+    mem_free(w->h.ssls); /* empty: abort_all freed every SSL object */
     mem_free(w->h.closed);
     dirty_free(&w->h.dirty);
     fanout_free(&w->h.fanout);

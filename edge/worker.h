@@ -94,8 +94,9 @@ int worker_port(const struct worker *w);
 
 /*
  * Makes w's port a TLS port: every connection accepted from now on gets an
- * SSL object from tls's current certificate. Borrows tls until
- * worker_free. Before worker_start.
+ * SSL object from tls's current certificate, kept in a per-slot array of
+ * w's hub. Borrows tls until worker_free. Before worker_start and before
+ * any connection.
  */
 void worker_set_tls(struct worker *w, struct tls_server *tls);
 

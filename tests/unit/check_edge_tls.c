@@ -79,7 +79,7 @@ static void setup_with(int argc, char **argv, const char *server_groups)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     cl = client_new(&w->h, sv[0]);
     ck_assert_ptr_nonnull(cl);
-    ck_assert_ptr_nonnull(cl->ssl);
+    ck_assert_ptr_nonnull(client_ssl(cl));
     peer = sv[1];
     cctx = tls_client_ctx_new(cert.cert, err, sizeof(err));
     ck_assert_msg(cctx != NULL, "%s", err);
@@ -425,6 +425,42 @@ START_TEST(test_wss_sub_deliver_and_idle)
 END_TEST
 
 /*
+ * The SSL object sits in the hub's per-slot array, not in struct client
+ * (docs/architecture.md §4.4): when a client is retired, the last one takes
+ * its slot (the O(1) swap) and brings its SSL object along, which then
+ * serves a whole session; the retired one reads as having none.
+ */
+START_TEST(test_ssl_moves_with_its_client)
+{
+    struct client *first = cl;
+    SSL *ssl;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    cl = client_new(&w->h, sv[0]);
+    ck_assert_ptr_nonnull(cl);
+    ssl = client_ssl(cl);
+    ck_assert_ptr_nonnull(ssl);
+    ck_assert_ptr_ne(ssl, client_ssl(first));
+    ck_assert_uint_eq(cl->index, 1);
+    client_abort(first); /* on the close list until the next loop pass */
+    ck_assert_ptr_null(client_ssl(first));
+    ck_assert_uint_eq(cl->index, 0);
+    ck_assert_ptr_eq(client_ssl(cl), ssl);
+    close(peer);
+    peer = sv[1];
+    ck_assert_int_eq(SSL_set_fd(pc, peer), 1); /* the test's client has not started yet */
+    handshake("/ws?topic=mail.>");
+    worker_deliver(w, "mail.42", 7, 3, "{\"a\":1}", 7);
+    worker_flush_dirty(w);
+    expect_text("{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
+    assert_idle();
+    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
+}
+
+END_TEST
+
+/*
  * OpenSSL's record buffers (~17 KiB each way) exist only while a record
  * is in flight: an idle connection is back to what it held before.
  */
@@ -697,7 +733,7 @@ START_TEST(test_hrr_second_hello_too_big_refused)
     }
     ck_assert_int_gt(n, 0); /* the HelloRetryRequest */
     ck_assert_uint_eq(w->h.nclients, 1);
-    ck_assert_int_eq(SSL_get_state(cl->ssl), TLS_ST_EARLY_DATA);
+    ck_assert_int_eq(SSL_get_state(client_ssl(cl)), TLS_ST_EARLY_DATA);
     raw_send(ccs_and_big_hello, sizeof(ccs_and_big_hello));
     ck_assert_uint_eq(w->h.nclients, 0);
     ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
@@ -777,13 +813,13 @@ START_TEST(test_read_waiting_to_write_does_not_spin)
     handshake("/ws");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (; sent < 20000 && !SSL_want_write(cl->ssl); sent++) {
+    for (; sent < 20000 && !SSL_want_write(client_ssl(cl)); sent++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break; /* our own socket is full */
         pump();
     }
-    ck_assert_msg(SSL_want_write(cl->ssl), "no blocked read after %d key updates", sent);
+    ck_assert_msg(SSL_want_write(client_ssl(cl)), "no blocked read after %d key updates", sent);
     ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1; /* bytes the edge cannot read yet */
     pump();
     ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
@@ -859,13 +895,13 @@ START_TEST(test_close_while_read_waits_does_not_spin)
     handshake("/ws");
     setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 20000 && !SSL_want_write(cl->ssl); i++) {
+    for (int i = 0; i < 20000 && !SSL_want_write(client_ssl(cl)); i++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break;
         pump();
     }
-    ck_assert(SSL_want_write(cl->ssl));
+    ck_assert(SSL_want_write(client_ssl(cl)));
     send_frame_once();
     client_close(cl, WS_CLOSE_GOING_AWAY, "bye"); /* the close frame cannot go out either */
     pump();
@@ -886,6 +922,7 @@ static Suite *edge_tls_suite(void)
     t = tcase_create("wss");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_wss_sub_deliver_and_idle);
+    tcase_add_test(t, test_ssl_moves_with_its_client);
     tcase_add_test(t, test_idle_tls_connection_holds_no_record_buffer);
     tcase_add_test(t, test_messages_larger_than_a_record);
     tcase_add_test(t, test_coalesced_output_in_order);
