@@ -38,13 +38,20 @@ struct auth_grant *client_grant(const struct client *c)
 {
     const struct hub *h = c->h;
 
-    return h->grants ? h->grants[c->index] : NULL;
+    /* Once c is retired its index names another client's slot (hub.c). */
+    if (!h->grants || c->state == CLIENT_CLOSED)
+        return NULL;
+    return h->grants[c->index];
 }
 
 void client_set_grant(struct client *c, struct auth_grant *g)
 {
     struct hub *h = c->h;
 
+    if (c->state == CLIENT_CLOSED) { /* its slot is another client's now */
+        auth_grant_free(g);
+        return;
+    }
     if (!h->grants) {
         assert(g == NULL); /* grants exist whenever tokens can be verified */
         return;
