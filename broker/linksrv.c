@@ -71,7 +71,9 @@
  * before the handshake is done is capped at LINKSRV_TLS_HANDSHAKE bytes by
  * a callback on the socket's BIO (OpenSSL alone would buffer a ClientHello
  * of up to 128 KiB; a real one is a few hundred bytes, and no client
- * certificate is asked for), so it holds at most that plus one record; a
+ * certificate is asked for), and the same callback refuses a ClientHello
+ * header declaring more than LINKSRV_TLS_HELLO_MAX (hello_scan: OpenSSL
+ * allocates what it declares), so it holds at most that plus one record; a
  * TLS record that has started arriving counts for request-timeout like a
  * partial frame (SSL_has_pending), so a trickled record cannot pin its
  * buffer after HELLO either. A failed handshake is counted and logged at
@@ -125,6 +127,20 @@
 #define LINKSRV_STATS_MAX     2048
 #define LINKSRV_TLS_HANDSHAKE                                                                      \
     (16 << 10) /* bytes a TLS client may send before its handshake is done */
+#define LINKSRV_TLS_HELLO_MAX                                                                      \
+    16380 /* the largest ClientHello declared: a record's 16 KiB less 4                            \
+           */
+
+/*
+ * The pre-handshake record reader of hello_scan(): where the client's byte
+ * stream is, record by record, so the first handshake header of each
+ * plaintext handshake record can be judged before OpenSSL reads it.
+ */
+struct hello_scan {
+    uint8_t hdr[9]; /* a record header, then (handshake records) the handshake header */
+    uint8_t have;   /* bytes of hdr collected for the current record */
+    uint32_t left;  /* bytes of the current record's body still to pass */
+};
 
 enum lconn_state {
     LCONN_HELLO,
@@ -146,6 +162,7 @@ struct lconn {
     bool paused;  /* reading stopped: replies over the high mark */
     bool allowed; /* the peer's address is in edge-allow */
     bool tls_up;  /* TLS: the handshake completed (OpenSSL's own state resets on an error) */
+    struct hello_scan hello; /* TLS, until the handshake is done */
     const char *close_reason;
     size_t output_limit;       /* edge-output-limit for granted edges, else client-output-limit */
     size_t budget;             /* bytes reserved from edge-output-limit-total, 0 when none */
@@ -745,19 +762,81 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
 /* ---- accepting ---------------------------------------------------------- */
 
 /*
- * The socket BIO's callback until the handshake is done: past
- * LINKSRV_TLS_HANDSHAKE bytes read, the read fails with an OpenSSL error,
- * so the handshake fails (counted, reason "excessive message size").
+ * Follows p[0..n), bytes the socket BIO just read, through the client's
+ * records. A plaintext handshake record read while OpenSSL waits for a
+ * ClientHello (the first, or the second after a HelloRetryRequest) must
+ * open with a ClientHello header declaring at most LINKSRV_TLS_HELLO_MAX
+ * bytes: OpenSSL allocates what the header declares (up to 131,396 bytes,
+ * ~210 KB with its buffer's growth) as soon as it has read it, and keeps it
+ * until the handshake ends, so nine bytes would otherwise pin that much.
+ * Real clients send their ClientHello whole, in one record. Returns false
+ * when the stream must be refused. Encrypted records, the dummy
+ * ChangeCipherSpec and records after the ClientHello states pass.
+ */
+static bool hello_scan(struct hello_scan *h, const SSL *ssl, const uint8_t *p, size_t n)
+{
+    OSSL_HANDSHAKE_STATE st = SSL_get_state(ssl);
+    bool hello_state = st == TLS_ST_BEFORE || st == TLS_ST_EARLY_DATA;
+
+    while (n > 0) {
+        size_t want, k, rec_len;
+
+        if (h->left > 0) {
+            k = n < h->left ? n : h->left;
+            h->left -= (uint32_t)k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        want = h->have < 5 ? 5 : 9;
+        k = want - h->have < n ? want - h->have : n;
+        memcpy(h->hdr + h->have, p, k);
+        h->have = (uint8_t)(h->have + k);
+        p += k;
+        n -= k;
+        if (h->have < want)
+            return true; /* the rest of the header comes with a later read */
+        rec_len = (size_t)h->hdr[3] << 8 | h->hdr[4];
+        if (h->have == 5 && (h->hdr[0] != 22 || !hello_state)) {
+            h->left = (uint32_t)rec_len;
+            h->have = 0;
+            continue;
+        }
+        if (h->have == 5) {
+            if (rec_len < 4)
+                return false; /* a ClientHello header split across records */
+            continue;
+        }
+        if (h->hdr[5] != 1 ||
+            ((size_t)h->hdr[6] << 16 | (size_t)h->hdr[7] << 8 | h->hdr[8]) > LINKSRV_TLS_HELLO_MAX)
+            return false;
+        h->left = (uint32_t)(rec_len - 4);
+        h->have = 0;
+    }
+    return true;
+}
+
+/*
+ * The socket BIO's callback until the handshake is done (its argument is
+ * the link): a ClientHello must pass hello_scan(), and past
+ * LINKSRV_TLS_HANDSHAKE bytes read in all the read fails. Either way the
+ * read fails with an OpenSSL error, so the handshake fails (counted,
+ * reason "excessive message size") before OpenSSL allocates anything for
+ * what it was told.
  */
 static long handshake_cap(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
                           int ret, size_t *processed)
 {
-    (void)argp;
+    struct lconn *l = (struct lconn *)BIO_get_callback_arg(b);
+
     (void)len;
     (void)argi;
     (void)argl;
-    (void)processed;
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && BIO_number_read(b) > LINKSRV_TLS_HANDSHAKE) {
+    if (oper != (BIO_CB_READ | BIO_CB_RETURN))
+        return ret;
+    if (BIO_number_read(b) > LINKSRV_TLS_HANDSHAKE ||
+        (l && ret > 0 && processed &&
+         !hello_scan(&l->hello, lconn_ssl(l), (const uint8_t *)argp, *processed))) {
         ERR_raise(ERR_LIB_SSL, SSL_R_EXCESSIVE_MESSAGE_SIZE);
         return -1;
     }
@@ -816,6 +895,8 @@ static struct lconn *lconn_new(struct linksrv *srv, evutil_socket_t fd)
         mem_free(l);
         return NULL;
     }
+    if (srv->tls_on) /* hello_scan's state: the link */
+        BIO_set_callback_arg(SSL_get_rbio(lconn_ssl(l)), (char *)l);
     /* libevent writes at most 16 KiB per pass by default; a subscriber
      * behind a busy topic needs whole socket buffers per write. */
     bufferevent_set_max_single_write(l->bev, 1 << 20);

@@ -370,6 +370,32 @@ class LinkTls(unittest.TestCase):
         self.assertTrue(wait_until(lambda: 'reason="excessive message size"' in self.b.log(), 3),
                         self.b.log()[-2000:])
 
+    def test_nine_bytes_declaring_a_large_client_hello_are_refused_at_once(self):
+        # The record header and a ClientHello header declaring 131,056 bytes:
+        # OpenSSL would allocate that much (~210 KB with its buffer's growth)
+        # on reading them and hold it until a timeout. The guard refuses the
+        # header itself, before request-timeout or auth-timeout could.
+        before = self.handshake_failures()
+        before_partial = drops(self.b, "request_timeout")
+        s = connect(self.b.link_port)
+        t0 = time.time()
+        s.sendall(b"\x16\x03\x01\x40\x00" + b"\x01\x01\xff\xf0")
+        self.assertTrue(closed_within(s, 5))
+        self.assertLess(time.time() - t0, 0.9)
+        s.close()
+        self.assertTrue(wait_until(lambda: self.handshake_failures() >= before + 1, 3))
+        self.assertEqual(drops(self.b, "request_timeout"), before_partial)
+        # A ClientHello header split across two records is refused too.
+        s = connect(self.b.link_port)
+        s.sendall(b"\x16\x03\x01\x00\x02" + b"\x01\x00")
+        self.assertTrue(closed_within(s, 5))
+        s.close()
+        # Real clients still get through (MemoryTls: a whole ClientHello).
+        m = MemoryTls(self.b.link_port, self.pki.ca_file)
+        m.send([HELLO, 1, "test", "after-guard", None])
+        self.assertEqual(m.frame()[0], WELCOME)
+        m.sock.close()
+
     def test_stalled_handshakes_are_closed(self):
         before = drops(self.b, "auth_timeout")
         before_partial = drops(self.b, "request_timeout")
