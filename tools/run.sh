@@ -49,5 +49,12 @@ Publish one (any of these):
   $BUILD/herald publish mail.user.42.inbox '{"from":"a@b"}'
 
 Metrics: curl http://127.0.0.1:8400/metrics
+
+The edge runs without tokens (event=auth_off above): any page may subscribe to
+anything. To require them (README "Authentication"), start it with a secret and
+hand each browser a token:
+  head -c 32 /dev/urandom | base64 > /tmp/herald.key
+  $BUILD/herald-edge conf/edge.conf --auth-secret-file /tmp/herald.key
+  $BUILD/herald token --secret-file /tmp/herald.key --sub 42 --topics 'mail.user.{sub}.>' --ttl 1h
 MSG
 wait
