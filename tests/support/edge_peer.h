@@ -55,7 +55,11 @@ struct edge_peer;
 /* Writes all of buf to the worker, pumping its loop while the socket is full. */
 typedef void edge_peer_send_fn(struct edge_peer *p, const void *buf, size_t len);
 
-/* Appends what the worker has written to p->rbuf; false once the stream has ended. */
+/*
+ * Appends what the worker has written to p->rbuf, leaving its last byte
+ * free (edge_peer_read_http NUL-terminates there); false once the stream
+ * has ended.
+ */
 typedef bool edge_peer_fill_fn(struct edge_peer *p);
 
 struct edge_peer {
