@@ -12,9 +12,6 @@
  * OpenSSL's HMAC so the header and claims can be anything.
  */
 #include <check.h>
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,16 +34,12 @@
 #include "edge/worker.h"
 #include "edge/ws_handshake.h"
 #include "tests/support/check_main.h"
+#include "tests/support/edge_peer.h"
 
-#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
 #define SECRET "an edge test secret of 32+ bytes!"
 
-static struct edge_conf conf;
-static struct worker *w;
-static struct client *cl;
-static int peer = -1;
-static uint8_t rbuf[1 << 16];
-static size_t rlen;
+static struct edge_conf conf; /* of the conf and grant cases; the worker's is ep.conf */
+static struct edge_peer ep;
 
 /* ---------- tokens ---------- */
 
@@ -351,7 +344,7 @@ static ssize_t parse_req(const char *target, const char *extra, struct ws_reques
     char buf[8192];
     int n = snprintf(buf, sizeof(buf),
                      "GET %s HTTP/1.1\r\nHost: e\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                     "Sec-WebSocket-Key: " EDGE_PEER_KEY "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
                      target, extra);
 
     return ws_handshake_parse(buf, (size_t)n, sizeof(buf), NULL, req);
@@ -418,22 +411,12 @@ END_TEST
 static void setup_with(int argc, char **argv)
 {
     char err[256];
-    const char *e = "";
     unsigned warn;
-    int sv[2];
 
-    signal(SIGPIPE, SIG_IGN);
-    memset(&conf, 0, sizeof(conf));
-    ck_assert_int_eq(conf_load(edge_conf_table, &conf, argc, argv, err, sizeof(err)), 0);
-    ck_assert_int_eq(auth_conf_resolve(&conf, err, sizeof(err), &warn), 0);
-    w = worker_new(0, &conf, 0, &e);
-    ck_assert_msg(w != NULL, "worker_new: %s", e);
-    worker_set_all(&w, 1);
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cl = client_new(&w->h, sv[0]);
-    ck_assert_ptr_nonnull(cl);
-    peer = sv[1];
-    rlen = 0;
+    edge_peer_load(&ep, argc, argv);
+    ck_assert_int_eq(auth_conf_resolve(&ep.conf, err, sizeof(err), &warn), 0);
+    edge_peer_start(&ep);
+    edge_peer_connect(&ep);
 }
 
 static void setup(void)
@@ -466,128 +449,7 @@ static void setup_off(void)
 
 static void teardown(void)
 {
-    if (peer >= 0)
-        close(peer);
-    peer = -1;
-    worker_free(w);
-    w = NULL;
-    ck_assert_uint_eq(frame_live(), 0);
-    conf_free(edge_conf_table, &conf);
-}
-
-static void pump(void)
-{
-    for (int i = 0; i < 4; i++)
-        event_base_loop(w->h.base, EVLOOP_NONBLOCK);
-}
-
-static void peer_send(const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(peer, p, len);
-
-        if (n < 0 && errno == EAGAIN) {
-            pump();
-            continue;
-        }
-        ck_assert_int_gt(n, 0);
-        p += n;
-        len -= (size_t)n;
-    }
-    pump();
-}
-
-static bool peer_fill(void)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        ssize_t n;
-
-        pump();
-        n = read(peer, rbuf + rlen, sizeof(rbuf) - 1 - rlen);
-        if (n > 0) {
-            rlen += (size_t)n;
-            return true;
-        }
-        if (n == 0)
-            return false;
-        poll(NULL, 0, 2);
-    }
-    return true;
-}
-
-/* Runs the loop for ms milliseconds (the 1 s sweep fires meanwhile). */
-static void run_for(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-    event_base_loopexit(w->h.base, &tv);
-    event_base_dispatch(w->h.base);
-}
-
-static void consume(size_t n)
-{
-    memmove(rbuf, rbuf + n, rlen - n);
-    rlen -= n;
-}
-
-static void send_text(const char *s)
-{
-    uint8_t buf[16 + 8192];
-    const uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
-    size_t len = strlen(s), h = 0;
-
-    ck_assert_uint_lt(len, 8192);
-    buf[h++] = 0x81;
-    if (len < 126) {
-        buf[h++] = (uint8_t)(0x80 | len);
-    } else {
-        buf[h++] = 0x80 | 126;
-        buf[h++] = (uint8_t)(len >> 8);
-        buf[h++] = (uint8_t)len;
-    }
-    memcpy(buf + h, mask, 4);
-    h += 4;
-    for (size_t i = 0; i < len; i++)
-        buf[h + i] = (uint8_t)s[i] ^ mask[i % 4];
-    peer_send(buf, h + len);
-}
-
-/* One server frame (payloads under 64 KiB); -1 at EOF. */
-static int read_frame(char *out, size_t cap, size_t *plen)
-{
-    for (;;) {
-        if (rlen >= 2) {
-            size_t h = 2, len = rbuf[1] & 0x7f;
-
-            if (len == 126 && rlen >= 4) {
-                len = ((size_t)rbuf[2] << 8) | rbuf[3];
-                h = 4;
-            }
-            if ((len < 126 || h == 4) && rlen >= h + len) {
-                int op = rbuf[0] & 0x0f;
-
-                ck_assert_uint_lt(len, cap);
-                memcpy(out, rbuf + h, len);
-                out[len] = '\0';
-                if (plen)
-                    *plen = len;
-                consume(h + len);
-                return op;
-            }
-        }
-        if (!peer_fill())
-            return -1;
-    }
-}
-
-static void expect_text(const char *want)
-{
-    char buf[4096];
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
-    ck_assert_str_eq(buf, want);
+    edge_peer_close(&ep);
 }
 
 /* The next text frame starts with prefix. */
@@ -595,80 +457,19 @@ static void expect_text_prefix(const char *prefix)
 {
     char buf[4096];
 
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
+    ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), NULL), WS_OP_TEXT);
     ck_assert_msg(strncmp(buf, prefix, strlen(prefix)) == 0, "got: %s", buf);
-}
-
-static void expect_close(uint16_t code, const char *reason)
-{
-    char buf[256];
-    size_t n = 0;
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_CLOSE);
-    ck_assert_uint_ge(n, 2);
-    ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], code);
-    ck_assert_str_eq(buf + 2, reason);
-}
-
-/* Reads an HTTP response through its blank line (and to EOF when to_eof). */
-static void read_http(char *out, size_t cap, bool to_eof)
-{
-    for (;;) {
-        char *end;
-
-        rbuf[rlen] = '\0';
-        end = strstr((char *)rbuf, "\r\n\r\n");
-        if (end && !to_eof) {
-            size_t n = (size_t)(end + 4 - (char *)rbuf);
-
-            ck_assert_uint_lt(n, cap);
-            memcpy(out, rbuf, n);
-            out[n] = '\0';
-            consume(n);
-            return;
-        }
-        if (!peer_fill() && to_eof) {
-            ck_assert_uint_lt(rlen, cap);
-            memcpy(out, rbuf, rlen);
-            out[rlen] = '\0';
-            rlen = 0;
-            return;
-        }
-    }
-}
-
-static void send_upgrade(const char *target, const char *extra)
-{
-    char req[8192];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                     target, extra);
-
-    ck_assert_int_lt(n, (int)sizeof(req));
-    peer_send(req, (size_t)n);
-}
-
-static void upgrade_ok(const char *target, const char *extra)
-{
-    char head[1024];
-
-    send_upgrade(target, extra);
-    read_http(head, sizeof(head), false);
-    ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "got: %s", head);
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
 }
 
 /* The upgrade is refused with 401; returns the response in resp. */
 static void upgrade_401(const char *target, const char *extra, char *resp, size_t cap)
 {
-    send_upgrade(target, extra);
-    read_http(resp, cap, true);
+    edge_peer_send_upgrade(&ep, target, extra);
+    edge_peer_read_http(&ep, resp, cap, true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 401 ", 13) == 0, "got: %s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "Connection: close\r\n"));
-    ck_assert_uint_eq(w->h.stats.handshakes_ok, 0);
-    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_401], 1);
+    ck_assert_uint_eq(ep.w->h.stats.handshakes_ok, 0);
+    ck_assert_uint_eq(ep.w->h.stats.hs_fail[HS_FAIL_401], 1);
 }
 
 static void sub(const char *pattern, int id)
@@ -676,7 +477,7 @@ static void sub(const char *pattern, int id)
     char msg[512];
 
     snprintf(msg, sizeof(msg), "{\"op\":\"sub\",\"topic\":\"%s\",\"id\":%d}", pattern, id);
-    send_text(msg);
+    edge_peer_send_text(&ep, msg);
 }
 
 static void auth(const char *tok, int id)
@@ -684,7 +485,7 @@ static void auth(const char *tok, int id)
     static char msg[JWT_MAX_LEN + 128];
 
     snprintf(msg, sizeof(msg), "{\"op\":\"auth\",\"token\":\"%s\",\"id\":%d}", tok, id);
-    send_text(msg);
+    edge_peer_send_text(&ep, msg);
 }
 
 /* A query string ?token=tok&topic=... */
@@ -700,22 +501,20 @@ START_TEST(test_upgrade_query_token)
 {
     char *tok = mint("42", 60, "mail.user.{sub}.>", NULL);
 
-    upgrade_ok(target_with(tok, "&topic=mail.user.42.inbox"), "");
-    ck_assert_ptr_nonnull(client_grant(cl));
-    ck_assert_uint_eq(w->h.stats.auth_ok, 1);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
+    edge_peer_handshake(&ep, target_with(tok, "&topic=mail.user.42.inbox"), "");
+    ck_assert_ptr_nonnull(client_grant(ep.cl));
+    ck_assert_uint_eq(ep.w->h.stats.auth_ok, 1);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
     sub("mail.user.42.>", 1);
-    expect_text("{\"op\":\"ok\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":1}");
     sub("mail.user.43.inbox", 2);
-    expect_text("{\"op\":\"error\",\"id\":2,\"code\":\"forbidden\",\"message\":"
-                "\"the token does not allow this pattern\"}");
-    ck_assert_uint_eq(w->h.stats.auth_forbidden, 1);
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":2,\"code\":\"forbidden\",\"message\":"
+                               "\"the token does not allow this pattern\"}");
+    ck_assert_uint_eq(ep.w->h.stats.auth_forbidden, 1);
     /* The grant goes with the connection. */
-    close(peer);
-    peer = -1;
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.grants, 0);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.grants, 0);
     free(tok);
 }
 
@@ -726,8 +525,8 @@ START_TEST(test_upgrade_bearer_header)
     char *tok = mint("7", 60, "a.{sub}", NULL), extra[JWT_MAX_LEN + 64];
 
     snprintf(extra, sizeof(extra), "Authorization: Bearer %s\r\n", tok);
-    upgrade_ok("/ws?topic=a.7", extra);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
+    edge_peer_handshake(&ep, "/ws?topic=a.7", extra);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
     free(tok);
 }
 
@@ -738,10 +537,10 @@ START_TEST(test_upgrade_query_topic_forbidden)
 {
     char *tok = mint("42", 60, "mail.user.{sub}.>", NULL);
 
-    upgrade_ok(target_with(tok, "&topic=mail.user.*.inbox&topic=mail.user.42.x"), "");
-    expect_text("{\"op\":\"error\",\"code\":\"forbidden\",\"message\":"
-                "\"the token does not allow this pattern\"}");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
+    edge_peer_handshake(&ep, target_with(tok, "&topic=mail.user.*.inbox&topic=mail.user.42.x"), "");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"code\":\"forbidden\",\"message\":"
+                               "\"the token does not allow this pattern\"}");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
     free(tok);
 }
 
@@ -782,7 +581,7 @@ START_TEST(test_upgrade_bad_token_401)
     upgrade_401(target_with(tok, ""), "", resp, sizeof(resp));
     ck_assert_msg(strstr(resp, "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n") != NULL,
                   "%s: %s", bad_tokens[_i].name, resp);
-    ck_assert_uint_eq(w->h.stats.auth_failed, 1);
+    ck_assert_uint_eq(ep.w->h.stats.auth_failed, 1);
     free(tok);
 }
 
@@ -793,12 +592,12 @@ START_TEST(test_auth_op_bad_token)
 {
     char *tok = mint_raw(bad_tokens[_i].header, bad_tokens[_i].payload, bad_tokens[_i].key);
 
-    upgrade_ok("/ws", "");
+    edge_peer_handshake(&ep, "/ws", "");
     auth(tok, 3);
     expect_text_prefix(_i == 0 ? "{\"op\":\"error\",\"id\":3,\"code\":\"token_expired\""
                                : "{\"op\":\"error\",\"id\":3,\"code\":\"unauthorized\"");
-    ck_assert_ptr_null(client_grant(cl));
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+    ck_assert_ptr_null(client_grant(ep.cl));
+    ck_assert_int_eq(ep.cl->state, CLIENT_OPEN);
     free(tok);
 }
 
@@ -833,24 +632,24 @@ START_TEST(test_unauthenticated_then_auth_op)
 {
     char *tok = mint("42", 60, "mail.user.{sub}.>", NULL), want[128];
 
-    upgrade_ok("/ws", "");
-    ck_assert_ptr_null(client_grant(cl));
+    edge_peer_handshake(&ep, "/ws", "");
+    ck_assert_ptr_null(client_grant(ep.cl));
     sub("mail.user.42.inbox", 1);
-    expect_text("{\"op\":\"error\",\"id\":1,\"code\":\"unauthorized\",\"message\":"
-                "\"send an auth op first\"}");
-    send_text("{\"op\":\"unsub\",\"topic\":\"a\",\"id\":2}");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":1,\"code\":\"unauthorized\",\"message\":"
+                               "\"send an auth op first\"}");
+    edge_peer_send_text(&ep, "{\"op\":\"unsub\",\"topic\":\"a\",\"id\":2}");
     expect_text_prefix("{\"op\":\"error\",\"id\":2,\"code\":\"unauthorized\"");
-    send_text("{\"op\":\"ping\",\"id\":3}");
-    expect_text("{\"op\":\"pong\",\"id\":3}");
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":3}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":3}");
     auth(tok, 4);
     snprintf(want, sizeof(want), "{\"op\":\"ok\",\"id\":4,\"exp\":%lld}",
-             (long long)auth_grant_exp(client_grant(cl)));
-    expect_text(want);
+             (long long)auth_grant_exp(client_grant(ep.cl)));
+    edge_peer_expect_text(&ep, want);
     sub("mail.user.42.inbox", 5);
-    expect_text("{\"op\":\"ok\",\"id\":5}");
-    send_text("{\"op\":\"auth\",\"id\":6}");
-    expect_text("{\"op\":\"error\",\"id\":6,\"code\":\"bad_request\",\"message\":"
-                "\"missing token\"}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":5}");
+    edge_peer_send_text(&ep, "{\"op\":\"auth\",\"id\":6}");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":6,\"code\":\"bad_request\",\"message\":"
+                               "\"missing token\"}");
     free(tok);
 }
 
@@ -862,16 +661,16 @@ START_TEST(test_refresh_drops_uncovered)
     char *first = mint("42", 60, "mail.user.{sub}.>", "news.>");
     char *second = mint("42", 120, "mail.user.{sub}.inbox", NULL);
 
-    upgrade_ok(target_with(first, "&topic=mail.user.42.inbox&topic=mail.user.42.>&topic=news.a"),
-               "");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 3);
+    edge_peer_handshake(
+        &ep, target_with(first, "&topic=mail.user.42.inbox&topic=mail.user.42.>&topic=news.a"), "");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 3);
     auth(second, 9);
     expect_text_prefix("{\"op\":\"ok\",\"id\":9,\"exp\":");
     /* Two reports, in the subscription set's order. */
     for (int i = 0; i < 2; i++) {
         char buf[512];
 
-        ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
+        ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), NULL), WS_OP_TEXT);
         ck_assert_msg(strcmp(buf, "{\"op\":\"error\",\"code\":\"forbidden\",\"topic\":"
                                   "\"mail.user.42.>\",\"message\":\"the new token does not allow "
                                   "this pattern\"}") == 0 ||
@@ -880,9 +679,9 @@ START_TEST(test_refresh_drops_uncovered)
                                       "pattern\"}") == 0,
                       "got: %s", buf);
     }
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
-    ck_assert_ptr_nonnull(trie_find(w->h.trie, "mail.user.42.inbox", 18));
-    ck_assert_ptr_null(trie_find(w->h.trie, "news.a", 6)); /* pruned: UNSUB went out */
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
+    ck_assert_ptr_nonnull(trie_find(ep.w->h.trie, "mail.user.42.inbox", 18));
+    ck_assert_ptr_null(trie_find(ep.w->h.trie, "news.a", 6)); /* pruned: UNSUB went out */
     free(first);
     free(second);
 }
@@ -892,10 +691,10 @@ END_TEST
 /* Unauthenticated past handshake-timeout: close 4001. */
 START_TEST(test_auth_deadline_4001)
 {
-    upgrade_ok("/ws", "");
-    run_for(2600);
-    expect_close(CLIENT_CLOSE_AUTH, "authentication required");
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_4001], 1);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_run(&ep, 2600);
+    edge_peer_expect_close(&ep, CLIENT_CLOSE_AUTH, "authentication required");
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_4001], 1);
 }
 
 END_TEST
@@ -905,12 +704,13 @@ START_TEST(test_expiry_while_connected)
 {
     char *tok = mint("42", 2, "a.>", NULL);
 
-    upgrade_ok(target_with(tok, "&topic=a.b"), "");
-    run_for(4300);
-    expect_text("{\"op\":\"error\",\"code\":\"token_expired\",\"message\":\"the token expired\"}");
-    expect_close(CLIENT_CLOSE_AUTH, "token expired");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_4001], 1);
+    edge_peer_handshake(&ep, target_with(tok, "&topic=a.b"), "");
+    edge_peer_run(&ep, 4300);
+    edge_peer_expect_text(
+        &ep, "{\"op\":\"error\",\"code\":\"token_expired\",\"message\":\"the token expired\"}");
+    edge_peer_expect_close(&ep, CLIENT_CLOSE_AUTH, "token expired");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_4001], 1);
     free(tok);
 }
 
@@ -921,16 +721,16 @@ START_TEST(test_refresh_before_expiry)
 {
     char *first = mint("42", 3, "a.>", NULL), *second = mint("42", 60, "a.>", NULL);
 
-    upgrade_ok(target_with(first, "&topic=a.b"), "");
-    run_for(1000);
+    edge_peer_handshake(&ep, target_with(first, "&topic=a.b"), "");
+    edge_peer_run(&ep, 1000);
     auth(second, 1);
     expect_text_prefix("{\"op\":\"ok\",\"id\":1,\"exp\":");
-    run_for(3500); /* past the first token's exp (at most 3 s after it was minted) */
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_4001], 0);
-    worker_deliver(w, "a.b", 3, 1, "1", 1);
-    worker_flush_dirty(w);
-    expect_text("{\"op\":\"msg\",\"topic\":\"a.b\",\"seq\":1,\"data\":1}");
+    edge_peer_run(&ep, 3500); /* past the first token's exp (at most 3 s after it was minted) */
+    ck_assert_int_eq(ep.cl->state, CLIENT_OPEN);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_4001], 0);
+    worker_deliver(ep.w, "a.b", 3, 1, "1", 1);
+    worker_flush_dirty(ep.w);
+    edge_peer_expect_text(&ep, "{\"op\":\"msg\",\"topic\":\"a.b\",\"seq\":1,\"data\":1}");
     free(first);
     free(second);
 }
@@ -943,15 +743,15 @@ START_TEST(test_authenticated_idle_holds_grant_only)
     char *tok = mint("42", 60, "mail.user.{sub}.>", NULL);
     struct pool_stats ps;
 
-    upgrade_ok(target_with(tok, "&topic=mail.user.42.>"), "");
-    ck_assert_ptr_null(cl->in);
-    ck_assert_ptr_null(cl->out);
-    ck_assert_ptr_null(cl->pending);
-    pool_get_stats(w->h.pool, &ps);
+    edge_peer_handshake(&ep, target_with(tok, "&topic=mail.user.42.>"), "");
+    ck_assert_ptr_null(ep.cl->in);
+    ck_assert_ptr_null(ep.cl->out);
+    ck_assert_ptr_null(ep.cl->pending);
+    pool_get_stats(ep.w->h.pool, &ps);
     ck_assert_uint_eq(ps.chunks_in_use, 0);
     ck_assert_uint_eq(ps.evbuffers_in_use, 0);
-    ck_assert_uint_eq(auth_grant_size(client_grant(cl)), 20);
-    ck_assert_uint_eq(w->h.stats.grants, 1);
+    ck_assert_uint_eq(auth_grant_size(client_grant(ep.cl)), 20);
+    ck_assert_uint_eq(ep.w->h.stats.grants, 1);
     free(tok);
 }
 
@@ -962,19 +762,19 @@ START_TEST(test_optional_auth)
 {
     char *tok = mint("42", 60, "a.{sub}", NULL);
 
-    upgrade_ok("/ws?topic=anything.>", "");
+    edge_peer_handshake(&ep, "/ws?topic=anything.>", "");
     sub("more.>", 1);
-    expect_text("{\"op\":\"ok\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":1}");
     auth(tok, 2);
     expect_text_prefix("{\"op\":\"ok\",\"id\":2,\"exp\":");
     expect_text_prefix("{\"op\":\"error\",\"code\":\"forbidden\",\"topic\":");
     expect_text_prefix("{\"op\":\"error\",\"code\":\"forbidden\",\"topic\":");
     sub("a.42", 3);
-    expect_text("{\"op\":\"ok\",\"id\":3}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":3}");
     sub("b", 4);
     expect_text_prefix("{\"op\":\"error\",\"id\":4,\"code\":\"forbidden\"");
-    run_for(2300); /* no deadline without enforcement */
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+    edge_peer_run(&ep, 2300); /* no deadline without enforcement */
+    ck_assert_int_eq(ep.cl->state, CLIENT_OPEN);
     free(tok);
 }
 
@@ -983,12 +783,12 @@ END_TEST
 /* Auth off: a token is not looked at, and the auth op says tokens are not used. */
 START_TEST(test_auth_off)
 {
-    upgrade_ok("/ws?token=whatever&topic=x.>", "");
-    ck_assert_ptr_null(w->h.grants);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
-    send_text("{\"op\":\"auth\",\"token\":\"a.b.c\",\"id\":1}");
-    expect_text("{\"op\":\"error\",\"id\":1,\"code\":\"bad_request\",\"message\":"
-                "\"this server does not use tokens\"}");
+    edge_peer_handshake(&ep, "/ws?token=whatever&topic=x.>", "");
+    ck_assert_ptr_null(ep.w->h.grants);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
+    edge_peer_send_text(&ep, "{\"op\":\"auth\",\"token\":\"a.b.c\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":1,\"code\":\"bad_request\",\"message\":"
+                               "\"this server does not use tokens\"}");
 }
 
 END_TEST

@@ -8,14 +8,10 @@
  * that no frame is left alive (docs/architecture.md §4.6, §6.1).
  */
 #include <check.h>
-#include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -27,309 +23,50 @@
 #include "edge/worker.h"
 #include "common/ws/ws_frame.h"
 #include "tests/support/check_main.h"
+#include "tests/support/edge_peer.h"
 
-#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
-#define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-static struct edge_conf conf;
-static struct worker *w;
-static struct client *cl;
-static int peer = -1;
-static uint8_t rbuf[1 << 20];
-static size_t rlen;
+static struct edge_peer ep;
 
 /* ---------- fixture ---------- */
-
-static void setup_with(int argc, char **argv)
-{
-    char err[256];
-    const char *e = "";
-    int sv[2];
-
-    signal(SIGPIPE, SIG_IGN);
-    memset(&conf, 0, sizeof(conf));
-    ck_assert_int_eq(conf_load(edge_conf_table, &conf, argc, argv, err, sizeof(err)), 0);
-    w = worker_new(0, &conf, 0, &e);
-    ck_assert_msg(w != NULL, "worker_new: %s", e);
-    worker_set_all(&w, 1);
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cl = client_new(&w->h, sv[0]);
-    ck_assert_ptr_nonnull(cl);
-    peer = sv[1];
-    rlen = 0;
-}
 
 static void setup(void)
 {
     char *argv[] = {"--port", "0", "--bind", "127.0.0.1"};
 
-    setup_with(4, argv);
+    edge_peer_open(&ep, 4, argv);
 }
 
 static void setup_small_queue(void)
 {
     char *argv[] = {"--port", "0", "--send-queue-limit", "8kb"};
 
-    setup_with(4, argv);
+    edge_peer_open(&ep, 4, argv);
 }
 
 static void setup_short_timers(void)
 {
     char *argv[] = {"--port", "0", "--idle-timeout", "1s", "--handshake-timeout", "1s"};
 
-    setup_with(6, argv);
+    edge_peer_open(&ep, 6, argv);
 }
 
 static void setup_five_ops(void)
 {
     char *argv[] = {"--port", "0", "--max-ops-per-second", "5"};
 
-    setup_with(4, argv);
+    edge_peer_open(&ep, 4, argv);
 }
 
 static void setup_two_subs(void)
 {
     char *argv[] = {"--port", "0", "--max-subscriptions", "2"};
 
-    setup_with(4, argv);
+    edge_peer_open(&ep, 4, argv);
 }
 
 static void teardown(void)
 {
-    if (peer >= 0)
-        close(peer);
-    peer = -1;
-    worker_free(w);
-    w = NULL;
-    ck_assert_uint_eq(frame_live(), 0);
-    conf_free(edge_conf_table, &conf);
-}
-
-/* ---------- helpers ---------- */
-
-static void pump(void)
-{
-    for (int i = 0; i < 4; i++)
-        event_base_loop(w->h.base, EVLOOP_NONBLOCK);
-}
-
-static void peer_send(const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(peer, p, len);
-
-        if (n < 0 && errno == EAGAIN) {
-            pump();
-            continue;
-        }
-        ck_assert_int_gt(n, 0);
-        p += n;
-        len -= (size_t)n;
-    }
-    pump();
-}
-
-/* Reads whatever the worker has written; returns false at EOF. */
-static bool peer_fill(void)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        ssize_t n;
-
-        pump();
-        n = read(peer, rbuf + rlen, sizeof(rbuf) - rlen);
-        if (n > 0) {
-            rlen += (size_t)n;
-            return true;
-        }
-        if (n == 0)
-            return false;
-        poll(NULL, 0, 2);
-    }
-    return true;
-}
-
-/* Runs the loop for ms milliseconds (the 1 s sweep fires meanwhile). */
-static void run_for(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-    event_base_loopexit(w->h.base, &tv);
-    event_base_dispatch(w->h.base);
-}
-
-static void consume(size_t n)
-{
-    memmove(rbuf, rbuf + n, rlen - n);
-    rlen -= n;
-}
-
-static void send_frame(uint8_t opcode, bool fin, const void *payload, size_t len)
-{
-    uint8_t buf[16 + 70000];
-    const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-    size_t h = 0;
-
-    ck_assert_uint_le(len, 70000);
-    buf[h++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
-    if (len < 126) {
-        buf[h++] = (uint8_t)(0x80 | len);
-    } else if (len < 65536) {
-        buf[h++] = 0x80 | 126;
-        buf[h++] = (uint8_t)(len >> 8);
-        buf[h++] = (uint8_t)len;
-    } else {
-        buf[h++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            buf[h++] = (uint8_t)((uint64_t)len >> (8 * i));
-    }
-    memcpy(buf + h, mask, 4);
-    h += 4;
-    for (size_t i = 0; i < len; i++)
-        buf[h + i] = ((const uint8_t *)payload)[i] ^ mask[i % 4];
-    peer_send(buf, h + len);
-}
-
-static void send_text(const char *s)
-{
-    send_frame(WS_OP_TEXT, true, s, strlen(s));
-}
-
-/* Reads one server frame; payload NUL-terminated into out. Returns the opcode, -1 at EOF. */
-static int read_frame(char *out, size_t cap, size_t *plen)
-{
-    for (;;) {
-        if (rlen >= 2) {
-            size_t h = 2, len = rbuf[1] & 0x7f;
-
-            ck_assert_int_eq(rbuf[1] & 0x80, 0); /* server frames are never masked */
-            if (len == 126 && rlen >= 4) {
-                len = ((size_t)rbuf[2] << 8) | rbuf[3];
-                h = 4;
-            }
-            if (len < 126 && rlen >= h + len) {
-                int op = rbuf[0] & 0x0f;
-
-                ck_assert_uint_lt(len, cap);
-                memcpy(out, rbuf + h, len);
-                out[len] = '\0';
-                if (plen)
-                    *plen = len;
-                consume(h + len);
-                return op;
-            }
-            if (h == 4 && rlen >= h + len) {
-                int op = rbuf[0] & 0x0f;
-
-                ck_assert_uint_lt(len, cap);
-                memcpy(out, rbuf + h, len);
-                out[len] = '\0';
-                if (plen)
-                    *plen = len;
-                consume(h + len);
-                return op;
-            }
-        }
-        if (!peer_fill())
-            return -1;
-    }
-}
-
-static void expect_text(const char *want)
-{
-    char buf[4096];
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
-    ck_assert_str_eq(buf, want);
-}
-
-static void expect_close(uint16_t code)
-{
-    char buf[256];
-    size_t n = 0;
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_CLOSE);
-    ck_assert_uint_ge(n, 2);
-    ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], code);
-}
-
-static void expect_eof(void)
-{
-    char buf[4096];
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), -1);
-}
-
-/* After the server's close and EOF the browser closes too; the lingering server side goes. */
-static void peer_close(void)
-{
-    close(peer);
-    peer = -1;
-    pump();
-}
-
-/* Reads an HTTP response head (and body up to EOF when close is true). */
-static void read_http(char *out, size_t cap, bool to_eof)
-{
-    for (;;) {
-        char *end;
-
-        rbuf[rlen] = '\0';
-        end = strstr((char *)rbuf, "\r\n\r\n");
-        if (end && !to_eof) {
-            size_t n = (size_t)(end + 4 - (char *)rbuf);
-
-            ck_assert_uint_lt(n, cap);
-            memcpy(out, rbuf, n);
-            out[n] = '\0';
-            consume(n);
-            return;
-        }
-        if (!peer_fill() && to_eof) {
-            ck_assert_uint_lt(rlen, cap);
-            memcpy(out, rbuf, rlen);
-            out[rlen] = '\0';
-            rlen = 0;
-            return;
-        }
-    }
-}
-
-static void send_request(const char *target, const char *extra)
-{
-    char req[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n%s\r\n",
-                     target, extra);
-
-    peer_send(req, (size_t)n);
-}
-
-static void handshake(const char *target)
-{
-    char head[1024];
-
-    send_request(target, "Sec-WebSocket-Version: 13\r\n");
-    read_http(head, sizeof(head), false);
-    ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "got: %s", head);
-    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " ACCEPT "\r\n"));
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
-}
-
-/* An idle connection holds no buffer (docs/architecture.md §4.1). */
-static void assert_idle(void)
-{
-    struct pool_stats ps;
-
-    ck_assert_ptr_null(cl->in);
-    ck_assert_ptr_null(cl->msg);
-    ck_assert_ptr_null(cl->out);
-    ck_assert_ptr_null(cl->pending);
-    pool_get_stats(w->h.pool, &ps);
-    ck_assert_uint_eq(ps.chunks_in_use, 0);
-    ck_assert_uint_eq(ps.evbuffers_in_use, 0);
+    edge_peer_close(&ep);
 }
 
 /* ---------- size ---------- */
@@ -353,11 +90,11 @@ END_TEST
 
 START_TEST(test_handshake_ok_and_idle)
 {
-    handshake("/ws");
-    assert_idle();
-    ck_assert_uint_eq(w->h.stats.handshakes_ok, 1);
-    ck_assert_ptr_null(w->h.ssls); /* a plain port has no SSL slots */
-    ck_assert_ptr_null(client_ssl(cl));
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_assert_idle(&ep);
+    ck_assert_uint_eq(ep.w->h.stats.handshakes_ok, 1);
+    ck_assert_ptr_null(ep.w->h.ssls); /* a plain port has no SSL slots */
+    ck_assert_ptr_null(client_ssl(ep.cl));
 }
 
 END_TEST
@@ -365,19 +102,19 @@ END_TEST
 START_TEST(test_handshake_split_holds_chunk)
 {
     const char *req = "GET /ws HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\n"
-                      "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: " EDGE_PEER_KEY "\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n";
     struct pool_stats ps;
     char head[1024];
 
-    peer_send(req, 20);
-    pool_get_stats(w->h.pool, &ps);
+    edge_peer_send(&ep, req, 20);
+    pool_get_stats(ep.w->h.pool, &ps);
     ck_assert_uint_eq(ps.chunks_in_use, 1);
-    ck_assert_ptr_nonnull(cl->in);
-    peer_send(req + 20, strlen(req) - 20);
-    read_http(head, sizeof(head), false);
+    ck_assert_ptr_nonnull(ep.cl->in);
+    edge_peer_send(&ep, req + 20, strlen(req) - 20);
+    edge_peer_read_http(&ep, head, sizeof(head), false);
     ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "got: %s", head);
-    assert_idle();
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -397,14 +134,14 @@ START_TEST(test_http_errors)
 {
     char resp[4096];
 
-    send_request(http_cases[_i].target, http_cases[_i].extra);
-    read_http(resp, sizeof(resp), true);
+    edge_peer_send_request(&ep, http_cases[_i].target, http_cases[_i].extra);
+    edge_peer_read_http(&ep, resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, http_cases[_i].status, strlen(http_cases[_i].status)) == 0,
                   "got: %s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "Connection: close\r\n"));
-    ck_assert_uint_eq(w->h.nclients, 1); /* lingering until the peer closes */
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.nclients, 1); /* lingering until the peer closes */
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
@@ -416,10 +153,10 @@ START_TEST(test_header_too_large_431)
     int n = snprintf(req, sizeof(req), "GET /ws HTTP/1.1\r\nX-Big: ");
 
     memset(req + n, 'a', sizeof(req) - (size_t)n);
-    peer_send(req, sizeof(req));
-    read_http(resp, sizeof(resp), true);
+    edge_peer_send(&ep, req, sizeof(req));
+    edge_peer_read_http(&ep, resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 431 ", 13) == 0, "got: %.100s", resp);
-    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_431], 1);
+    ck_assert_uint_eq(ep.w->h.stats.hs_fail[HS_FAIL_431], 1);
 }
 
 END_TEST
@@ -429,8 +166,8 @@ START_TEST(test_healthz_without_broker)
     const char *req = "GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n";
     char resp[4096];
 
-    peer_send(req, strlen(req));
-    read_http(resp, sizeof(resp), true);
+    edge_peer_send(&ep, req, strlen(req));
+    edge_peer_read_http(&ep, resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 503 ", 13) == 0, "got: %s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "\r\n\r\n{\"status\":\"degraded\",\"broker\":\"down\"}\n"));
 }
@@ -442,8 +179,8 @@ START_TEST(test_metrics)
     const char *req = "GET /metrics HTTP/1.1\r\nHost: edge\r\n\r\n";
     char resp[1 << 16];
 
-    peer_send(req, strlen(req));
-    read_http(resp, sizeof(resp), true);
+    edge_peer_send(&ep, req, strlen(req));
+    edge_peer_read_http(&ep, resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "got: %.200s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_connections 1\n"));
     ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_workers 1\n"));
@@ -456,16 +193,16 @@ END_TEST
 
 START_TEST(test_sub_and_deliver_json)
 {
-    handshake("/ws");
-    send_text("{\"op\":\"sub\",\"topic\":\"mail.user.*.inbox\",\"id\":1}");
-    expect_text("{\"op\":\"ok\",\"id\":1}");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 1);
-    worker_deliver(w, "mail.user.42.inbox", 18, 7, "{\"from\":\"a@b\"}", 14);
-    worker_flush_dirty(w);
-    expect_text("{\"op\":\"msg\",\"topic\":\"mail.user.42.inbox\",\"seq\":7,"
-                "\"data\":{\"from\":\"a@b\"}}");
-    ck_assert_uint_eq(w->h.stats.deliveries, 1);
-    assert_idle();
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"mail.user.*.inbox\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":1}");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 1);
+    worker_deliver(ep.w, "mail.user.42.inbox", 18, 7, "{\"from\":\"a@b\"}", 14);
+    worker_flush_dirty(ep.w);
+    edge_peer_expect_text(&ep, "{\"op\":\"msg\",\"topic\":\"mail.user.42.inbox\",\"seq\":7,"
+                               "\"data\":{\"from\":\"a@b\"}}");
+    ck_assert_uint_eq(ep.w->h.stats.deliveries, 1);
+    edge_peer_assert_idle(&ep);
     ck_assert_uint_eq(frame_live(), 0);
 }
 
@@ -473,15 +210,15 @@ END_TEST
 
 START_TEST(test_query_topics_raw)
 {
-    handshake("/ws?topic=a.b&topic=c.%3E&format=raw");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 2);
-    worker_deliver(w, "c.d.e", 5, 1, "hello", 5);
-    worker_deliver(w, "x.y", 3, 2, "nobody", 6);
-    worker_deliver(w, "a.b", 3, 3, "{\"k\":2}", 7);
-    worker_flush_dirty(w);
-    expect_text("hello");
-    expect_text("{\"k\":2}");
-    assert_idle();
+    edge_peer_handshake(&ep, "/ws?topic=a.b&topic=c.%3E&format=raw", "");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 2);
+    worker_deliver(ep.w, "c.d.e", 5, 1, "hello", 5);
+    worker_deliver(ep.w, "x.y", 3, 2, "nobody", 6);
+    worker_deliver(ep.w, "a.b", 3, 3, "{\"k\":2}", 7);
+    worker_flush_dirty(ep.w);
+    edge_peer_expect_text(&ep, "hello");
+    edge_peer_expect_text(&ep, "{\"k\":2}");
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -490,52 +227,52 @@ START_TEST(test_coalesced_batch_uses_evbuffer_then_returns_it)
 {
     struct pool_stats ps;
 
-    handshake("/ws?topic=t");
+    edge_peer_handshake(&ep, "/ws?topic=t", "");
     for (int i = 0; i < 3; i++)
-        worker_deliver(w, "t", 1, (uint64_t)i, "1", 1);
-    ck_assert_ptr_nonnull(cl->out); /* a second frame spills into a borrowed evbuffer */
-    worker_flush_dirty(w);
-    pool_get_stats(w->h.pool, &ps);
+        worker_deliver(ep.w, "t", 1, (uint64_t)i, "1", 1);
+    ck_assert_ptr_nonnull(ep.cl->out); /* a second frame spills into a borrowed evbuffer */
+    worker_flush_dirty(ep.w);
+    pool_get_stats(ep.w->h.pool, &ps);
     ck_assert_uint_eq(ps.evbuffers_in_use, 0);
-    expect_text("{\"op\":\"msg\",\"topic\":\"t\",\"seq\":0,\"data\":1}");
-    expect_text("{\"op\":\"msg\",\"topic\":\"t\",\"seq\":1,\"data\":1}");
-    expect_text("{\"op\":\"msg\",\"topic\":\"t\",\"seq\":2,\"data\":1}");
-    assert_idle();
+    edge_peer_expect_text(&ep, "{\"op\":\"msg\",\"topic\":\"t\",\"seq\":0,\"data\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"msg\",\"topic\":\"t\",\"seq\":1,\"data\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"msg\",\"topic\":\"t\",\"seq\":2,\"data\":1}");
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
 
 START_TEST(test_op_errors_keep_connection)
 {
-    handshake("/ws");
-    send_text("{\"op\":\"sub\",\"topic\":\"a..b\",\"id\":\"x\"}");
-    expect_text("{\"op\":\"error\",\"id\":\"x\",\"code\":\"bad_topic\",\"message\":"
-                "\"empty token in topic\"}");
-    send_text("{\"op\":\"unsub\",\"topic\":\"a.b\",\"id\":2}");
-    expect_text("{\"op\":\"error\",\"id\":2,\"code\":\"not_subscribed\",\"message\":"
-                "\"not subscribed to this topic\"}");
-    send_text("[1,2]");
-    expect_text("{\"op\":\"error\",\"code\":\"bad_request\",\"message\":"
-                "\"message must be a JSON object\"}");
-    send_text("{\"op\":\"ping\",\"id\":9}");
-    expect_text("{\"op\":\"pong\",\"id\":9}");
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"a..b\",\"id\":\"x\"}");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":\"x\",\"code\":\"bad_topic\",\"message\":"
+                               "\"empty token in topic\"}");
+    edge_peer_send_text(&ep, "{\"op\":\"unsub\",\"topic\":\"a.b\",\"id\":2}");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"id\":2,\"code\":\"not_subscribed\",\"message\":"
+                               "\"not subscribed to this topic\"}");
+    edge_peer_send_text(&ep, "[1,2]");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"code\":\"bad_request\",\"message\":"
+                               "\"message must be a JSON object\"}");
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":9}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":9}");
+    ck_assert_int_eq(ep.cl->state, CLIENT_OPEN);
 }
 
 END_TEST
 
 START_TEST(test_unsub_prunes_trie)
 {
-    handshake("/ws");
-    send_text("{\"op\":\"sub\",\"topic\":\"a.>\",\"id\":1}");
-    expect_text("{\"op\":\"ok\",\"id\":1}");
-    send_text("{\"op\":\"sub\",\"topic\":\"a.>\",\"id\":2}");
-    expect_text("{\"op\":\"ok\",\"id\":2}");
-    ck_assert_uint_eq(ptrset_count(&cl->subs), 1);
-    send_text("{\"op\":\"unsub\",\"topic\":\"a.>\",\"id\":3}");
-    expect_text("{\"op\":\"ok\",\"id\":3}");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    ck_assert_uint_eq(trie_pattern_count(w->h.trie), 0);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"a.>\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":1}");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"a.>\",\"id\":2}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":2}");
+    ck_assert_uint_eq(ptrset_count(&ep.cl->subs), 1);
+    edge_peer_send_text(&ep, "{\"op\":\"unsub\",\"topic\":\"a.>\",\"id\":3}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":3}");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    ck_assert_uint_eq(trie_pattern_count(ep.w->h.trie), 0);
 }
 
 END_TEST
@@ -546,16 +283,16 @@ START_TEST(test_fragmented_message_with_interleaved_ping)
     char buf[256];
     size_t n = 0;
 
-    handshake("/ws");
-    send_frame(WS_OP_TEXT, false, msg, 10);
-    ck_assert_ptr_nonnull(cl->msg);
-    send_frame(WS_OP_PING, true, "hi", 2);
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_PONG);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, false, msg, 10);
+    ck_assert_ptr_nonnull(ep.cl->msg);
+    edge_peer_send_frame(&ep, WS_OP_PING, true, "hi", 2);
+    ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), &n), WS_OP_PONG);
     ck_assert_str_eq(buf, "hi");
-    send_frame(WS_OP_CONT, false, msg + 10, 10);
-    send_frame(WS_OP_CONT, true, msg + 20, strlen(msg) - 20);
-    expect_text("{\"op\":\"ok\",\"id\":5}");
-    assert_idle();
+    edge_peer_send_frame(&ep, WS_OP_CONT, false, msg + 10, 10);
+    edge_peer_send_frame(&ep, WS_OP_CONT, true, msg + 20, strlen(msg) - 20);
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":5}");
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -567,17 +304,17 @@ START_TEST(test_split_frame_held_in_chunk)
     const uint8_t mask[4] = {1, 2, 3, 4};
     size_t len = strlen(msg);
 
-    handshake("/ws");
+    edge_peer_handshake(&ep, "/ws", "");
     frame[0] = 0x81;
     frame[1] = (uint8_t)(0x80 | len);
     memcpy(frame + 2, mask, 4);
     for (size_t i = 0; i < len; i++)
         frame[6 + i] = (uint8_t)msg[i] ^ mask[i % 4];
-    peer_send(frame, 9);
-    ck_assert_ptr_nonnull(cl->in);
-    peer_send(frame + 9, 6 + len - 9);
-    expect_text("{\"op\":\"pong\",\"id\":1}");
-    assert_idle();
+    edge_peer_send(&ep, frame, 9);
+    ck_assert_ptr_nonnull(ep.cl->in);
+    edge_peer_send(&ep, frame + 9, 6 + len - 9);
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":1}");
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -602,13 +339,13 @@ static const struct {
 
 START_TEST(test_protocol_errors_close)
 {
-    handshake("/ws");
-    send_frame(close_cases[_i].opcode, close_cases[_i].fin, close_cases[_i].payload,
-               close_cases[_i].len);
-    expect_close(close_cases[_i].code);
-    expect_eof();
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_frame(&ep, close_cases[_i].opcode, close_cases[_i].fin, close_cases[_i].payload,
+                         close_cases[_i].len);
+    edge_peer_expect_close(&ep, close_cases[_i].code, NULL);
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
@@ -618,10 +355,10 @@ START_TEST(test_message_too_big)
     static char big[65 * 1024 + 10];
 
     memset(big, 'a', sizeof(big));
-    handshake("/ws");
-    send_frame(WS_OP_TEXT, true, big, sizeof(big));
-    expect_close(WS_CLOSE_TOO_BIG);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1009], 1);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, true, big, sizeof(big));
+    edge_peer_expect_close(&ep, WS_CLOSE_TOO_BIG, NULL);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1009], 1);
 }
 
 END_TEST
@@ -631,35 +368,35 @@ START_TEST(test_fragments_too_big)
     static char part[40 * 1024];
 
     memset(part, 'a', sizeof(part));
-    handshake("/ws");
-    send_frame(WS_OP_TEXT, false, part, sizeof(part));
-    send_frame(WS_OP_CONT, true, part, sizeof(part));
-    expect_close(WS_CLOSE_TOO_BIG);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, false, part, sizeof(part));
+    edge_peer_send_frame(&ep, WS_OP_CONT, true, part, sizeof(part));
+    edge_peer_expect_close(&ep, WS_CLOSE_TOO_BIG, NULL);
 }
 
 END_TEST
 
 START_TEST(test_close_echo)
 {
-    handshake("/ws?topic=a");
-    send_frame(WS_OP_CLOSE, true,
-               "\x03\xe8"
-               "bye",
-               5);
-    expect_close(1000);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    expect_eof();
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    edge_peer_handshake(&ep, "/ws?topic=a", "");
+    edge_peer_send_frame(&ep, WS_OP_CLOSE, true,
+                         "\x03\xe8"
+                         "bye",
+                         5);
+    edge_peer_expect_close(&ep, 1000, NULL);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
 
 START_TEST(test_close_without_status_answers_1000)
 {
-    handshake("/ws");
-    send_frame(WS_OP_CLOSE, true, "", 0);
-    expect_close(1000);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_send_frame(&ep, WS_OP_CLOSE, true, "", 0);
+    edge_peer_expect_close(&ep, 1000, NULL);
 }
 
 END_TEST
@@ -673,28 +410,28 @@ START_TEST(test_slow_consumer_closed)
     int small = 4096, op, data_frames = 0;
 
     memset(payload, 'z', sizeof(payload));
-    handshake("/ws?topic=s");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++) {
-        worker_deliver(w, "s", 1, (uint64_t)i, payload, sizeof(payload));
-        worker_flush_dirty(w);
+    edge_peer_handshake(&ep, "/ws?topic=s", "");
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 2000 && ep.w->h.stats.slow_consumers == 0; i++) {
+        worker_deliver(ep.w, "s", 1, (uint64_t)i, payload, sizeof(payload));
+        worker_flush_dirty(ep.w);
     }
-    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
+    ck_assert_uint_eq(ep.w->h.stats.slow_consumers, 1);
     /* Deliveries stop at once: the client left the trie. */
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    ck_assert_uint_le(client_queued(ep.cl), ep.w->h.conf->send_queue_limit + 256);
     /* What was queued drains in order, then close 1008 "slow consumer". */
-    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT)
+    while ((op = edge_peer_read_frame(&ep, frame, sizeof(frame), NULL)) == WS_OP_TEXT)
         data_frames++;
     ck_assert_int_eq(op, WS_OP_CLOSE);
     ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
     ck_assert_str_eq(frame + 2, "slow consumer");
     ck_assert_int_gt(data_frames, 0);
-    expect_eof();
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    pump();
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    edge_peer_pump(&ep);
     ck_assert_uint_eq(frame_live(), 0);
 }
 
@@ -702,24 +439,22 @@ END_TEST
 
 START_TEST(test_shutdown_sends_going_away)
 {
-    handshake("/ws");
-    worker_begin_shutdown(w);
-    expect_close(WS_CLOSE_GOING_AWAY);
-    expect_eof();
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    edge_peer_handshake(&ep, "/ws", "");
+    worker_begin_shutdown(ep.w);
+    edge_peer_expect_close(&ep, WS_CLOSE_GOING_AWAY, NULL);
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
 
 START_TEST(test_peer_eof_closes)
 {
-    handshake("/ws?topic=q");
-    close(peer);
-    peer = -1;
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    edge_peer_handshake(&ep, "/ws?topic=q", "");
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
 }
 
 END_TEST
@@ -729,48 +464,48 @@ START_TEST(test_ping_keepalive)
     char buf[64];
     size_t n = 1;
 
-    handshake("/ws");
-    ck_assert_int_eq(client_ping(cl), 0);
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_PING);
+    edge_peer_handshake(&ep, "/ws", "");
+    ck_assert_int_eq(client_ping(ep.cl), 0);
+    ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), &n), WS_OP_PING);
     ck_assert_uint_eq(n, 0);
-    assert_idle();
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
 
 START_TEST(test_idle_timeout_closes)
 {
-    handshake("/ws");
-    run_for(2200);
-    expect_close(WS_CLOSE_GOING_AWAY);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_IDLE], 1);
+    edge_peer_handshake(&ep, "/ws", "");
+    edge_peer_run(&ep, 2200);
+    edge_peer_expect_close(&ep, WS_CLOSE_GOING_AWAY, NULL);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_IDLE], 1);
 }
 
 END_TEST
 
 START_TEST(test_handshake_timeout)
 {
-    peer_send("GET /ws HTTP/1.1\r\n", 18);
-    run_for(2200);
-    expect_eof();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+    edge_peer_send(&ep, "GET /ws HTTP/1.1\r\n", 18);
+    edge_peer_run(&ep, 2200);
+    edge_peer_expect_eof(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
 }
 
 END_TEST
 
 START_TEST(test_max_subscriptions)
 {
-    handshake("/ws?topic=a&topic=b&topic=c");
-    expect_text("{\"op\":\"error\",\"code\":\"too_many_subscriptions\",\"message\":"
-                "\"max-subscriptions reached for this connection\"}");
-    send_text("{\"op\":\"sub\",\"topic\":\"a\",\"id\":1}");
-    expect_text("{\"op\":\"ok\",\"id\":1}"); /* already held: not a new one */
-    send_text("{\"op\":\"unsub\",\"topic\":\"b\",\"id\":2}");
-    expect_text("{\"op\":\"ok\",\"id\":2}");
-    send_text("{\"op\":\"sub\",\"topic\":\"d\",\"id\":3}");
-    expect_text("{\"op\":\"ok\",\"id\":3}");
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 2);
+    edge_peer_handshake(&ep, "/ws?topic=a&topic=b&topic=c", "");
+    edge_peer_expect_text(&ep, "{\"op\":\"error\",\"code\":\"too_many_subscriptions\",\"message\":"
+                               "\"max-subscriptions reached for this connection\"}");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"a\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":1}"); /* already held: not a new one */
+    edge_peer_send_text(&ep, "{\"op\":\"unsub\",\"topic\":\"b\",\"id\":2}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":2}");
+    edge_peer_send_text(&ep, "{\"op\":\"sub\",\"topic\":\"d\",\"id\":3}");
+    edge_peer_expect_text(&ep, "{\"op\":\"ok\",\"id\":3}");
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 2);
 }
 
 END_TEST
@@ -781,14 +516,14 @@ static void setup_echo(void)
 {
     char *argv[] = {"--port", "0", "--echo-path", "/echo"};
 
-    setup_with(4, argv);
+    edge_peer_open(&ep, 4, argv);
 }
 
 static void setup_echo_small_queue(void)
 {
     char *argv[] = {"--port", "0", "--echo-path", "/echo", "--send-queue-limit", "8kb"};
 
-    setup_with(6, argv);
+    edge_peer_open(&ep, 6, argv);
 }
 
 static void expect_frame(int op, const void *want, size_t len)
@@ -796,7 +531,7 @@ static void expect_frame(int op, const void *want, size_t len)
     static char buf[70000];
     size_t n = 0;
 
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), op);
+    ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), &n), op);
     ck_assert_uint_eq(n, len);
     ck_assert(memcmp(buf, want, len) == 0);
 }
@@ -805,28 +540,28 @@ START_TEST(test_echo_messages)
 {
     static const char op[] = "{\"op\":\"sub\",\"topic\":\"a\",\"id\":1}";
 
-    handshake("/echo?topic=b");
-    ck_assert(cl->flags & CLIENT_F_ECHO);
+    edge_peer_handshake(&ep, "/echo?topic=b", "");
+    ck_assert(ep.cl->flags & CLIENT_F_ECHO);
     /* No subscription from the query string, and an op is only text. */
-    send_text(op);
+    edge_peer_send_text(&ep, op);
     expect_frame(WS_OP_TEXT, op, strlen(op));
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    send_frame(WS_OP_BINARY, true, "\x00\xff\xc3\x28", 4);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    edge_peer_send_frame(&ep, WS_OP_BINARY, true, "\x00\xff\xc3\x28", 4);
     expect_frame(WS_OP_BINARY, "\x00\xff\xc3\x28", 4);
-    send_frame(WS_OP_TEXT, true, "", 0);
+    edge_peer_send_frame(&ep, WS_OP_TEXT, true, "", 0);
     expect_frame(WS_OP_TEXT, "", 0);
     /* Fragmented, a ping between: the pong at once, then one message. */
-    send_frame(WS_OP_BINARY, false, "ab", 2);
-    send_frame(WS_OP_PING, true, "p", 1);
-    send_frame(WS_OP_CONT, false, "", 0);
-    send_frame(WS_OP_CONT, true, "cd", 2);
+    edge_peer_send_frame(&ep, WS_OP_BINARY, false, "ab", 2);
+    edge_peer_send_frame(&ep, WS_OP_PING, true, "p", 1);
+    edge_peer_send_frame(&ep, WS_OP_CONT, false, "", 0);
+    edge_peer_send_frame(&ep, WS_OP_CONT, true, "cd", 2);
     expect_frame(WS_OP_PONG, "p", 1);
     expect_frame(WS_OP_BINARY, "abcd", 4);
-    send_frame(WS_OP_TEXT, false, "\xe2\x82", 2);
-    send_frame(WS_OP_CONT, true, "\xac", 1);
+    edge_peer_send_frame(&ep, WS_OP_TEXT, false, "\xe2\x82", 2);
+    edge_peer_send_frame(&ep, WS_OP_CONT, true, "\xac", 1);
     expect_frame(WS_OP_TEXT, "\xe2\x82\xac", 3);
-    assert_idle();
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1003], 0);
+    edge_peer_assert_idle(&ep);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1003], 0);
 }
 
 END_TEST
@@ -836,36 +571,37 @@ START_TEST(test_echo_max_message)
     static char big[64 * 1024];
 
     memset(big, '*', sizeof(big));
-    handshake("/echo");
-    send_frame(WS_OP_TEXT, true, big, sizeof(big) - 1);
+    edge_peer_handshake(&ep, "/echo", "");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, true, big, sizeof(big) - 1);
     expect_frame(WS_OP_TEXT, big, sizeof(big) - 1);
-    assert_idle();
-    send_frame(WS_OP_BINARY, false, big, 40000);
-    send_frame(WS_OP_CONT, true, big, sizeof(big) - 40000 + 1);
-    expect_close(WS_CLOSE_TOO_BIG);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1009], 1);
+    edge_peer_assert_idle(&ep);
+    edge_peer_send_frame(&ep, WS_OP_BINARY, false, big, 40000);
+    edge_peer_send_frame(&ep, WS_OP_CONT, true, big, sizeof(big) - 40000 + 1);
+    edge_peer_expect_close(&ep, WS_CLOSE_TOO_BIG, NULL);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1009], 1);
 }
 
 END_TEST
 
 START_TEST(test_echo_text_still_utf8)
 {
-    handshake("/echo");
-    send_frame(WS_OP_TEXT, false, "ok", 2);
-    send_frame(WS_OP_CONT, false, "\xed\xa0\x80", 3); /* a surrogate: fails before the end */
-    expect_close(WS_CLOSE_INVALID_DATA);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1007], 1);
+    edge_peer_handshake(&ep, "/echo", "");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, false, "ok", 2);
+    edge_peer_send_frame(&ep, WS_OP_CONT, false, "\xed\xa0\x80",
+                         3); /* a surrogate: fails before the end */
+    edge_peer_expect_close(&ep, WS_CLOSE_INVALID_DATA, NULL);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1007], 1);
 }
 
 END_TEST
 
 START_TEST(test_echo_close_reason_utf8)
 {
-    handshake("/echo");
-    send_frame(WS_OP_CLOSE, true, "\x03\xe8\xce\xba\xff", 5);
-    expect_close(WS_CLOSE_INVALID_DATA);
-    expect_eof();
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1007], 1);
+    edge_peer_handshake(&ep, "/echo", "");
+    edge_peer_send_frame(&ep, WS_OP_CLOSE, true, "\x03\xe8\xce\xba\xff", 5);
+    edge_peer_expect_close(&ep, WS_CLOSE_INVALID_DATA, NULL);
+    edge_peer_expect_eof(&ep);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1007], 1);
 }
 
 END_TEST
@@ -877,22 +613,22 @@ START_TEST(test_echo_unread_closed_1008)
     char *frame = malloc(4096);
 
     memset(payload, 'e', sizeof(payload));
-    handshake("/echo");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++)
-        send_frame(WS_OP_BINARY, true, payload, sizeof(payload));
-    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
-    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
-    while ((op = read_frame(frame, 4096, NULL)) == WS_OP_BINARY)
+    edge_peer_handshake(&ep, "/echo", "");
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 2000 && ep.w->h.stats.slow_consumers == 0; i++)
+        edge_peer_send_frame(&ep, WS_OP_BINARY, true, payload, sizeof(payload));
+    ck_assert_uint_eq(ep.w->h.stats.slow_consumers, 1);
+    ck_assert_uint_le(client_queued(ep.cl), ep.w->h.conf->send_queue_limit + 256);
+    while ((op = edge_peer_read_frame(&ep, frame, 4096, NULL)) == WS_OP_BINARY)
         echoes++;
     ck_assert_int_eq(op, WS_OP_CLOSE);
     ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
     ck_assert_int_gt(echoes, 0);
     free(frame);
-    expect_eof();
-    peer_close();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
@@ -903,20 +639,20 @@ START_TEST(test_ops_flood_closed)
     char buf[64];
     int n = 0, op;
 
-    handshake("/ws");
+    edge_peer_handshake(&ep, "/ws", "");
     for (int i = 0; i < 5; i++)
-        send_text("{\"op\":\"ping\"}");
+        edge_peer_send_text(&ep, "{\"op\":\"ping\"}");
     /* A second may end between two sends: then the count restarts. Keep going until closed. */
-    for (int i = 0; i < 20 && cl->state == CLIENT_OPEN; i++)
-        send_text("{\"op\":\"ping\"}");
-    ck_assert_int_eq(cl->state, CLIENT_CLOSING);
-    while ((op = read_frame(buf, sizeof(buf), NULL)) == WS_OP_TEXT)
+    for (int i = 0; i < 20 && ep.cl->state == CLIENT_OPEN; i++)
+        edge_peer_send_text(&ep, "{\"op\":\"ping\"}");
+    ck_assert_int_eq(ep.cl->state, CLIENT_CLOSING);
+    while ((op = edge_peer_read_frame(&ep, buf, sizeof(buf), NULL)) == WS_OP_TEXT)
         n++;
     ck_assert_int_eq(op, WS_OP_CLOSE);
     ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], WS_CLOSE_POLICY);
     ck_assert_str_eq(buf + 2, "too many ops");
     ck_assert_int_ge(n, 5);
-    ck_assert_uint_eq(w->h.stats.closes[CLOSE_R_1008], 1);
+    ck_assert_uint_eq(ep.w->h.stats.closes[CLOSE_R_1008], 1);
 }
 
 END_TEST
@@ -924,15 +660,15 @@ END_TEST
 /* A client that keeps to the limit is never closed: the count starts again every second. */
 START_TEST(test_ops_within_limit_survive)
 {
-    handshake("/ws");
+    edge_peer_handshake(&ep, "/ws", "");
     for (int s = 0; s < 3; s++) {
         for (int i = 0; i < 5; i++) {
-            send_text("{\"op\":\"ping\"}");
-            expect_text("{\"op\":\"pong\"}");
+            edge_peer_send_text(&ep, "{\"op\":\"ping\"}");
+            edge_peer_expect_text(&ep, "{\"op\":\"pong\"}");
         }
-        run_for(1100);
+        edge_peer_run(&ep, 1100);
     }
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
+    ck_assert_int_eq(ep.cl->state, CLIENT_OPEN);
 }
 
 END_TEST

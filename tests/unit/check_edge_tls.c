@@ -18,7 +18,6 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,56 +38,90 @@
 #include "edge/pool.h"
 #include "edge/worker.h"
 #include "tests/support/check_main.h"
+#include "tests/support/edge_peer.h"
 #include "tests/support/heap.h"
 #include "tests/support/tls_cert.h"
 
-#define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
-#define ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-static struct edge_conf conf;
 static struct test_cert cert;
 static struct tls_server tls;
-static struct worker *w;
-static struct client *cl;
+static struct edge_peer ep; /* its fd wrapped in pc */
 static SSL_CTX *cctx;
-static SSL *pc;       /* the test's TLS client */
-static int peer = -1; /* its socket */
-static uint8_t rbuf[1 << 20];
-static size_t rlen;
+static SSL *pc;      /* the test's TLS client */
 static int peer_end; /* SSL_get_error of the read that ended the stream */
+
+/* ---------- the test's end ---------- */
+
+static bool want_retry(int rc)
+{
+    int e = SSL_get_error(pc, rc);
+
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+/* ep.send: writes through the test's TLS client. */
+static void tls_send(struct edge_peer *p, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+
+    while (len > 0) {
+        size_t n = 0;
+
+        if (SSL_write_ex(pc, b, len, &n) != 1) {
+            ck_assert(want_retry(0));
+            edge_peer_pump(p);
+            continue;
+        }
+        b += n;
+        len -= n;
+    }
+    edge_peer_pump(p);
+}
+
+/* ep.fill: reads what the worker has written; false once the stream ended (peer_end says how). */
+static bool tls_fill(struct edge_peer *p)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        size_t n = 0;
+
+        edge_peer_pump(p);
+        if (SSL_read_ex(pc, p->rbuf + p->rlen, sizeof(p->rbuf) - 1 - p->rlen, &n) == 1) {
+            p->rlen += n;
+            return true;
+        }
+        if (!want_retry(0)) {
+            peer_end = SSL_get_error(pc, 0);
+            ERR_clear_error();
+            return false;
+        }
+        poll(NULL, 0, 2);
+    }
+    return true;
+}
 
 /* ---------- fixture ---------- */
 
 static void setup_with(int argc, char **argv, const char *server_groups)
 {
     char err[512];
-    const char *e = "";
-    int sv[2];
 
-    signal(SIGPIPE, SIG_IGN);
-    memset(&conf, 0, sizeof(conf));
-    ck_assert_int_eq(conf_load(edge_conf_table, &conf, argc, argv, err, sizeof(err)), 0);
+    edge_peer_load(&ep, argc, argv);
     ck_assert(test_cert_init(&cert));
     ck_assert_msg(tls_server_init(&tls, cert.cert, cert.key, err, sizeof(err)) == 0, "%s", err);
     if (server_groups)
         ck_assert_int_eq(SSL_CTX_set1_groups_list(tls.ctx, server_groups), 1);
-    w = worker_new(0, &conf, 0, &e);
-    ck_assert_msg(w != NULL, "worker_new: %s", e);
-    worker_set_all(&w, 1);
-    worker_set_tls(w, &tls);
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cl = client_new(&w->h, sv[0]);
-    ck_assert_ptr_nonnull(cl);
-    ck_assert_ptr_nonnull(client_ssl(cl));
-    peer = sv[1];
+    edge_peer_start(&ep);
+    worker_set_tls(ep.w, &tls);
+    edge_peer_connect(&ep);
+    ck_assert_ptr_nonnull(client_ssl(ep.cl));
+    ep.send = tls_send;
+    ep.fill = tls_fill;
     cctx = tls_client_ctx_new(cert.cert, err, sizeof(err));
     ck_assert_msg(cctx != NULL, "%s", err);
     pc = SSL_new(cctx);
-    SSL_set_fd(pc, peer);
+    SSL_set_fd(pc, ep.fd);
     SSL_set_connect_state(pc);
     SSL_set_tlsext_host_name(pc, "localhost");
     SSL_set1_host(pc, "localhost");
-    rlen = 0;
     peer_end = 0;
 }
 
@@ -121,40 +154,12 @@ static void teardown(void)
     SSL_free(pc);
     pc = NULL;
     SSL_CTX_free(cctx);
-    if (peer >= 0)
-        close(peer);
-    peer = -1;
-    worker_free(w);
-    w = NULL;
-    ck_assert_uint_eq(frame_live(), 0);
+    edge_peer_close(&ep);
     tls_server_free(&tls);
     test_cert_remove(&cert);
-    conf_free(edge_conf_table, &conf);
 }
 
-/* ---------- the test's end ---------- */
-
-static void pump(void)
-{
-    for (int i = 0; i < 4; i++)
-        event_base_loop(w->h.base, EVLOOP_NONBLOCK);
-}
-
-/* Runs the loop for ms milliseconds (the 1 s sweep fires meanwhile). */
-static void run_for(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-    event_base_loopexit(w->h.base, &tv);
-    event_base_dispatch(w->h.base);
-}
-
-static bool want_retry(int rc)
-{
-    int e = SSL_get_error(pc, rc);
-
-    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
-}
+/* ---------- TLS on top of the peer ---------- */
 
 static void tls_connect(void)
 {
@@ -162,56 +167,25 @@ static void tls_connect(void)
 
     for (int i = 0; i < 400 && (rc = SSL_do_handshake(pc)) != 1; i++) {
         ck_assert_msg(want_retry(rc), "client handshake failed");
-        pump();
+        edge_peer_pump(&ep);
     }
     ck_assert_int_eq(rc, 1);
-    pump();
+    edge_peer_pump(&ep);
     ck_assert_int_eq(SSL_get_verify_result(pc), X509_V_OK);
 }
 
+/* The TLS handshake, then the WebSocket one. */
+static void handshake(const char *target)
+{
+    tls_connect();
+    edge_peer_handshake(&ep, target, "");
+}
+
+/* Bytes past the test's TLS client: what an attacker, or a record split by hand, would send. */
 static void raw_send(const void *buf, size_t len)
 {
-    ck_assert_int_eq(write(peer, buf, len), (ssize_t)len);
-    pump();
-}
-
-static void peer_send(const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        size_t n = 0;
-
-        if (SSL_write_ex(pc, p, len, &n) != 1) {
-            ck_assert(want_retry(0));
-            pump();
-            continue;
-        }
-        p += n;
-        len -= n;
-    }
-    pump();
-}
-
-/* Reads whatever the worker has written; false once the stream ended (peer_end says how). */
-static bool peer_fill(void)
-{
-    for (int tries = 0; tries < 200; tries++) {
-        size_t n = 0;
-
-        pump();
-        if (SSL_read_ex(pc, rbuf + rlen, sizeof(rbuf) - rlen, &n) == 1) {
-            rlen += n;
-            return true;
-        }
-        if (!want_retry(0)) {
-            peer_end = SSL_get_error(pc, 0);
-            ERR_clear_error();
-            return false;
-        }
-        poll(NULL, 0, 2);
-    }
-    return true;
+    ck_assert_int_eq(write(ep.fd, buf, len), (ssize_t)len);
+    edge_peer_pump(&ep);
 }
 
 /* True when the raw socket sees EOF or a reset (after any bytes) within a second. */
@@ -222,8 +196,8 @@ static bool raw_closed(void)
     for (int tries = 0; tries < 500; tries++) {
         ssize_t n;
 
-        pump();
-        n = read(peer, b, sizeof(b));
+        edge_peer_pump(&ep);
+        n = read(ep.fd, b, sizeof(b));
         if (n == 0 || (n < 0 && errno == ECONNRESET))
             return true;
         if (n < 0)
@@ -232,161 +206,11 @@ static bool raw_closed(void)
     return false;
 }
 
-static void consume(size_t n)
-{
-    memmove(rbuf, rbuf + n, rlen - n);
-    rlen -= n;
-}
-
-static size_t frame_bytes(uint8_t opcode, bool fin, const void *payload, size_t len, uint8_t *buf)
-{
-    const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-    size_t h = 0;
-
-    buf[h++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
-    if (len < 126) {
-        buf[h++] = (uint8_t)(0x80 | len);
-    } else if (len < 65536) {
-        buf[h++] = 0x80 | 126;
-        buf[h++] = (uint8_t)(len >> 8);
-        buf[h++] = (uint8_t)len;
-    } else {
-        buf[h++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            buf[h++] = (uint8_t)((uint64_t)len >> (8 * i));
-    }
-    memcpy(buf + h, mask, 4);
-    h += 4;
-    for (size_t i = 0; i < len; i++)
-        buf[h + i] = ((const uint8_t *)payload)[i] ^ mask[i % 4];
-    return h + len;
-}
-
-static void send_frame(uint8_t opcode, bool fin, const void *payload, size_t len)
-{
-    static uint8_t buf[16 + 80000];
-
-    ck_assert_uint_le(len, 80000);
-    peer_send(buf, frame_bytes(opcode, fin, payload, len, buf));
-}
-
-static void send_text(const char *s)
-{
-    send_frame(WS_OP_TEXT, true, s, strlen(s));
-}
-
-/* Reads one server frame (payload NUL-terminated into out). Returns the opcode, -1 at the end. */
-static int read_frame(char *out, size_t cap, size_t *plen)
-{
-    for (;;) {
-        if (rlen >= 2) {
-            size_t h = 2, len = rbuf[1] & 0x7f;
-
-            ck_assert_int_eq(rbuf[1] & 0x80, 0);
-            if (len == 126) {
-                len = rlen >= 4 ? ((size_t)rbuf[2] << 8) | rbuf[3] : SIZE_MAX;
-                h = 4;
-            }
-            if (len != SIZE_MAX && rlen >= h + len) {
-                int op = rbuf[0] & 0x0f;
-
-                ck_assert_uint_lt(len, cap);
-                memcpy(out, rbuf + h, len);
-                out[len] = '\0';
-                if (plen)
-                    *plen = len;
-                consume(h + len);
-                return op;
-            }
-        }
-        if (!peer_fill())
-            return -1;
-    }
-}
-
-static void expect_text(const char *want)
-{
-    static char buf[70000];
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), WS_OP_TEXT);
-    ck_assert_str_eq(buf, want);
-}
-
-static void expect_close(uint16_t code)
-{
-    char buf[256];
-    size_t n = 0;
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_CLOSE);
-    ck_assert_uint_ge(n, 2);
-    ck_assert_uint_eq(((uint8_t)buf[0] << 8) | (uint8_t)buf[1], code);
-}
-
 /* The server ended the TLS stream with close_notify (not a bare EOF). */
 static void expect_close_notify(void)
 {
-    char buf[64];
-
-    ck_assert_int_eq(read_frame(buf, sizeof(buf), NULL), -1);
+    edge_peer_expect_eof(&ep);
     ck_assert_int_eq(peer_end, SSL_ERROR_ZERO_RETURN);
-}
-
-/* Reads an HTTP response head (and the body up to the end when to_end). */
-static void read_http(char *out, size_t cap, bool to_end)
-{
-    for (;;) {
-        char *end;
-
-        rbuf[rlen] = '\0';
-        end = strstr((char *)rbuf, "\r\n\r\n");
-        if (end && !to_end) {
-            size_t n = (size_t)(end + 4 - (char *)rbuf);
-
-            ck_assert_uint_lt(n, cap);
-            memcpy(out, rbuf, n);
-            out[n] = '\0';
-            consume(n);
-            return;
-        }
-        if (!peer_fill() && to_end) {
-            ck_assert_uint_lt(rlen, cap);
-            memcpy(out, rbuf, rlen);
-            out[rlen] = '\0';
-            rlen = 0;
-            return;
-        }
-    }
-}
-
-static void handshake(const char *target)
-{
-    char req[1024], head[1024];
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: edge\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     target);
-
-    tls_connect();
-    peer_send(req, (size_t)n);
-    read_http(head, sizeof(head), false);
-    ck_assert_msg(strncmp(head, "HTTP/1.1 101 ", 13) == 0, "got: %s", head);
-    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " ACCEPT "\r\n"));
-    ck_assert_int_eq(cl->state, CLIENT_OPEN);
-}
-
-/* An idle connection holds no buffer of the pool (docs/architecture.md §4.1). */
-static void assert_idle(void)
-{
-    struct pool_stats ps;
-
-    ck_assert_ptr_null(cl->in);
-    ck_assert_ptr_null(cl->msg);
-    ck_assert_ptr_null(cl->out);
-    ck_assert_ptr_null(cl->pending);
-    pool_get_stats(w->h.pool, &ps);
-    ck_assert_uint_eq(ps.chunks_in_use, 0);
-    ck_assert_uint_eq(ps.evbuffers_in_use, 0);
 }
 
 /* Encrypts a text frame with the test's client without sending it; returns its length. */
@@ -394,7 +218,7 @@ static size_t record_of(const char *text, uint8_t *out, size_t cap)
 {
     static uint8_t frame[256];
     BIO *mem = BIO_new(BIO_s_mem()), *sock = SSL_get_wbio(pc);
-    size_t n = 0, flen = frame_bytes(WS_OP_TEXT, true, text, strlen(text), frame);
+    size_t n = 0, flen = edge_peer_frame_bytes(WS_OP_TEXT, true, text, strlen(text), frame);
     int len;
 
     BIO_up_ref(sock);
@@ -411,15 +235,16 @@ static size_t record_of(const char *text, uint8_t *out, size_t cap)
 START_TEST(test_wss_sub_deliver_and_idle)
 {
     handshake("/ws?topic=mail.>");
-    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
-    ck_assert_uint_eq(w->h.stats.handshakes_ok, 1);
-    worker_deliver(w, "mail.42", 7, 3, "{\"a\":1}", 7);
-    worker_flush_dirty(w);
-    expect_text("{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
-    send_text("{\"op\":\"ping\",\"id\":5}");
-    expect_text("{\"op\":\"pong\",\"id\":5}");
-    assert_idle();
-    ck_assert_uint_eq(w->h.stats.tls_handshake_failures + w->h.stats.tls_errors, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshakes, 1);
+    ck_assert_uint_eq(ep.w->h.stats.handshakes_ok, 1);
+    worker_deliver(ep.w, "mail.42", 7, 3, "{\"a\":1}", 7);
+    worker_flush_dirty(ep.w);
+    edge_peer_expect_text(&ep,
+                          "{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":5}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":5}");
+    edge_peer_assert_idle(&ep);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshake_failures + ep.w->h.stats.tls_errors, 0);
 }
 
 END_TEST
@@ -432,30 +257,31 @@ END_TEST
  */
 START_TEST(test_ssl_moves_with_its_client)
 {
-    struct client *first = cl;
+    struct client *first = ep.cl;
     SSL *ssl;
     int sv[2];
 
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    cl = client_new(&w->h, sv[0]);
-    ck_assert_ptr_nonnull(cl);
-    ssl = client_ssl(cl);
+    ep.cl = client_new(&ep.w->h, sv[0]);
+    ck_assert_ptr_nonnull(ep.cl);
+    ssl = client_ssl(ep.cl);
     ck_assert_ptr_nonnull(ssl);
     ck_assert_ptr_ne(ssl, client_ssl(first));
-    ck_assert_uint_eq(cl->index, 1);
+    ck_assert_uint_eq(ep.cl->index, 1);
     client_abort(first); /* on the close list until the next loop pass */
     ck_assert_ptr_null(client_ssl(first));
-    ck_assert_uint_eq(cl->index, 0);
-    ck_assert_ptr_eq(client_ssl(cl), ssl);
-    close(peer);
-    peer = sv[1];
-    ck_assert_int_eq(SSL_set_fd(pc, peer), 1); /* the test's client has not started yet */
+    ck_assert_uint_eq(ep.cl->index, 0);
+    ck_assert_ptr_eq(client_ssl(ep.cl), ssl);
+    close(ep.fd);
+    ep.fd = sv[1];
+    ck_assert_int_eq(SSL_set_fd(pc, ep.fd), 1); /* the test's client has not started yet */
     handshake("/ws?topic=mail.>");
-    worker_deliver(w, "mail.42", 7, 3, "{\"a\":1}", 7);
-    worker_flush_dirty(w);
-    expect_text("{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
-    assert_idle();
-    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
+    worker_deliver(ep.w, "mail.42", 7, 3, "{\"a\":1}", 7);
+    worker_flush_dirty(ep.w);
+    edge_peer_expect_text(&ep,
+                          "{\"op\":\"msg\",\"topic\":\"mail.42\",\"seq\":3,\"data\":{\"a\":1}}");
+    edge_peer_assert_idle(&ep);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshakes, 1);
 }
 
 END_TEST
@@ -470,18 +296,18 @@ START_TEST(test_idle_tls_connection_holds_no_record_buffer)
     size_t len, idle, partial;
 
     handshake("/ws");
-    send_text("{\"op\":\"ping\",\"id\":1}");
-    expect_text("{\"op\":\"pong\",\"id\":1}");
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":1}");
     len = record_of("{\"op\":\"ping\",\"id\":2}", rec, sizeof(rec));
-    pump();
+    edge_peer_pump(&ep);
     idle = heap_bytes();
     raw_send(rec, 3); /* a record header, partly */
     partial = heap_bytes();
     ck_assert_msg(partial >= idle + 16384, "idle %zu partial %zu", idle, partial);
-    ck_assert_ptr_null(cl->in); /* the partial record is OpenSSL's, not a chunk */
+    ck_assert_ptr_null(ep.cl->in); /* the partial record is OpenSSL's, not a chunk */
     raw_send(rec + 3, len - 3);
-    expect_text("{\"op\":\"pong\",\"id\":2}");
-    assert_idle();
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":2}");
+    edge_peer_assert_idle(&ep);
     ck_assert_msg(heap_bytes() <= idle, "idle %zu now %zu", idle, heap_bytes());
 }
 
@@ -495,15 +321,16 @@ START_TEST(test_messages_larger_than_a_record)
     /* In: one 60,000-byte message in four records, reassembled in the scratch. */
     handshake("/ws?topic=t&format=raw");
     memset(big, 'x', sizeof(big) - 1);
-    send_frame(WS_OP_TEXT, true, big, 60000);
-    expect_text("{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"malformed JSON\"}");
+    edge_peer_send_frame(&ep, WS_OP_TEXT, true, big, 60000);
+    edge_peer_expect_text(
+        &ep, "{\"op\":\"error\",\"code\":\"bad_request\",\"message\":\"malformed JSON\"}");
     /* Out: a 50,000-byte event written as four records from the pending frame. */
-    worker_deliver(w, "t", 1, 1, big, 50000);
-    worker_flush_dirty(w);
-    ck_assert_int_eq(read_frame(got, sizeof(got), &n), WS_OP_TEXT);
+    worker_deliver(ep.w, "t", 1, 1, big, 50000);
+    worker_flush_dirty(ep.w);
+    ck_assert_int_eq(edge_peer_read_frame(&ep, got, sizeof(got), &n), WS_OP_TEXT);
     ck_assert_uint_eq(n, 50000);
     ck_assert_int_eq(memcmp(got, big, 50000), 0);
-    assert_idle();
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -517,18 +344,18 @@ START_TEST(test_coalesced_output_in_order)
         char payload[900];
 
         memset(payload, '7', sizeof(payload));
-        worker_deliver(w, "t", 1, (uint64_t)i, payload, (size_t)(i % 3 ? 1 : 900));
+        worker_deliver(ep.w, "t", 1, (uint64_t)i, payload, (size_t)(i % 3 ? 1 : 900));
     }
-    worker_flush_dirty(w);
+    worker_flush_dirty(ep.w);
     for (int i = 1; i <= 300; i++) {
         static char buf[2048];
         size_t n = 0;
 
-        ck_assert_int_eq(read_frame(buf, sizeof(buf), &n), WS_OP_TEXT);
+        ck_assert_int_eq(edge_peer_read_frame(&ep, buf, sizeof(buf), &n), WS_OP_TEXT);
         snprintf(want, sizeof(want), "{\"op\":\"msg\",\"topic\":\"t\",\"seq\":%d,", i);
         ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "frame %d: %.60s", i, buf);
     }
-    assert_idle();
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -536,14 +363,12 @@ END_TEST
 START_TEST(test_close_frame_then_close_notify)
 {
     handshake("/ws");
-    send_frame(WS_OP_CLOSE, true, "\x03\xe8", 2);
-    expect_close(1000);
+    edge_peer_send_frame(&ep, WS_OP_CLOSE, true, "\x03\xe8", 2);
+    edge_peer_expect_close(&ep, 1000, NULL);
     expect_close_notify();
-    close(peer);
-    peer = -1;
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_errors, 0);
 }
 
 END_TEST
@@ -551,8 +376,8 @@ END_TEST
 START_TEST(test_shutdown_sends_going_away_and_close_notify)
 {
     handshake("/ws");
-    worker_begin_shutdown(w);
-    expect_close(WS_CLOSE_GOING_AWAY);
+    worker_begin_shutdown(ep.w);
+    edge_peer_expect_close(&ep, WS_CLOSE_GOING_AWAY, NULL);
     expect_close_notify();
 }
 
@@ -562,10 +387,10 @@ START_TEST(test_peer_close_notify_ends_connection)
 {
     handshake("/ws?topic=a");
     ck_assert_int_ge(SSL_shutdown(pc), 0);
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
+    edge_peer_pump(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_errors, 0);
 }
 
 END_TEST
@@ -578,9 +403,9 @@ START_TEST(test_garbage_record_after_handshake)
     for (size_t i = 5; i < sizeof(junk); i++)
         junk[i] = (uint8_t)(i * 37);
     raw_send(junk, sizeof(junk));
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.tls_errors, 1);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_errors, 1);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
     ck_assert(raw_closed());
 }
 
@@ -592,8 +417,8 @@ START_TEST(test_metrics_over_tls)
     static char resp[1 << 16];
 
     tls_connect();
-    peer_send(req, strlen(req));
-    read_http(resp, sizeof(resp), true);
+    edge_peer_send(&ep, req, strlen(req));
+    edge_peer_read_http(&ep, resp, sizeof(resp), true);
     ck_assert_msg(strncmp(resp, "HTTP/1.1 200 ", 13) == 0, "got: %.200s", resp);
     ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_tls_handshakes_total 1\n"));
     ck_assert_ptr_nonnull(strstr(resp, "\nherald_edge_tls_handshake_failures_total 0\n"));
@@ -625,8 +450,8 @@ static const struct {
 START_TEST(test_guard_refuses_at_once)
 {
     raw_send(refused[_i].bytes, refused[_i].len);
-    ck_assert_msg(w->h.nclients == 0, "%s: still open", refused[_i].what);
-    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+    ck_assert_msg(ep.w->h.nclients == 0, "%s: still open", refused[_i].what);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshake_failures, 1);
     ck_assert(raw_closed());
 }
 
@@ -644,11 +469,11 @@ START_TEST(test_stalled_hello_bounded_until_timeout)
 
     raw_send("\x16\x03\x01\x40\x00\x01\x00\x3f\xfc", 9); /* declares 16,380 bytes */
     held = heap_bytes() - before;
-    ck_assert_uint_eq(w->h.nclients, 1);
+    ck_assert_uint_eq(ep.w->h.nclients, 1);
     ck_assert_msg(held <= 80 * 1024, "a stalled hello holds %zu bytes", held);
-    run_for(3100);
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+    edge_peer_run(&ep, 3100);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
     ck_assert(raw_closed());
 }
 
@@ -657,21 +482,19 @@ END_TEST
 START_TEST(test_tls_done_but_no_request_times_out)
 {
     tls_connect();
-    ck_assert_uint_eq(w->h.stats.tls_handshakes, 1);
-    run_for(3100);
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshakes, 1);
+    edge_peer_run(&ep, 3100);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.hs_fail[HS_FAIL_TIMEOUT], 1);
 }
 
 END_TEST
 
 START_TEST(test_probe_is_not_a_failed_handshake)
 {
-    close(peer);
-    peer = -1;
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 0);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshake_failures, 0);
 }
 
 END_TEST
@@ -687,14 +510,14 @@ START_TEST(test_client_rejecting_certificate_counted)
     SSL_CTX_free(cctx);
     cctx = tls_client_ctx_new(other.cert, err, sizeof(err));
     pc = SSL_new(cctx);
-    SSL_set_fd(pc, peer);
+    SSL_set_fd(pc, ep.fd);
     SSL_set_connect_state(pc);
     for (int i = 0; i < 400 && (rc = SSL_do_handshake(pc)) != 1 && want_retry(rc); i++)
-        pump();
+        edge_peer_pump(&ep);
     ERR_clear_error();
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+    edge_peer_pump(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshake_failures, 1);
     test_cert_remove(&other);
 }
 
@@ -706,8 +529,8 @@ START_TEST(test_hrr_handshake_completes)
 {
     handshake("/ws");
     ck_assert_int_eq(SSL_version(pc), TLS1_3_VERSION);
-    send_text("{\"op\":\"ping\",\"id\":1}");
-    expect_text("{\"op\":\"pong\",\"id\":1}");
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":1}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":1}");
 }
 
 END_TEST
@@ -728,15 +551,15 @@ START_TEST(test_hrr_second_hello_too_big_refused)
     ck_assert_int_gt(len, 9);
     raw_send(hello, (size_t)len);
     for (int i = 0; i < 100 && n <= 0; i++) {
-        pump();
-        n = read(peer, back, sizeof(back));
+        edge_peer_pump(&ep);
+        n = read(ep.fd, back, sizeof(back));
     }
     ck_assert_int_gt(n, 0); /* the HelloRetryRequest */
-    ck_assert_uint_eq(w->h.nclients, 1);
-    ck_assert_int_eq(SSL_get_state(client_ssl(cl)), TLS_ST_EARLY_DATA);
+    ck_assert_uint_eq(ep.w->h.nclients, 1);
+    ck_assert_int_eq(SSL_get_state(client_ssl(ep.cl)), TLS_ST_EARLY_DATA);
     raw_send(ccs_and_big_hello, sizeof(ccs_and_big_hello));
-    ck_assert_uint_eq(w->h.nclients, 0);
-    ck_assert_uint_eq(w->h.stats.tls_handshake_failures, 1);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.stats.tls_handshake_failures, 1);
 }
 
 END_TEST
@@ -751,25 +574,23 @@ START_TEST(test_slow_tls_consumer_closed)
 
     memset(payload, 'z', sizeof(payload));
     handshake("/ws?topic=s");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 2000 && w->h.stats.slow_consumers == 0; i++) {
-        worker_deliver(w, "s", 1, (uint64_t)i, payload, sizeof(payload));
-        worker_flush_dirty(w);
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 2000 && ep.w->h.stats.slow_consumers == 0; i++) {
+        worker_deliver(ep.w, "s", 1, (uint64_t)i, payload, sizeof(payload));
+        worker_flush_dirty(ep.w);
     }
-    ck_assert_uint_eq(w->h.stats.slow_consumers, 1);
-    ck_assert_uint_eq(trie_subscription_count(w->h.trie), 0);
-    ck_assert_uint_le(client_queued(cl), w->h.conf->send_queue_limit + 256);
-    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT)
+    ck_assert_uint_eq(ep.w->h.stats.slow_consumers, 1);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    ck_assert_uint_le(client_queued(ep.cl), ep.w->h.conf->send_queue_limit + 256);
+    while ((op = edge_peer_read_frame(&ep, frame, sizeof(frame), NULL)) == WS_OP_TEXT)
         data_frames++;
     ck_assert_int_eq(op, WS_OP_CLOSE);
     ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_POLICY);
     ck_assert_int_gt(data_frames, 0);
     expect_close_notify();
-    close(peer);
-    peer = -1;
-    pump();
-    ck_assert_uint_eq(w->h.nclients, 0);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
     ck_assert_uint_eq(frame_live(), 0);
 }
 
@@ -779,7 +600,8 @@ END_TEST
 static void send_frame_once(void)
 {
     static uint8_t ping[64];
-    size_t n = 0, len = frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping);
+    size_t n = 0,
+           len = edge_peer_frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping);
 
     (void)SSL_write_ex(pc, ping, len, &n);
     ERR_clear_error();
@@ -805,39 +627,40 @@ static double cpu_now(void)
 START_TEST(test_read_waiting_to_write_does_not_spin)
 {
     static uint8_t ping[64];
-    size_t plen = frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping), n = 0;
+    size_t plen = edge_peer_frame_bytes(WS_OP_TEXT, true, "{\"op\":\"ping\",\"id\":9}", 20, ping),
+           n = 0;
     int small = 4096, sent = 0;
     bool ping_sent;
     double cpu;
 
     handshake("/ws");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (; sent < 20000 && !SSL_want_write(client_ssl(cl)); sent++) {
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (; sent < 20000 && !SSL_want_write(client_ssl(ep.cl)); sent++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break; /* our own socket is full */
-        pump();
+        edge_peer_pump(&ep);
     }
-    ck_assert_msg(SSL_want_write(client_ssl(cl)), "no blocked read after %d key updates", sent);
+    ck_assert_msg(SSL_want_write(client_ssl(ep.cl)), "no blocked read after %d key updates", sent);
     ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1; /* bytes the edge cannot read yet */
-    pump();
-    ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
+    edge_peer_pump(&ep);
+    ck_assert_int_eq(event_get_events(&ep.cl->ev) & EV_READ, 0);
     cpu = cpu_now();
-    run_for(1000);
+    edge_peer_run(&ep, 1000);
     ck_assert_msg(cpu_now() - cpu < 0.4, "%.2f s of CPU in 1 s waiting", cpu_now() - cpu);
-    ck_assert_uint_eq(w->h.nclients, 1);
+    ck_assert_uint_eq(ep.w->h.nclients, 1);
     /* The peer reads: the edge's answers drain, reading resumes, the op is answered. */
-    for (int i = 0; i < 5000 && rlen < 20; i++) {
-        pump();
+    for (int i = 0; i < 5000 && ep.rlen < 20; i++) {
+        edge_peer_pump(&ep);
         if (!ping_sent)
             ping_sent = SSL_write_ex(pc, ping, plen, &n) == 1;
-        if (SSL_read_ex(pc, rbuf + rlen, sizeof(rbuf) - rlen, &n) == 1)
-            rlen += n;
+        if (SSL_read_ex(pc, ep.rbuf + ep.rlen, sizeof(ep.rbuf) - ep.rlen, &n) == 1)
+            ep.rlen += n;
     }
     ck_assert(ping_sent);
-    expect_text("{\"op\":\"pong\",\"id\":9}");
-    ck_assert(event_get_events(&cl->ev) & EV_READ);
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":9}");
+    ck_assert(event_get_events(&ep.cl->ev) & EV_READ);
 }
 
 END_TEST
@@ -856,19 +679,19 @@ START_TEST(test_key_update_while_output_blocked)
 
     memset(payload, 'k', sizeof(payload));
     handshake("/ws?topic=k");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 1; i <= 3 && cl->out == NULL; i++) {
-        worker_deliver(w, "k", 1, (uint64_t)i, payload, sizeof(payload));
-        worker_flush_dirty(w);
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 1; i <= 3 && ep.cl->out == NULL; i++) {
+        worker_deliver(ep.w, "k", 1, (uint64_t)i, payload, sizeof(payload));
+        worker_flush_dirty(ep.w);
     }
-    ck_assert_ptr_nonnull(cl->out); /* blocked: OpenSSL holds a record */
-    queued = client_queued(cl);
+    ck_assert_ptr_nonnull(ep.cl->out); /* blocked: OpenSSL holds a record */
+    queued = client_queued(ep.cl);
     ck_assert_uint_gt(queued, 0);
     ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
     ck_assert_int_eq(SSL_do_handshake(pc), 1);
-    pump();
-    while ((op = read_frame(frame, sizeof(frame), NULL)) == WS_OP_TEXT) {
+    edge_peer_pump(&ep);
+    while ((op = edge_peer_read_frame(&ep, frame, sizeof(frame), NULL)) == WS_OP_TEXT) {
         char want[64];
 
         got++;
@@ -878,10 +701,10 @@ START_TEST(test_key_update_while_output_blocked)
             break;
     }
     ck_assert_int_eq(got, 3);
-    send_text("{\"op\":\"ping\",\"id\":4}");
-    expect_text("{\"op\":\"pong\",\"id\":4}");
-    ck_assert_uint_eq(w->h.stats.tls_errors, 0);
-    assert_idle();
+    edge_peer_send_text(&ep, "{\"op\":\"ping\",\"id\":4}");
+    edge_peer_expect_text(&ep, "{\"op\":\"pong\",\"id\":4}");
+    ck_assert_uint_eq(ep.w->h.stats.tls_errors, 0);
+    edge_peer_assert_idle(&ep);
 }
 
 END_TEST
@@ -893,23 +716,23 @@ START_TEST(test_close_while_read_waits_does_not_spin)
     double cpu;
 
     handshake("/ws");
-    setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    setsockopt(event_get_fd(&cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    for (int i = 0; i < 20000 && !SSL_want_write(client_ssl(cl)); i++) {
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < 20000 && !SSL_want_write(client_ssl(ep.cl)); i++) {
         ck_assert_int_eq(SSL_key_update(pc, SSL_KEY_UPDATE_REQUESTED), 1);
         if (SSL_do_handshake(pc) != 1)
             break;
-        pump();
+        edge_peer_pump(&ep);
     }
-    ck_assert(SSL_want_write(client_ssl(cl)));
+    ck_assert(SSL_want_write(client_ssl(ep.cl)));
     send_frame_once();
-    client_close(cl, WS_CLOSE_GOING_AWAY, "bye"); /* the close frame cannot go out either */
-    pump();
-    ck_assert_int_eq(event_get_events(&cl->ev) & EV_READ, 0);
+    client_close(ep.cl, WS_CLOSE_GOING_AWAY, "bye"); /* the close frame cannot go out either */
+    edge_peer_pump(&ep);
+    ck_assert_int_eq(event_get_events(&ep.cl->ev) & EV_READ, 0);
     cpu = cpu_now();
-    run_for(3100); /* past the 2 s linger */
+    edge_peer_run(&ep, 3100); /* past the 2 s linger */
     ck_assert_msg(cpu_now() - cpu < 0.5, "%.2f s of CPU in 3 s", cpu_now() - cpu);
-    ck_assert_uint_eq(w->h.nclients, 0);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
 END_TEST
