@@ -474,6 +474,13 @@ static void worker_on_sweep(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- shutdown ---------- */
 
+static uint32_t ms_to_s(int64_t ms)
+{
+    int64_t s = (ms + 999) / 1000;
+
+    return s < 1 ? 1 : (uint32_t)s;
+}
+
 static void worker_on_stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -490,14 +497,40 @@ static void worker_on_stop_tick(evutil_socket_t fd, short what, void *arg)
         stop_loop(w);
 }
 
+/*
+ * Drain (docs/protocol.md §3.7): an open client gets 1012 "service restart",
+ * which tells it to reconnect at once (to another edge behind the load
+ * balancer), after what is already queued for it; a handshake is dropped.
+ * Every closing connection then lingers until the shutdown deadline rather
+ * than CLOSE_LINGER_S, so output that takes longer than 2 s to flush still
+ * gets shutdown-timeout; one that is flushed and sees its EOF ends sooner.
+ */
+static void drain_one(struct worker *w, struct client *c, uint32_t linger_s)
+{
+    if (c->state == CLIENT_OPEN) {
+        client_close(c, WS_CLOSE_RESTART, "service restart");
+    } else if (c->state == CLIENT_HANDSHAKE) {
+        client_abort(c);
+        return;
+    }
+    if (c->state == CLIENT_CLOSING && reached(w->h.now_s + linger_s, c->last_ping_s)) {
+        c->last_ping_s = w->h.now_s + linger_s;
+        hub_sweep_soon(&w->h, c);
+    }
+}
+
 void worker_begin_shutdown(struct worker *w)
 {
     struct timeval tv = {0, SHUTDOWN_TICK * 1000};
+    uint32_t linger_s;
 
     if (w->shutting_down)
         return;
     w->shutting_down = true;
     w->shutdown_deadline_ms = net_now_ms() + (uint64_t)w->h.conf->shutdown_timeout;
+    update_clock(w);
+    /* One second more than the deadline: the stop tick, not the sweep, ends the drain. */
+    linger_s = ms_to_s(w->h.conf->shutdown_timeout) + 1;
     if (w->accept_ev) {
         event_free(w->accept_ev);
         w->accept_ev = NULL;
@@ -506,14 +539,10 @@ void worker_begin_shutdown(struct worker *w)
         close(w->listen_fd);
         w->listen_fd = -1;
     }
-    for (uint32_t i = w->h.nclients; i-- > 0;) {
-        struct client *c = w->h.clients[i];
-
-        if (c->state == CLIENT_OPEN)
-            client_close(c, WS_CLOSE_GOING_AWAY, "going away");
-        else if (c->state == CLIENT_HANDSHAKE)
-            client_abort(c);
-    }
+    log_info("drain", "clients=%u timeout_ms=%lld", w->h.nclients,
+             (long long)w->h.conf->shutdown_timeout);
+    for (uint32_t i = w->h.nclients; i-- > 0;)
+        drain_one(w, w->h.clients[i], linger_s);
     w->stop_ev = event_new(w->h.base, -1, EV_PERSIST, worker_on_stop_tick, w);
     if (w->stop_ev)
         event_add(w->stop_ev, &tv);
@@ -540,13 +569,6 @@ void worker_request_shutdown(struct worker *w)
 }
 
 /* ---------- life cycle ---------- */
-
-static uint32_t ms_to_s(int64_t ms)
-{
-    int64_t s = (ms + 999) / 1000;
-
-    return s < 1 ? 1 : (uint32_t)s;
-}
 
 static int add_events(struct worker *w)
 {

@@ -75,10 +75,12 @@ void worker_request_shutdown(struct worker *w);
 void worker_join(struct worker *w);
 
 /*
- * Starts the graceful shutdown on the worker's own thread: closes the
- * listener, sends close 1001 to every open client; the loop exits when the
- * clients are gone or shutdown-timeout passed. Used by the notify pipe and
- * by tests.
+ * Starts the graceful shutdown (the drain) on the worker's own thread:
+ * closes the listener, drops handshakes, sends close 1012 "service restart"
+ * after what is queued to every open client, and lets every closing
+ * connection flush until shutdown-timeout; the loop exits when the clients
+ * are gone or shutdown-timeout passed (the rest are then aborted). Used by
+ * the notify pipe and by tests.
  */
 void worker_begin_shutdown(struct worker *w);
 

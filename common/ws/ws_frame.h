@@ -32,6 +32,7 @@ enum ws_opcode {
 #define WS_CLOSE_POLICY       1008
 #define WS_CLOSE_TOO_BIG      1009
 #define WS_CLOSE_INTERNAL     1011
+#define WS_CLOSE_RESTART      1012 /* "service restart": reconnect now (RFC 6455 §11.7) */
 
 #define WS_MAX_HEADER 14  /* 2 + 8 (64-bit length) + 4 (mask) */
 #define WS_CTRL_MAX   125 /* payload bytes a control frame may carry */

@@ -4,7 +4,7 @@ published with redis-cli and curl; the exact envelope, the JSON ops,
 ?format=raw, the herald.v1 subprotocol, a broker killed and restarted under
 open WebSockets, 5,000 connections receiving one broadcast, 3,000 receiving
 a sustained stream in order while some drop, /healthz and /metrics, and
-SIGTERM closing clients with 1001.
+the SIGTERM drain (close 1012, exit 0 within shutdown-timeout).
 
 Node and npm are required: `make test` installs them (tools/install-deps.sh
 test). Missing, the tests fail rather than skip."""
@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -411,25 +412,55 @@ class EdgeWs(unittest.TestCase):
             if b2.alive():
                 b2.stop(signal.SIGKILL)
 
-    def test_sigterm_closes_clients_with_1001(self):
-        e3 = Edge(self.b.link_port)
+    def test_sigterm_drains_with_1012(self):
+        """SIGTERM: the listener closes, every client gets 1012 "service
+        restart" (reconnect now), the edge waits for their EOF within
+        shutdown-timeout and exits 0 as soon as the last one is gone."""
+        e3 = Edge(self.b.link_port, "--shutdown-timeout", "20s")
         try:
             url = "ws://127.0.0.1:%d/ws?topic=term.x" % e3.port
             self.node.open("t1", url)
             self.node.open("t2", url)
             ws = RawWs(e3.port, "/ws?topic=term.x")
             self.wait_subs(1)
-            e3.check_clean_exit(self)  # SIGTERM, exit 0, no sanitizer report
+            e3.proc.send_signal(signal.SIGTERM)
             for cid in ("t1", "t2"):
                 ev = self.node.next(cid)
-                self.assertEqual((ev["ev"], ev["code"]), ("close", 1001), ev)
-            code, _ = ws.expect_close()
-            self.assertEqual(code, 1001)
+                self.assertEqual((ev["ev"], ev["code"], ev["reason"]),
+                                 ("close", 1012, "service restart"), ev)
+            self.assertEqual(ws.expect_close(), (1012, "service restart"))
+            # Draining: the raw client has not closed its end, so the edge
+            # waits for it, and accepts nobody meanwhile.
+            self.assertTrue(e3.alive(), e3.log())
+            with self.assertRaises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", e3.port), timeout=5).close()
+            t0 = time.time()
             ws.close()
+            e3.check_clean_exit(self)  # exit 0, no sanitizer report
+            self.assertLess(time.time() - t0, 10, "the drain did not end with its last client")
+            self.assertIn("event=drain", e3.log())
+            self.assertNotIn("event=shutdown_forced", e3.log())
         finally:
             if e3.alive():
                 e3.stop(signal.SIGKILL)
 
+    def test_sigterm_drain_ends_at_shutdown_timeout(self):
+        """A client that never reads nor closes holds the drain only until
+        shutdown-timeout; the edge still exits 0."""
+        e4 = Edge(self.b.link_port, "--shutdown-timeout", "1s")
+        try:
+            ws = RawWs(e4.port, "/ws?topic=term.y", rcvbuf=4096)
+            self.wait_subs(1)
+            t0 = time.time()
+            e4.check_clean_exit(self)
+            took = time.time() - t0
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 10)
+            self.assertIn("event=shutdown_forced", e4.log())
+            ws.close()
+        finally:
+            if e4.alive():
+                e4.stop(signal.SIGKILL)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

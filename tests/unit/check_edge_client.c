@@ -64,6 +64,13 @@ static void setup_two_subs(void)
     edge_peer_open(&ep, 4, argv);
 }
 
+static void setup_drain(void)
+{
+    char *argv[] = {"--port", "0", "--shutdown-timeout", "3s"};
+
+    edge_peer_open(&ep, 4, argv);
+}
+
 static void teardown(void)
 {
     edge_peer_close(&ep);
@@ -437,13 +444,70 @@ START_TEST(test_slow_consumer_closed)
 
 END_TEST
 
-START_TEST(test_shutdown_sends_going_away)
+START_TEST(test_shutdown_sends_restart)
 {
     edge_peer_handshake(&ep, "/ws", "");
     worker_begin_shutdown(ep.w);
-    edge_peer_expect_close(&ep, WS_CLOSE_GOING_AWAY, NULL);
+    edge_peer_expect_close(&ep, WS_CLOSE_RESTART, "service restart");
     edge_peer_expect_eof(&ep);
     edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+}
+
+END_TEST
+
+/* Fills the client's output with n events of 2,000 bytes that the test's end does not read. */
+static void queue_unread(int n)
+{
+    static char payload[2000];
+    int small = 4096;
+
+    memset(payload, 'd', sizeof(payload));
+    setsockopt(ep.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(event_get_fd(&ep.cl->ev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    for (int i = 0; i < n; i++)
+        worker_deliver(ep.w, "d", 1, (uint64_t)i + 1, payload, sizeof(payload));
+    worker_flush_dirty(ep.w);
+    ck_assert_uint_gt(client_queued(ep.cl), 0);
+}
+
+/*
+ * The drain waits for output up to shutdown-timeout (3 s here), past the 2 s
+ * linger of an ordinary close: a reader that comes back after 2.5 s gets
+ * every event queued before the drain, then 1012.
+ */
+START_TEST(test_shutdown_flushes_within_timeout)
+{
+    static char frame[4096];
+    int op, data_frames = 0;
+
+    edge_peer_handshake(&ep, "/ws?topic=d", "");
+    queue_unread(100);
+    worker_begin_shutdown(ep.w);
+    ck_assert_uint_eq(trie_subscription_count(ep.w->h.trie), 0);
+    edge_peer_run(&ep, 2500);
+    ck_assert_uint_eq(ep.w->h.nclients, 1);
+    while ((op = edge_peer_read_frame(&ep, frame, sizeof(frame), NULL)) == WS_OP_TEXT)
+        data_frames++;
+    ck_assert_int_eq(data_frames, 100);
+    ck_assert_int_eq(op, WS_OP_CLOSE);
+    ck_assert_uint_eq(((uint8_t)frame[0] << 8) | (uint8_t)frame[1], WS_CLOSE_RESTART);
+    edge_peer_expect_eof(&ep);
+    edge_peer_drop(&ep);
+    ck_assert_uint_eq(ep.w->h.nclients, 0);
+}
+
+END_TEST
+
+/* A client that never reads is cut when shutdown-timeout passes, and the loop ends. */
+START_TEST(test_shutdown_timeout_aborts)
+{
+    edge_peer_handshake(&ep, "/ws?topic=d", "");
+    queue_unread(100);
+    worker_begin_shutdown(ep.w);
+    edge_peer_run(&ep, 2500);
+    ck_assert_uint_eq(ep.w->h.nclients, 1);
+    event_base_dispatch(ep.w->h.base); /* returns when the stop tick ends the loop */
     ck_assert_uint_eq(ep.w->h.nclients, 0);
 }
 
@@ -715,8 +779,14 @@ static Suite *edge_client_suite(void)
 
     t = tcase_create("lifecycle");
     tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, test_shutdown_sends_going_away);
+    tcase_add_test(t, test_shutdown_sends_restart);
     tcase_add_test(t, test_peer_eof_closes);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("drain");
+    tcase_add_checked_fixture(t, setup_drain, teardown);
+    tcase_add_test(t, test_shutdown_flushes_within_timeout);
+    tcase_add_test(t, test_shutdown_timeout_aborts);
     suite_add_tcase(s, t);
 
     t = tcase_create("limits");

@@ -373,11 +373,11 @@ START_TEST(test_close_frame_then_close_notify)
 
 END_TEST
 
-START_TEST(test_shutdown_sends_going_away_and_close_notify)
+START_TEST(test_shutdown_sends_restart_and_close_notify)
 {
     handshake("/ws");
     worker_begin_shutdown(ep.w);
-    edge_peer_expect_close(&ep, WS_CLOSE_GOING_AWAY, NULL);
+    edge_peer_expect_close(&ep, WS_CLOSE_RESTART, "service restart");
     expect_close_notify();
 }
 
@@ -750,7 +750,7 @@ static Suite *edge_tls_suite(void)
     tcase_add_test(t, test_messages_larger_than_a_record);
     tcase_add_test(t, test_coalesced_output_in_order);
     tcase_add_test(t, test_close_frame_then_close_notify);
-    tcase_add_test(t, test_shutdown_sends_going_away_and_close_notify);
+    tcase_add_test(t, test_shutdown_sends_restart_and_close_notify);
     tcase_add_test(t, test_peer_close_notify_ends_connection);
     tcase_add_test(t, test_garbage_record_after_handshake);
     tcase_add_test(t, test_metrics_over_tls);
