@@ -7,6 +7,10 @@
 #   make fuzz   every libFuzzer target in tests/fuzz/ for FUZZ_SECONDS (default 60) each,
 #               through tests/fuzz/run.sh, corpora and crash inputs kept in FUZZ_BUILD; runs them
 #               all, then fails naming the targets that failed
+#   make install  build (Release, as make build), then cmake --install into PREFIX (default
+#               /usr/local): the programs to PREFIX/bin, conf/*.conf to /etc/herald (an edited one
+#               is kept, the shipped one goes beside it as .default), the systemd units to
+#               PREFIX/lib/systemd/system; DESTDIR stages it all under another root
 #   make soak   build, then bench/soak.sh: SOAK_SECONDS (default 300) of abuse against one
 #               broker and one edge while 1,000 subscribers receive events (not in make test)
 BUILD      ?= build
@@ -16,9 +20,10 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 SOAK_SECONDS ?= 300
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build-fuzz
+PREFIX       ?= /usr/local
 SOURCES     = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common broker edge tools tests bench -name '*.[ch]')
 
-.PHONY: all deps test-deps build run test fuzz soak format lint clean
+.PHONY: all deps test-deps build install run test fuzz soak format lint clean
 
 all: build
 
@@ -31,6 +36,9 @@ test-deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHERALD_TESTS=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 run: build
 	@tools/run.sh $(BUILD)
