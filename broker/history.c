@@ -422,7 +422,7 @@ bool history_range(struct history *h, const char *topic, size_t len, uint64_t af
     /* Retained: [first_seq, first_seq + count); needed: (after, head]. */
     if (after + 1 < t->first_seq || head > t->first_seq + t->count - 1)
         return false;
-    for (uint64_t s = after + 1; s <= head; s++)
+    for (uint64_t s = after + 1; fn && s <= head; s++)
         fn(arg, t->ring[(t->start + (s - t->first_seq)) % t->cap].f);
     return true;
 }

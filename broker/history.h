@@ -76,7 +76,7 @@ typedef void history_each_fn(void *arg, struct frame *f);
 /*
  * When every seq in (after, head] of topic[0..len) is retained and not
  * expired at now_ms, calls fn for each, in order, and returns true (also when
- * after == head, without calls). Returns false, calling nothing, otherwise
+ * after == head, without calls; fn NULL: only checks). Returns false, calling nothing, otherwise
  * (and when after > head). Expired events of the topic are dropped first.
  */
 bool history_range(struct history *h, const char *topic, size_t len, uint64_t after, uint64_t head,
