@@ -32,6 +32,7 @@
 #include "broker/linksrv.h"
 #include "broker/resp_conn.h"
 #include "broker/router.h"
+#include "broker/history.h"
 #include "broker/seq_map.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -74,6 +75,7 @@ static void broker_on_tick(evutil_socket_t fd, short what, void *arg)
     resp_conn_sweep(b->resp, now);
     http_api_sweep(b->http, now);
     seq_map_expire(core->seqs, now);
+    history_expire(core->history, now);
     /* What peers made us allocate in bulk: after a spike, give it back. */
     if (mem_trim_after_peak(trie_bytes(core->link_subs.trie) + trie_bytes(core->resp_subs.trie) +
                                 seq_map_bytes(core->seqs),

@@ -9,7 +9,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/history.h"
 #include "common/conf.h"
+#include "common/mem.h"
 #include "common/net.h"
 #include "common/topic.h"
 
@@ -22,6 +27,50 @@ static int validate_allow(const void *field, const char **err)
     const char *s = *(char *const *)field;
 
     return s && net_cidr_parse(s, list, NET_CIDR_MAX, err) < 0 ? -1 : 0;
+}
+
+#define HISTORY_SIZE_MAX 1000000
+#define HISTORY_TTL_MIN  10
+#define HISTORY_TTL_MAX  ((int64_t)30 * 24 * 3600 * 1000)
+
+int broker_conf_history_rule(const char *line, struct history_rule *out, const char **err)
+{
+    struct topic_limits lim = {TOPIC_MAX_LEN, TOPIC_MAX_TOKENS};
+    char pat[TOPIC_MAX_LEN + 1], size[32], ttl[32], extra[2];
+    char *end;
+    long long n;
+    int64_t ms;
+
+    if (sscanf(line, "%4096s %31s %31s %1s", pat, size, ttl, extra) != 3) {
+        *err = "expected '<pattern> <size> <ttl>'";
+        return -1;
+    }
+    if (!topic_pattern_valid(pat, strlen(pat), &lim, err))
+        return -1;
+    n = strtoll(size, &end, 10);
+    if (*end != '\0' || end == size || n < 0 || n > HISTORY_SIZE_MAX) {
+        *err = "size: expected an integer in [0, 1000000]";
+        return -1;
+    }
+    if (conf_parse_time_ms(ttl, &ms) < 0 || ms < HISTORY_TTL_MIN || ms > HISTORY_TTL_MAX) {
+        *err = "ttl: expected a time in [10ms, 30d], like 10m";
+        return -1;
+    }
+    out->pattern = mem_strdup(pat);
+    out->plen = strlen(pat);
+    out->size = (size_t)n;
+    out->ttl_ms = (uint64_t)ms;
+    return 0;
+}
+
+static int validate_history_rule(const void *field, const char **err)
+{
+    struct history_rule r;
+
+    if (broker_conf_history_rule(*(char *const *)field, &r, err) < 0)
+        return -1;
+    mem_free((char *)r.pattern);
+    return 0;
 }
 
 const struct conf_directive broker_conf_table[] = {
@@ -73,6 +122,14 @@ const struct conf_directive broker_conf_table[] = {
      "topics whose sequence is remembered; past it the least recently published is forgotten"},
     {"topic-ttl", CONF_TIME_MS, F(topic_ttl), "24h", 0, (int64_t)365 * 24 * 3600 * 1000, NULL,
      "a topic not published for this long is forgotten: its seq starts again at 1 (0: never)"},
+    {"history-size", CONF_INT, F(history_size), "0", 0, HISTORY_SIZE_MAX, NULL,
+     "events kept per topic for HISTORY (resume); 0: no history"},
+    {"history-ttl", CONF_TIME_MS, F(history_ttl), "5m", HISTORY_TTL_MIN, HISTORY_TTL_MAX, NULL,
+     "a retained event is dropped this long after it was published"},
+    {"history-max-memory", CONF_SIZE, F(history_max_memory), "64mb", 0, (int64_t)1 << 40, NULL,
+     "bytes all retained events may hold; past it the soonest to expire go first"},
+    {"history", CONF_LIST, F(history), NULL, 0, 0, validate_history_rule,
+     "'<pattern> <size> <ttl>' for the topics pattern matches (repeatable; most specific wins)"},
     {"shutdown-timeout", CONF_TIME_MS, F(shutdown_timeout), "5s", 0, 3600000, NULL,
      "how long SIGTERM waits for output to flush before exiting"},
     {"node-id", CONF_STRING, F(node_id), "broker", 0, 0, NULL,
@@ -80,6 +137,43 @@ const struct conf_directive broker_conf_table[] = {
     {"log-level", CONF_LOGLEVEL, F(log_level), "info", 0, 0, NULL, "debug, info, warn or error"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
+
+/* The longest ttl of history in use (0: none), over the default and the overrides. */
+static int64_t longest_history_ttl(const struct broker_conf *conf)
+{
+    int64_t ttl = conf->history_size > 0 ? conf->history_ttl : 0;
+    const char *p = conf->history;
+
+    while (p && *p) {
+        struct history_rule r;
+        const char *err;
+        char line[TOPIC_MAX_LEN + 80];
+        size_t n = strcspn(p, "\n");
+
+        snprintf(line, sizeof(line), "%.*s", (int)n, p);
+        if (broker_conf_history_rule(line, &r, &err) == 0) {
+            if (r.size > 0 && (int64_t)r.ttl_ms > ttl)
+                ttl = (int64_t)r.ttl_ms;
+            mem_free((char *)r.pattern);
+        }
+        p += n + (p[n] == '\n');
+    }
+    return ttl;
+}
+
+static int check_history_ttls(const struct broker_conf *conf, char *err, size_t errlen)
+{
+    int64_t ttl = longest_history_ttl(conf);
+
+    if (conf->topic_ttl != 0 && ttl > conf->topic_ttl) {
+        snprintf(err, errlen,
+                 "topic-ttl (%lld ms) is shorter than a history ttl (%lld ms): a topic's seq "
+                 "would start again while its history is kept",
+                 (long long)conf->topic_ttl, (long long)ttl);
+        return -1;
+    }
+    return 0;
+}
 
 int broker_conf_check(const struct broker_conf *conf, char *err, size_t errlen)
 {
@@ -89,5 +183,5 @@ int broker_conf_check(const struct broker_conf *conf, char *err, size_t errlen)
                  conf->link_tls_cert_file ? "link-tls-key-file" : "link-tls-cert-file");
         return -1;
     }
-    return 0;
+    return check_history_ttls(conf, err, errlen);
 }

@@ -31,7 +31,11 @@ struct broker_conf {
     int64_t request_timeout; /* ms */
     int64_t http_max_connections;
     int64_t max_topics;
-    int64_t topic_ttl; /* ms */
+    int64_t topic_ttl;         /* ms */
+    int64_t history_size;      /* events kept per topic; 0: off */
+    int64_t history_ttl;       /* ms */
+    size_t history_max_memory; /* all retained events together */
+    char *history;             /* `pattern size ttl` overrides, one a line (CONF_LIST) */
     int64_t shutdown_timeout;
     char *node_id;
     enum log_level log_level;
@@ -39,9 +43,20 @@ struct broker_conf {
 
 extern const struct conf_directive broker_conf_table[];
 
+struct history_rule;
+
+/*
+ * Parses one `history` override, "<pattern> <size> <ttl>", into *out: the
+ * pattern a new string (released with mem_free), size within history-size's
+ * bounds, ttl within history-ttl's. Returns 0, or -1 with *err (static).
+ */
+int broker_conf_history_rule(const char *line, struct history_rule *out, const char **err);
+
 /*
  * What one directive cannot check alone (run after conf_load):
- * link-tls-cert-file and link-tls-key-file come together. Returns 0, or -1
+ * link-tls-cert-file and link-tls-key-file come together; topic-ttl (when
+ * not 0) is at least every history ttl in use, so a topic's sequence is
+ * never forgotten while it has history. Returns 0, or -1
  * with a message naming the directives in err.
  */
 int broker_conf_check(const struct broker_conf *conf, char *err, size_t errlen);

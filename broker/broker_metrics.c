@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "broker/core.h"
+#include "broker/history.h"
 #include "broker/seq_map.h"
 #include "common/frame.h"
 #include "common/metrics.h"
@@ -60,6 +61,35 @@ static void metrics_by_endpoint(const struct core *core, struct evbuffer *out)
                    s->link_tls_reload_failures);
 }
 
+/* The history store (docs/protocol.md section 1.2): what it holds, what left it, requests. */
+static void metrics_history(const struct core *core, struct evbuffer *out)
+{
+    const struct broker_stats *s = &core->stats;
+    struct history_stats h;
+    char labels[64];
+
+    history_stats(core->history, &h);
+    metrics_gauge(out, "herald_history_events", "Events retained for HISTORY.", h.events);
+    metrics_gauge(out, "herald_history_topics", "Topics with retained events.", h.topics);
+    metrics_gauge(out, "herald_history_bytes",
+                  "Heap bytes the history holds, retained frames included (history-max-memory).",
+                  h.bytes);
+    metrics_family(out, "herald_history_evictions_total", "counter",
+                   "Retained events dropped, by reason (size, ttl, memory, reset).");
+    for (int r = 0; r < HISTORY_EVICT_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", history_evict_name(r));
+        metrics_sample(out, "herald_history_evictions_total", labels, h.evicted[r]);
+    }
+    metrics_family(out, "herald_history_requests_total", "counter",
+                   "HISTORY requests answered, by whether the range was recovered.");
+    metrics_sample(out, "herald_history_requests_total", "recovered=\"true\"",
+                   s->history_recovered);
+    metrics_sample(out, "herald_history_requests_total", "recovered=\"false\"",
+                   s->history_requests - s->history_recovered);
+    metrics_counter(out, "herald_history_events_sent_total",
+                    "Retained events sent after HISTR replies.", s->history_events_sent);
+}
+
 void broker_metrics_prometheus(const struct core *core, struct evbuffer *out)
 {
     const struct trie *links = core->link_subs.trie, *resp = core->resp_subs.trie;
@@ -89,6 +119,7 @@ void broker_metrics_prometheus(const struct core *core, struct evbuffer *out)
                     core->stats.bytes_in);
     metrics_counter(out, "herald_bytes_out_total", "Bytes queued to link and RESP clients.",
                     core->stats.bytes_out);
+    metrics_history(core, out);
     metrics_gauge(out, "herald_frames_live", "Encoded event frames still referenced.",
                   frame_live());
     metrics_gauge(out, "herald_rss_bytes", "Resident set size of the broker.", net_rss_bytes());
@@ -136,6 +167,14 @@ size_t broker_metrics_stats(const struct core *core, char *buf, size_t cap)
     stat_line(buf, cap, &off, "subscriptions", subs);
     stat_line(buf, cap, &off, "patterns", pats);
     stat_line(buf, cap, &off, "epoch", core->epoch);
+    {
+        struct history_stats h;
+
+        history_stats(core->history, &h);
+        stat_line(buf, cap, &off, "history_events", h.events);
+        stat_line(buf, cap, &off, "history_bytes", h.bytes);
+        stat_line(buf, cap, &off, "history_requests", s->history_requests);
+    }
     stat_line(buf, cap, &off, "uptime_s",
               now > core->started_ms ? (now - core->started_ms) / 1000 : 0);
     return off;

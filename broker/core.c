@@ -34,9 +34,11 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
 #include <event2/event.h>
 
+#include "broker/history.h"
 #include "broker/seq_map.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -259,6 +261,49 @@ struct listener *core_listen(struct core *core, enum broker_endpoint ep, int64_t
     return l;
 }
 
+/* 16 lowercase hex characters from getrandom: the broker's epoch string. */
+static int make_epoch(char out[17], const char **err)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t r[8];
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        *err = "getrandom failed";
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(r); i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[16] = '\0';
+    return 0;
+}
+
+/* Parses the `history` lines (validated by the table already) and makes the store. */
+static int history_setup(struct core *core, const struct broker_conf *conf, const char **err)
+{
+    struct history_conf hc = {(size_t)conf->history_size, (uint64_t)conf->history_ttl,
+                              conf->history_max_memory, NULL, 0};
+    const char *p = conf->history;
+
+    while (p && *p) {
+        char line[TOPIC_MAX_LEN + 80];
+        size_t n = strcspn(p, "\n");
+
+        snprintf(line, sizeof(line), "%.*s", (int)n, p);
+        core->history_rules = mem_realloc(core->history_rules, (core->n_history_rules + 1) *
+                                                                   sizeof(*core->history_rules));
+        if (broker_conf_history_rule(line, &core->history_rules[core->n_history_rules], err) < 0)
+            return -1;
+        core->n_history_rules++;
+        p += n + (p[n] == '\n');
+    }
+    hc.rules = core->history_rules;
+    hc.nrules = core->n_history_rules;
+    core->history = history_new(&hc);
+    return 0;
+}
+
 struct core *core_new(struct event_base *base, const struct broker_conf *conf, const char **err)
 {
     struct core_state *s = mem_calloc(1, sizeof(*s));
@@ -279,6 +324,8 @@ struct core *core_new(struct event_base *base, const struct broker_conf *conf, c
         gettimeofday(&tv, NULL);
         core->epoch = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
     }
+    if (make_epoch(core->history_epoch, err) < 0 || history_setup(core, conf, err) < 0)
+        goto fail;
     n = net_cidr_parse(conf->edge_allow, s->edge_allow, NET_CIDR_MAX, err);
     if (n < 0)
         goto fail;
@@ -307,5 +354,9 @@ void core_free(struct core *core)
     trie_free(core->link_subs.trie);
     trie_free(core->resp_subs.trie);
     seq_map_free(core->seqs);
+    history_free(core->history);
+    for (size_t i = 0; i < core->n_history_rules; i++)
+        mem_free((char *)core->history_rules[i].pattern);
+    mem_free(core->history_rules);
     mem_free(s);
 }

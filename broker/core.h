@@ -10,6 +10,8 @@
 #include "common/topic.h"
 
 struct event_base;
+struct history;
+struct history_rule;
 struct seq_map;
 struct sink_ops;
 struct sockaddr;
@@ -59,6 +61,9 @@ struct broker_stats {
     uint64_t link_tls_handshake_failures; /* TLS handshakes on the link that failed */
     uint64_t link_tls_reloads;            /* SIGHUP: the link certificate was loaded again */
     uint64_t link_tls_reload_failures;    /* SIGHUP: it did not load; the old one serves */
+    uint64_t history_requests;            /* HISTORY frames answered with HISTR */
+    uint64_t history_recovered;           /* ... with recovered true */
+    uint64_t history_events_sent;         /* MSG frames sent after HISTRs */
 };
 
 /*
@@ -108,10 +113,14 @@ struct core {
     struct event_base *base;
     const struct broker_conf *conf;
     struct topic_limits limits;
-    struct broker_subs link_subs; /* each link's sink */
-    struct broker_subs resp_subs; /* RESP clients' channel and pattern handles */
-    struct seq_map *seqs;         /* topic -> last sequence */
-    uint64_t epoch;               /* start time in ms: the {epoch, seq} position's epoch */
+    struct broker_subs link_subs;       /* each link's sink */
+    struct broker_subs resp_subs;       /* RESP clients' channel and pattern handles */
+    struct seq_map *seqs;               /* topic -> last sequence */
+    uint64_t epoch;                     /* start time in ms (WELCOME's uint epoch, herald stats) */
+    char history_epoch[17];             /* the {epoch, seq} position's epoch: 16 random hex chars */
+    struct history *history;            /* retained events (docs/protocol.md section 1.2) */
+    struct history_rule *history_rules; /* parsed `history` overrides, owned */
+    size_t n_history_rules;
     uint64_t started_ms;
     struct broker_stats stats;
     bool stopping; /* the graceful stop has begun: accept nothing new */
@@ -119,8 +128,8 @@ struct core {
 
 /*
  * Creates the shared state on base: both tries, the sequence map, the
- * parsed edge-allow list. Borrows conf and base. Returns NULL with *err on
- * failure (nothing logged).
+ * history store and its rules, the random epoch, the parsed edge-allow list. Borrows conf and base.
+ * Returns NULL with *err on failure (nothing logged).
  */
 struct core *core_new(struct event_base *base, const struct broker_conf *conf, const char **err);
 

@@ -105,7 +105,9 @@
 
 #include "broker/broker_metrics.h"
 #include "broker/core.h"
+#include "broker/history.h"
 #include "broker/router.h"
+#include "broker/seq_map.h"
 #include "common/frame.h"
 #include "common/link_codec.h"
 #include "common/listener.h"
@@ -492,7 +494,8 @@ static int on_hello(struct lconn *l, const struct link_frame *f)
     l->state = LCONN_READY;
     log_info("link_hello", "conn=%u peer=%s role=%s node=%s output_limit=%zu grant=%s", l->id,
              l->peer, l->role, l->node, l->output_limit, grant);
-    link_encode_welcome(scratch(l), node, core->epoch, (uint64_t)core->conf->max_subscriptions);
+    link_encode_welcome_epoch(scratch(l), node, core->epoch,
+                              (uint64_t)core->conf->max_subscriptions, core->history_epoch);
     return send_scratch(l);
 }
 
@@ -548,6 +551,64 @@ static int on_pub(struct lconn *l, const struct link_frame *f)
     return send_scratch(l);
 }
 
+/* history_range's callback: queues one retained MSG frame, by reference. */
+struct history_out {
+    struct lconn *l;
+    uint64_t sent;
+    bool closed;
+};
+
+static void history_queue(void *arg, struct frame *f)
+{
+    struct history_out *o = arg;
+
+    if (o->closed)
+        return;
+    if (queue_frame(o->l, f) < 0)
+        o->closed = true;
+    else
+        o->sent++;
+}
+
+/*
+ * HISTORY (docs/protocol.md section 2.3): HISTR, then the retained MSGs of
+ * (after, head] when all of them are there and the epoch is ours. The HISTR
+ * says how many follow, so it is encoded after the range is known to be
+ * covered; the frames are queued after it, by reference.
+ */
+static int on_history(struct lconn *l, const struct link_frame *f)
+{
+    struct core *core = l->core;
+    const char *err = "invalid topic";
+    uint64_t head;
+    bool ours;
+    struct history_out out = {l, 0, false};
+    struct link_history_reply r;
+
+    if (!topic_valid(f->topic.ptr, f->topic.len, &core->limits, &err))
+        return send_err_topic(l, "bad_topic", err, &f->topic);
+    head = seq_map_last(core->seqs, f->topic.ptr, f->topic.len);
+    ours = f->has_history_epoch && f->history_epoch.len == strlen(core->history_epoch) &&
+           memcmp(f->history_epoch.ptr, core->history_epoch, f->history_epoch.len) == 0;
+    r = (struct link_history_reply){f->req_id, f->topic, {core->history_epoch, 16}, head, false, 0};
+    r.recovered = ours && f->has_after &&
+                  history_range(core->history, f->topic.ptr, f->topic.len, f->after, head,
+                                net_now_ms(), NULL, NULL);
+    if (r.recovered)
+        r.count = head - f->after;
+    core->stats.history_requests++;
+    core->stats.history_recovered += r.recovered;
+    link_encode_histr(scratch(l), &r);
+    if (send_scratch(l) < 0)
+        return -1;
+    if (r.count == 0)
+        return 0;
+    history_range(core->history, f->topic.ptr, f->topic.len, f->after, head, net_now_ms(),
+                  history_queue, &out);
+    core->stats.history_events_sent += out.sent;
+    return out.closed ? -1 : 0;
+}
+
 static int on_stats(struct lconn *l)
 {
     char buf[LINKSRV_STATS_MAX];
@@ -578,6 +639,8 @@ static int dispatch(struct lconn *l, const struct link_frame *f)
         return 0;
     case LINK_STATS:
         return on_stats(l);
+    case LINK_HISTORY:
+        return on_history(l, f);
     case LINK_HELLO:
         return fail(l, "protocol", "duplicate HELLO", DROP_PROTOCOL);
     default:

@@ -8,6 +8,9 @@
  *   - RESP SUBSCRIBE: one `message` (the same bytes for every client);
  *   - RESP PSUBSCRIBE: one `pmessage` per matching pattern, encoded once
  *     per pattern node and shared by that node's subscribers.
+ * With history on for the topic (broker/history.c), the link MSG is encoded
+ * before the fan-out, handed to every link by reference and then retained
+ * by the history store: one frame for both, never a copy.
  * The endpoints' subscribers are struct sink; each endpoint registers the
  * ops of its trie's subscribers in struct core (struct broker_subs), so
  * the router knows no endpoint.
@@ -20,6 +23,7 @@
 #include <msgpack.h>
 
 #include "broker/core.h"
+#include "broker/history.h"
 #include "broker/seq_map.h"
 #include "common/fanout.h"
 #include "common/frame.h"
@@ -39,6 +43,7 @@ struct pub_event {
     uint64_t seq;
     const void *payload;
     size_t plen;
+    struct frame *msg; /* the link MSG made before the fan-out (history on), or NULL */
 };
 
 static struct frame *encode_msg(const char *topic, size_t tlen, uint64_t seq, const void *payload,
@@ -89,6 +94,8 @@ static struct frame *encode_link(void *arg, uint8_t form, const struct trie_node
 
     (void)form;
     (void)node;
+    if (ev->msg)
+        return frame_ref(ev->msg);
     return encode_msg(ev->topic, ev->tlen, ev->seq, ev->payload, ev->plen);
 }
 
@@ -107,18 +114,25 @@ static struct frame *encode_resp_form(void *arg, uint8_t form, const struct trie
 void router_publish(struct core *core, const char *topic, size_t tlen, const void *payload,
                     size_t plen, struct router_result *out)
 {
-    struct pub_event ev = {topic, tlen, seq_map_next(core->seqs, topic, tlen, net_now_ms()),
-                           payload, plen};
+    uint64_t now = net_now_ms();
+    struct pub_event ev = {topic,   tlen, seq_map_next(core->seqs, topic, tlen, now),
+                           payload, plen, NULL};
     uint64_t n = 0;
 
     if (!sbuf.data)
         msgpack_sbuffer_init(&sbuf);
+    if (core->history && history_size_for(core->history, topic, tlen) > 0)
+        ev.msg = encode_msg(topic, tlen, ev.seq, payload, plen);
     if (core->link_subs.ops)
         n += fanout_publish(&fanout, core->link_subs.trie, topic, tlen, false, core->link_subs.ops,
                             0, encode_link, &ev);
     if (core->resp_subs.ops)
         n += fanout_publish(&fanout, core->resp_subs.trie, topic, tlen, true, core->resp_subs.ops,
                             1u << SUB_FORM_PMESSAGE, encode_resp_form, &ev);
+    if (ev.msg) {
+        history_add(core->history, topic, tlen, ev.seq, ev.msg, now);
+        frame_unref(&ev.msg);
+    }
     core->stats.published++;
     core->stats.delivered += n;
     out->receivers = n;

@@ -224,6 +224,7 @@ static int parse_value(const struct conf_directive *d, const char *s, union conf
         snprintf(msg, len, "expected yes/no, true/false, on/off or 1/0, got '%s'", s);
         return -1;
     case CONF_STRING:
+    case CONF_LIST:
         v->s = mem_strdup(s);
         return 0;
     case CONF_LOGLEVEL:
@@ -234,6 +235,27 @@ static int parse_value(const struct conf_directive *d, const char *s, union conf
     }
     snprintf(msg, len, "directive has an unknown type %d", (int)d->type);
     return -1;
+}
+
+/* Appends line (taken) to *list as a new line. */
+static void append_line(char **list, char *line)
+{
+    size_t old, add;
+    char *s;
+
+    if (*list == NULL) {
+        *list = line;
+        return;
+    }
+    old = strlen(*list);
+    add = strlen(line);
+    s = mem_alloc(old + 1 + add + 1);
+    memcpy(s, *list, old);
+    s[old] = '\n';
+    memcpy(s + old + 1, line, add + 1);
+    mem_free(*list);
+    mem_free(line);
+    *list = s;
 }
 
 /* Writes v into d's field of cfg; takes v->s and frees the string it replaces. */
@@ -259,6 +281,9 @@ static void store(const struct conf_directive *d, void *cfg, const union conf_va
     case CONF_LOGLEVEL:
         *(enum log_level *)field = v->l;
         break;
+    case CONF_LIST:
+        append_line((char **)field, v->s);
+        break;
     }
 }
 
@@ -274,7 +299,7 @@ static int apply(const struct conf_directive *d, void *cfg, const char *s, char 
     /* A pointer to the union is a pointer to each of its members. */
     if (d->validate != NULL && d->validate(&v, &why) < 0) {
         snprintf(msg, len, "%s, got '%s'", why != NULL ? why : "invalid value", s);
-        if (d->type == CONF_STRING)
+        if (d->type == CONF_STRING || d->type == CONF_LIST)
             mem_free(v.s);
         return -1;
     }
@@ -290,7 +315,7 @@ static int apply_defaults(const struct conf_directive *table, void *cfg, char *e
 
     memset(&zero, 0, sizeof(zero));
     for (const struct conf_directive *d = table; d->name != NULL; d++) {
-        if (d->type == CONF_STRING)
+        if (d->type == CONF_STRING || d->type == CONF_LIST)
             *(char **)((char *)cfg + d->offset) = NULL;
         else
             store(d, cfg, &zero);
@@ -341,13 +366,27 @@ static char *read_quoted(char *p, char **value, const char **why)
     return src + 1;
 }
 
+/* The rest of the line from p up to a comment, trailing space cut: a CONF_LIST value. */
+static char *rest_of_line(char *p)
+{
+    char *end = p + strcspn(p, "#");
+
+    while (end > p && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return p;
+}
+
 /*
  * Splits line (modified in place) into *name and *value, both borrowed from
  * line. Returns 1 for a directive, 0 for a blank or comment line, -1 with
- * *why set (and *name set) for a malformed one.
+ * *why set (and *name set) for a malformed one. An unquoted value of a
+ * CONF_LIST directive of table is the rest of the line.
  */
-static int split_line(char *line, char **name, char **value, const char **why)
+static int split_line(const struct conf_directive *table, char *line, char **name, char **value,
+                      const char **why)
 {
+    const struct conf_directive *d;
     char *p = skip_space(line);
     char *name_end;
 
@@ -362,6 +401,11 @@ static int split_line(char *line, char **name, char **value, const char **why)
         return -1;
     }
     *name_end = '\0';
+    d = conf_find(table, *name);
+    if (d != NULL && d->type == CONF_LIST && *p != '"') {
+        *value = rest_of_line(p);
+        return 1;
+    }
     if (*p == '"') {
         p = read_quoted(p, value, why);
         if (p == NULL)
@@ -390,7 +434,7 @@ static int apply_line(const struct conf_directive *table, void *cfg, char *line,
     const char *why = NULL;
     const struct conf_directive *d;
     char msg[512];
-    int rc = split_line(line, &name, &value, &why);
+    int rc = split_line(table, line, &name, &value, &why);
 
     if (rc == 0)
         return 0;
@@ -495,7 +539,7 @@ int conf_load(const struct conf_directive *table, void *cfg, int argc, char **ar
 void conf_free(const struct conf_directive *table, void *cfg)
 {
     for (const struct conf_directive *d = table; d->name != NULL; d++) {
-        if (d->type == CONF_STRING) {
+        if (d->type == CONF_STRING || d->type == CONF_LIST) {
             char **field = (char **)((char *)cfg + d->offset);
             mem_free(*field);
             *field = NULL;
@@ -520,6 +564,8 @@ static const char *type_word(enum conf_type type)
         return "STRING";
     case CONF_LOGLEVEL:
         return "LEVEL";
+    case CONF_LIST:
+        return "VALUE...";
     }
     return "VALUE";
 }

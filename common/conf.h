@@ -12,19 +12,25 @@
  *
  * A file holds `directive value` lines; `#` starts a comment (outside
  * quotes), blank lines are ignored, a value may be double-quoted. A
- * directive given twice: the last one wins. Command-line `--directive value`
+ * directive given twice: the last one wins, except a CONF_LIST one, which
+ * is repeatable. Command-line `--directive value`
  * pairs are applied after the file. Unknown directives, missing values and
  * bad values stop start-up with an error naming file and line (or
  * "command line") and the directive.
  */
 
 enum conf_type {
-    CONF_INT,     /* int64_t: decimal integer within [min, max] */
-    CONF_SIZE,    /* size_t: bytes, suffix b/kb/mb/gb (1024-based, case-insensitive) */
-    CONF_TIME_MS, /* int64_t: milliseconds; suffix ms/s/m/h; a bare number means ms */
-    CONF_BOOL,    /* bool: yes/no, true/false, on/off, 1/0 */
-    CONF_STRING,  /* char *: owned copy, NULL when the default is NULL */
-    CONF_LOGLEVEL /* enum log_level: debug/info/warn/error */
+    CONF_INT,      /* int64_t: decimal integer within [min, max] */
+    CONF_SIZE,     /* size_t: bytes, suffix b/kb/mb/gb (1024-based, case-insensitive) */
+    CONF_TIME_MS,  /* int64_t: milliseconds; suffix ms/s/m/h; a bare number means ms */
+    CONF_BOOL,     /* bool: yes/no, true/false, on/off, 1/0 */
+    CONF_STRING,   /* char *: owned copy, NULL when the default is NULL */
+    CONF_LOGLEVEL, /* enum log_level: debug/info/warn/error */
+    /* char *: repeatable; each occurrence's value (in a file, the rest of the
+     * line up to a comment, so it may hold spaces unquoted) is appended as one
+     * line ('\n' between occurrences); NULL when none. The validator sees one
+     * occurrence. */
+    CONF_LIST
 };
 
 struct conf_directive {
@@ -52,7 +58,7 @@ struct conf_directive {
 int conf_load(const struct conf_directive *table, void *cfg, int argc, char **argv, char *err,
               size_t errlen);
 
-/* Frees every CONF_STRING field of cfg named by table and sets it to NULL. */
+/* Frees every CONF_STRING and CONF_LIST field of cfg named by table and sets it to NULL. */
 void conf_free(const struct conf_directive *table, void *cfg);
 
 /* Prints "  --name <type>  help (default: def)" for every directive. */

@@ -62,8 +62,8 @@
 #define DECODER_INIT_BUFFER 4096
 /* A drained decoder whose buffer grew past this gets a fresh small one. */
 #define DECODER_SHRINK_ABOVE (64 * 1024)
-/* The longest frame type (HELLO) has 5 elements. */
-#define LINK_MAX_ELEMS 5
+/* The longest frame type (HISTR) has 7 elements. */
+#define LINK_MAX_ELEMS 7
 
 enum head_kind {
     HEAD_SCALAR, /* value fits the header, or a str/bin/ext body follows */
@@ -391,6 +391,7 @@ enum field_kind {
     F_STR,      /* struct link_str from str */
     F_OPT_STR,  /* struct link_str from str, or nil: has flag false */
     F_PAYLOAD,  /* struct link_str from bin or str */
+    F_BOOL,     /* bool from true/false */
 };
 
 struct field_spec {
@@ -425,10 +426,11 @@ static const struct frame_spec grammar[] = {
                     4,
                     {FIELD(F_UINT, version), FIELD(F_STR, role), FIELD(F_STR, node),
                      OPT_FIELD(F_OPT_STR, secret, has_secret)}},
-    [LINK_WELCOME] = {4,
+    [LINK_WELCOME] = {5,
                       3,
                       {FIELD(F_UINT, version), FIELD(F_STR, node), FIELD(F_UINT, epoch),
-                       OPT_FIELD(F_OPT_UINT, max_subscriptions, has_max_subscriptions)}},
+                       OPT_FIELD(F_OPT_UINT, max_subscriptions, has_max_subscriptions),
+                       OPT_FIELD(F_OPT_STR, history_epoch, has_history_epoch)}},
     [LINK_SUB] = {1, 1, {FIELD(F_STR, topic)}},
     [LINK_UNSUB] = {1, 1, {FIELD(F_STR, topic)}},
     [LINK_PUB] = {3,
@@ -444,6 +446,15 @@ static const struct frame_spec grammar[] = {
                   {FIELD(F_STR, code), FIELD(F_STR, text), OPT_FIELD(F_OPT_STR, topic, has_topic)}},
     [LINK_STATS] = {0, 0, {{0}}},
     [LINK_STATSR] = {1, 1, {FIELD(F_STR, text)}},
+    [LINK_HISTORY] = {4,
+                      4,
+                      {FIELD(F_UINT, req_id), FIELD(F_STR, topic),
+                       OPT_FIELD(F_OPT_STR, history_epoch, has_history_epoch),
+                       OPT_FIELD(F_OPT_UINT, after, has_after)}},
+    [LINK_HISTR] = {6,
+                    6,
+                    {FIELD(F_UINT, req_id), FIELD(F_STR, topic), FIELD(F_STR, history_epoch),
+                     FIELD(F_UINT, head), FIELD(F_BOOL, recovered), FIELD(F_UINT, count)}},
 };
 
 static int want_uint(const msgpack_object *o, uint64_t *out, const char **err)
@@ -500,6 +511,13 @@ static int decode_field(const msgpack_object *o, const struct field_spec *spec,
         return present ? want_str(o, (struct link_str *)(base + spec->off), err) : 0;
     case F_PAYLOAD:
         return want_payload(o, (struct link_str *)(base + spec->off), err);
+    case F_BOOL:
+        if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+            *err = "expected boolean";
+            return -1;
+        }
+        *(bool *)(base + spec->off) = o->via.boolean;
+        return 0;
     }
     *err = "unknown field kind";
     return -1;
@@ -525,7 +543,7 @@ static int decode_frame(const msgpack_object *o, struct link_frame *f, const cha
         *err = "frame type is not an unsigned integer";
         return -1;
     }
-    if (type < LINK_HELLO || type > LINK_STATSR) {
+    if (type < LINK_HELLO || type > LINK_HISTR) {
         *err = "unknown frame type";
         return -1;
     }
@@ -602,6 +620,19 @@ void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
     put_str(&pk, node, strlen(node));
     must(msgpack_pack_uint64(&pk, epoch));
     must(msgpack_pack_uint64(&pk, max_subscriptions));
+}
+
+void link_encode_welcome_epoch(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
+                               uint64_t max_subscriptions, const char *history_epoch)
+{
+    msgpack_packer pk;
+
+    begin(&pk, sb, LINK_WELCOME, 6);
+    must(msgpack_pack_uint64(&pk, LINK_VERSION));
+    put_str(&pk, node, strlen(node));
+    must(msgpack_pack_uint64(&pk, epoch));
+    must(msgpack_pack_uint64(&pk, max_subscriptions));
+    put_str(&pk, history_epoch, strlen(history_epoch));
 }
 
 void link_encode_sub(msgpack_sbuffer *sb, const char *pattern, size_t len)
@@ -706,16 +737,47 @@ void link_encode_statsr(msgpack_sbuffer *sb, const char *text, size_t len)
     put_str(&pk, text, len);
 }
 
+void link_encode_history(msgpack_sbuffer *sb, const struct link_history_req *r)
+{
+    msgpack_packer pk;
+
+    begin(&pk, sb, LINK_HISTORY, 5);
+    must(msgpack_pack_uint64(&pk, r->req_id));
+    put_str(&pk, r->topic.ptr, r->topic.len);
+    if (r->has_epoch)
+        put_str(&pk, r->epoch.ptr, r->epoch.len);
+    else
+        must(msgpack_pack_nil(&pk));
+    if (r->has_after)
+        must(msgpack_pack_uint64(&pk, r->after));
+    else
+        must(msgpack_pack_nil(&pk));
+}
+
+void link_encode_histr(msgpack_sbuffer *sb, const struct link_history_reply *r)
+{
+    msgpack_packer pk;
+
+    begin(&pk, sb, LINK_HISTR, 7);
+    must(msgpack_pack_uint64(&pk, r->req_id));
+    put_str(&pk, r->topic.ptr, r->topic.len);
+    put_str(&pk, r->epoch.ptr, r->epoch.len);
+    must(msgpack_pack_uint64(&pk, r->head));
+    must(r->recovered ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    must(msgpack_pack_uint64(&pk, r->count));
+}
+
 const char *link_type_name(int type)
 {
     static const char *const names[] = {
-        [LINK_HELLO] = "HELLO", [LINK_WELCOME] = "WELCOME", [LINK_SUB] = "SUB",
-        [LINK_UNSUB] = "UNSUB", [LINK_PUB] = "PUB",         [LINK_PUBACK] = "PUBACK",
-        [LINK_MSG] = "MSG",     [LINK_PING] = "PING",       [LINK_PONG] = "PONG",
-        [LINK_ERR] = "ERR",     [LINK_STATS] = "STATS",     [LINK_STATSR] = "STATSR",
+        [LINK_HELLO] = "HELLO",     [LINK_WELCOME] = "WELCOME", [LINK_SUB] = "SUB",
+        [LINK_UNSUB] = "UNSUB",     [LINK_PUB] = "PUB",         [LINK_PUBACK] = "PUBACK",
+        [LINK_MSG] = "MSG",         [LINK_PING] = "PING",       [LINK_PONG] = "PONG",
+        [LINK_ERR] = "ERR",         [LINK_STATS] = "STATS",     [LINK_STATSR] = "STATSR",
+        [LINK_HISTORY] = "HISTORY", [LINK_HISTR] = "HISTR",
     };
 
-    if (type < LINK_HELLO || type > LINK_STATSR)
+    if (type < LINK_HELLO || type > LINK_HISTR)
         return "UNKNOWN";
     return names[type];
 }

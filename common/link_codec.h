@@ -11,7 +11,8 @@
  * first element is the frame type. Wire layout, one line per type:
  *
  *   HELLO   [1, version:uint, role:str, node:str, secret:str|nil]
- *   WELCOME [2, version:uint, node:str, epoch:uint, max_subscriptions:uint?]
+ *   WELCOME [2, version:uint, node:str, epoch:uint, max_subscriptions:uint?,
+ *            history_epoch:str?]
  *   SUB     [3, pattern:str]
  *   UNSUB   [4, pattern:str]
  *   PUB     [5, topic:str, payload:bin|str, req_id:uint|nil]
@@ -22,13 +23,25 @@
  *   ERR     [10, code:str, text:str, topic:str?]
  *   STATS   [11]                      (request; the broker answers STATSR)
  *   STATSR  [12, text:str]            ("name value\n" lines, like INFO)
+ *   HISTORY [13, req_id:uint, topic:str, epoch:str|nil, after:uint|nil]
+ *   HISTR   [14, req_id:uint, topic:str, epoch:str, head:uint, recovered:bool,
+ *            count:uint]              (then count MSG frames of topic, seq ascending)
  *
  * A field marked ? is an optional trailing element, added after the frame
  * type's first release: a peer may end the frame before it, and a decoder
  * reads it as absent. WELCOME's max_subscriptions is the broker's per-link
  * pattern limit (so an edge never asks for more); ERR's topic names the
  * pattern or topic a refusal is about (a refused SUB refuses that pattern,
- * not the link).
+ * not the link). WELCOME's history_epoch is the broker's epoch string of
+ * docs/protocol.md section 1.2 (the uint epoch stays for old peers).
+ *
+ * HISTORY asks for the retained events of one exact topic with seq > after
+ * if epoch is the broker's (after nil: only the position). HISTR answers it
+ * and is followed on the stream, with nothing in between, by exactly count
+ * MSG frames of that topic (the broker's stored frames, seq ascending, each
+ * seq <= head). This codec decodes them as ordinary MSGs; a receiver tells
+ * them from live ones by position, and must bound count itself
+ * (docs/protocol.md section 2).
  *
  * Element counts are otherwise exact; a wrong count, type or value, an unknown frame
  * type, a non-array top-level object, or a frame over the configured
@@ -51,6 +64,8 @@ enum link_type {
     LINK_ERR = 10,
     LINK_STATS = 11,
     LINK_STATSR = 12,
+    LINK_HISTORY = 13,
+    LINK_HISTR = 14,
 };
 
 /* A borrowed view into the decoder's memory. */
@@ -84,6 +99,34 @@ struct link_frame {
     uint64_t token;       /* PING, PONG */
     struct link_str code; /* ERR */
     struct link_str text; /* ERR, STATSR */
+    /* WELCOME (optional), HISTORY (has_history_epoch false when nil), HISTR */
+    struct link_str history_epoch;
+    bool has_history_epoch;
+    uint64_t after; /* HISTORY; has_after false when nil */
+    bool has_after;
+    uint64_t head;  /* HISTR: the topic's last seq, 0 if never published (or forgotten) */
+    bool recovered; /* HISTR */
+    uint64_t count; /* HISTR: MSG frames that follow */
+};
+
+/* A HISTORY request; NULL-free views, borrowed during the encode. */
+struct link_history_req {
+    uint64_t req_id;
+    struct link_str topic;
+    struct link_str epoch; /* encoded as nil when !has_epoch */
+    bool has_epoch;
+    uint64_t after; /* encoded as nil when !has_after */
+    bool has_after;
+};
+
+/* A HISTR reply header; views borrowed during the encode. */
+struct link_history_reply {
+    uint64_t req_id;
+    struct link_str topic;
+    struct link_str epoch;
+    uint64_t head;
+    bool recovered;
+    uint64_t count;
 };
 
 struct link_decoder;
@@ -122,6 +165,9 @@ size_t link_decoder_pending(const struct link_decoder *d);
 void link_encode_hello(msgpack_sbuffer *sb, const char *role, const char *node, const char *secret);
 void link_encode_welcome(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
                          uint64_t max_subscriptions);
+/* WELCOME with the trailing history_epoch string (a C string). */
+void link_encode_welcome_epoch(msgpack_sbuffer *sb, const char *node, uint64_t epoch,
+                               uint64_t max_subscriptions, const char *history_epoch);
 void link_encode_sub(msgpack_sbuffer *sb, const char *pattern, size_t len);
 void link_encode_unsub(msgpack_sbuffer *sb, const char *pattern, size_t len);
 /* has_req_id false encodes nil. */
@@ -138,6 +184,9 @@ void link_encode_err_topic(msgpack_sbuffer *sb, const char *code, const char *te
                            const char *topic, size_t tlen);
 void link_encode_stats(msgpack_sbuffer *sb);
 void link_encode_statsr(msgpack_sbuffer *sb, const char *text, size_t len);
+void link_encode_history(msgpack_sbuffer *sb, const struct link_history_req *r);
+/* The HISTR header only: the caller appends the r->count MSG frames. */
+void link_encode_histr(msgpack_sbuffer *sb, const struct link_history_reply *r);
 
 /* Name of a frame type for logs ("HELLO"), or "UNKNOWN". */
 const char *link_type_name(int type);

@@ -64,7 +64,14 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         link_encode_hello(sb, a, b, f->has_secret ? c : NULL);
         break;
     case LINK_WELCOME:
-        link_encode_welcome(sb, b, f->epoch, f->max_subscriptions);
+        if (f->has_history_epoch) {
+            char *h = cstr(f->history_epoch);
+
+            link_encode_welcome_epoch(sb, b, f->epoch, f->max_subscriptions, h);
+            mem_free(h);
+        } else {
+            link_encode_welcome(sb, b, f->epoch, f->max_subscriptions);
+        }
         break;
     case LINK_SUB:
     case LINK_UNSUB:
@@ -96,6 +103,15 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
     case LINK_STATSR:
         link_encode_statsr(sb, f->text.ptr, f->text.len);
         break;
+    case LINK_HISTORY:
+        link_encode_history(sb, &(struct link_history_req){f->req_id, f->topic, f->history_epoch,
+                                                           f->has_history_epoch, f->after,
+                                                           f->has_after});
+        break;
+    case LINK_HISTR:
+        link_encode_histr(sb, &(struct link_history_reply){f->req_id, f->topic, f->history_epoch,
+                                                           f->head, f->recovered, f->count});
+        break;
     }
     mem_free(a);
     mem_free(b);
@@ -123,6 +139,10 @@ static void check_roundtrip(const struct link_frame *f)
     CHECK(link_decoder_next(d, &g, &err) == 1);
     CHECK(g.type == f->type && g.epoch == f->epoch && g.seq == f->seq);
     CHECK(g.req_id == f->req_id);
+    CHECK(g.after == f->after && g.has_after == f->has_after && g.head == f->head);
+    CHECK(g.count == f->count && g.recovered == f->recovered);
+    CHECK(g.has_history_epoch == f->has_history_epoch);
+    same_view(g.history_epoch, f->history_epoch);
     CHECK(g.has_req_id == f->has_req_id && g.has_secret == f->has_secret);
     CHECK(g.receivers == f->receivers && g.token == f->token);
     same_view(g.topic, f->topic);

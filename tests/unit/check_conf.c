@@ -28,12 +28,23 @@ struct test_conf {
     char *secret;
     size_t small;
     int64_t wait;
+    char *rule; /* CONF_LIST */
 };
 
 static int validate_even(const void *field, const char **err)
 {
     if (*(const int64_t *)field % 2 != 0) {
         *err = "must be even";
+        return -1;
+    }
+    return 0;
+}
+
+/* A rule must not start with "bad". */
+static int validate_rule(const void *field, const char **err)
+{
+    if (strncmp(*(char *const *)field, "bad", 3) == 0) {
+        *err = "starts with bad";
         return -1;
     }
     return 0;
@@ -52,6 +63,7 @@ static const struct conf_directive table[] = {
     {"secret", CONF_STRING, F(secret), NULL, 0, 0, NULL, "a secret"},
     {"small", CONF_SIZE, F(small), "1kb", 512, 4096, NULL, "bounded size"},
     {"wait", CONF_TIME_MS, F(wait), "100ms", 10, 1000, NULL, "bounded time"},
+    {"rule", CONF_LIST, F(rule), NULL, 0, 0, validate_rule, "repeatable"},
     {NULL, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -500,6 +512,31 @@ START_TEST(test_args_duplicate_last_wins)
 
 END_TEST
 
+/* A CONF_LIST directive repeats: file lines (unquoted: the rest of the line) then arguments. */
+START_TEST(test_list_repeats)
+{
+    char *argv[] = {path, "--rule", "c.> 3 1s", NULL};
+
+    write_file("rule a.> 32 10m   # a comment\nname x\nrule \"b.* 1 #5s\"\n");
+    ck_assert_int_eq(load_args(argv), 0);
+    ck_assert_str_eq(cfg.rule, "a.> 32 10m\nb.* 1 #5s\nc.> 3 1s");
+}
+
+END_TEST
+
+START_TEST(test_list_default_and_validator)
+{
+    char *argv[] = {"--rule", "ok", "--rule", "bad one", NULL};
+
+    ck_assert_int_eq(load_args(argv + 4), 0);
+    ck_assert_ptr_null(cfg.rule);
+    conf_free(table, &cfg);
+    ck_assert_int_eq(load_args(argv), -1);
+    ck_assert_ptr_nonnull(strstr(err, "rule: starts with bad, got 'bad one'"));
+}
+
+END_TEST
+
 START_TEST(test_args_missing_value)
 {
     char *argv[] = {"--port", "1", "--port", NULL};
@@ -590,6 +627,8 @@ static Suite *conf_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_override_beats_file);
     tcase_add_test(tc, test_args_duplicate_last_wins);
+    tcase_add_test(tc, test_list_repeats);
+    tcase_add_test(tc, test_list_default_and_validator);
     tcase_add_test(tc, test_args_missing_value);
     tcase_add_test(tc, test_args_unexpected);
     tcase_add_test(tc, test_args_unknown);

@@ -44,6 +44,16 @@ static const struct {
 
 /* ---------- line classification ---------- */
 
+/* True when name is a CONF_LIST directive of a table. */
+static bool is_list(const char *name)
+{
+    const struct conf_directive *d = conf_find(broker_conf_table, name);
+
+    if (d == NULL)
+        d = conf_find(edge_conf_table, name);
+    return d != NULL && d->type == CONF_LIST;
+}
+
 enum line_kind {
     LINE_OTHER,     /* blank, prose comment */
     LINE_ACTIVE,    /* directive value */
@@ -85,11 +95,12 @@ static enum line_kind classify(const char *line, char *name, size_t cap)
         if (!is_name_char(start[i]))
             return LINE_OTHER;
     }
-    if (commented && (*p != ' ' || isspace((unsigned char)p[1]) || p[1] == '\0' ||
-                      strpbrk(p + 1, " \t") != NULL))
-        return LINE_OTHER;
     memcpy(name, start, n);
     name[n] = '\0';
+    /* A repeatable (CONF_LIST) directive's example may hold several words. */
+    if (commented && (*p != ' ' || isspace((unsigned char)p[1]) || p[1] == '\0' ||
+                      (strpbrk(p + 1, " \t") != NULL && !is_list(name))))
+        return LINE_OTHER;
     return commented ? LINE_COMMENTED : LINE_ACTIVE;
 }
 
@@ -108,6 +119,8 @@ static const struct {
     {"# Units: sizes\n", LINE_OTHER, ""},
     {"#\n", LINE_OTHER, ""},
     {"#requirepass x\n", LINE_OTHER, ""},
+    {"# history mail.user.> 32 10m\n", LINE_COMMENTED, "history"},
+    {"# requirepass two words\n", LINE_OTHER, ""},
     {"##### NETWORK #####\n", LINE_OTHER, ""},
     {"\n", LINE_OTHER, ""},
     {"   \t\n", LINE_OTHER, ""},
@@ -157,6 +170,7 @@ static void assert_field_eq(const struct conf_directive *d, const void *a, const
 
     switch (d->type) {
     case CONF_STRING:
+    case CONF_LIST:
         sa = *(char *const *)fa;
         sb = *(char *const *)fb;
         ck_assert_msg((sa == NULL) == (sb == NULL), "%s: set in one only", d->name);

@@ -112,6 +112,116 @@ START_TEST(welcome_edge_epochs)
 
 END_TEST
 
+/* WELCOME with the history epoch string; the 5-element form still reads without it. */
+START_TEST(welcome_history_epoch)
+{
+    msgpack_sbuffer sb;
+    struct link_frame f;
+    struct link_decoder *d;
+
+    msgpack_sbuffer_init(&sb);
+    link_encode_welcome_epoch(&sb, "broker-a", 9, 100, "0123456789abcdef");
+    d = decode_one(&sb, 1024, &f);
+    ck_assert_int_eq(f.type, LINK_WELCOME);
+    ck_assert_uint_eq(f.epoch, 9);
+    ck_assert_uint_eq(f.max_subscriptions, 100);
+    ck_assert(f.has_history_epoch);
+    assert_cstr(f.history_epoch, "0123456789abcdef");
+    finish(d, &sb);
+
+    msgpack_sbuffer_init(&sb);
+    link_encode_welcome(&sb, "broker-a", 9, 100);
+    d = decode_one(&sb, 1024, &f);
+    ck_assert(f.has_max_subscriptions);
+    ck_assert(!f.has_history_epoch);
+    ck_assert_uint_eq(f.history_epoch.len, 0);
+    finish(d, &sb);
+}
+
+END_TEST
+
+START_TEST(history_with_and_without_position)
+{
+    struct link_history_req r = {
+        .req_id = UINT64_MAX,
+        .topic = {"mail.user.42", 12},
+        .epoch = {"00ff00ff00ff00ff", 16},
+        .has_epoch = true,
+        .after = 17,
+        .has_after = true,
+    };
+    msgpack_sbuffer sb;
+    struct link_frame f;
+    struct link_decoder *d;
+
+    msgpack_sbuffer_init(&sb);
+    link_encode_history(&sb, &r);
+    d = decode_one(&sb, 1024, &f);
+    ck_assert_int_eq(f.type, LINK_HISTORY);
+    ck_assert_uint_eq(f.req_id, UINT64_MAX);
+    assert_cstr(f.topic, "mail.user.42");
+    ck_assert(f.has_history_epoch);
+    assert_cstr(f.history_epoch, "00ff00ff00ff00ff");
+    ck_assert(f.has_after);
+    ck_assert_uint_eq(f.after, 17);
+    finish(d, &sb);
+
+    r.has_epoch = false;
+    r.has_after = false;
+    r.req_id = 0;
+    msgpack_sbuffer_init(&sb);
+    link_encode_history(&sb, &r);
+    d = decode_one(&sb, 1024, &f);
+    ck_assert_int_eq(f.type, LINK_HISTORY);
+    ck_assert_uint_eq(f.req_id, 0);
+    ck_assert(!f.has_history_epoch);
+    ck_assert(!f.has_after);
+    ck_assert_uint_eq(f.after, 0);
+    finish(d, &sb);
+}
+
+END_TEST
+
+START_TEST(histr_recovered_and_not)
+{
+    struct link_history_reply r = {
+        .req_id = 5,
+        .topic = {"a.b", 3},
+        .epoch = {"0123456789abcdef", 16},
+        .head = UINT64_MAX,
+        .recovered = true,
+        .count = 3,
+    };
+    msgpack_sbuffer sb;
+    struct link_frame f;
+    struct link_decoder *d;
+
+    msgpack_sbuffer_init(&sb);
+    link_encode_histr(&sb, &r);
+    d = decode_one(&sb, 1024, &f);
+    ck_assert_int_eq(f.type, LINK_HISTR);
+    ck_assert_uint_eq(f.req_id, 5);
+    assert_cstr(f.topic, "a.b");
+    assert_cstr(f.history_epoch, "0123456789abcdef");
+    ck_assert_uint_eq(f.head, UINT64_MAX);
+    ck_assert(f.recovered);
+    ck_assert_uint_eq(f.count, 3);
+    finish(d, &sb);
+
+    r.recovered = false;
+    r.count = 0;
+    r.head = 0;
+    msgpack_sbuffer_init(&sb);
+    link_encode_histr(&sb, &r);
+    d = decode_one(&sb, 1024, &f);
+    ck_assert(!f.recovered);
+    ck_assert_uint_eq(f.count, 0);
+    ck_assert_uint_eq(f.head, 0);
+    finish(d, &sb);
+}
+
+END_TEST
+
 START_TEST(sub_unsub_patterns)
 {
     static const char *const patterns[] = {"mail.user.42.>", "a.*.c", ""};
@@ -411,7 +521,9 @@ START_TEST(type_names)
     ck_assert_str_eq(link_type_name(0), "UNKNOWN");
     ck_assert_str_eq(link_type_name(LINK_STATS), "STATS");
     ck_assert_str_eq(link_type_name(LINK_STATSR), "STATSR");
-    ck_assert_str_eq(link_type_name(13), "UNKNOWN");
+    ck_assert_str_eq(link_type_name(LINK_HISTORY), "HISTORY");
+    ck_assert_str_eq(link_type_name(LINK_HISTR), "HISTR");
+    ck_assert_str_eq(link_type_name(15), "UNKNOWN");
     ck_assert_str_eq(link_type_name(-1), "UNKNOWN");
 }
 
@@ -420,6 +532,32 @@ END_TEST
 /* ---------------------------------------------------------------------------
  * Streams.
  */
+
+static void reencode_welcome(msgpack_sbuffer *sb, const struct link_frame *f, const char *node)
+{
+    char *h;
+
+    if (!f->has_history_epoch) {
+        link_encode_welcome(sb, node, f->epoch, f->max_subscriptions);
+        return;
+    }
+    h = mem_strndup(f->history_epoch.ptr ? f->history_epoch.ptr : "", f->history_epoch.len);
+    link_encode_welcome_epoch(sb, node, f->epoch, f->max_subscriptions, h);
+    mem_free(h);
+}
+
+static void reencode_history(msgpack_sbuffer *sb, const struct link_frame *f)
+{
+    struct link_history_req q = {f->req_id, f->topic,    f->history_epoch, f->has_history_epoch,
+                                 f->after,  f->has_after};
+    struct link_history_reply r = {f->req_id, f->topic,     f->history_epoch,
+                                   f->head,   f->recovered, f->count};
+
+    if (f->type == LINK_HISTORY)
+        link_encode_history(sb, &q);
+    else
+        link_encode_histr(sb, &r);
+}
 
 /* Re-encodes a decoded frame with the encoders (strings copied to C strings). */
 static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
@@ -435,7 +573,7 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
         link_encode_hello(sb, a, b, f->has_secret ? c : NULL);
         break;
     case LINK_WELCOME:
-        link_encode_welcome(sb, b, f->epoch, f->max_subscriptions);
+        reencode_welcome(sb, f, b);
         break;
     case LINK_SUB:
         link_encode_sub(sb, f->topic.ptr, f->topic.len);
@@ -471,6 +609,10 @@ static void reencode(msgpack_sbuffer *sb, const struct link_frame *f)
     case LINK_STATSR:
         link_encode_statsr(sb, f->text.ptr, f->text.len);
         break;
+    case LINK_HISTORY:
+    case LINK_HISTR:
+        reencode_history(sb, f);
+        break;
     }
     mem_free(a);
     mem_free(b);
@@ -502,7 +644,12 @@ static void build_stream(msgpack_sbuffer *sb, size_t *nframes)
         link_encode_err_topic(sb, "too_many_subscriptions", "t", "a.>", 3);
         link_encode_stats(sb);
         link_encode_statsr(sb, "a 1\n", round == 0 ? 0 : 4);
-        *nframes += 13;
+        link_encode_welcome_epoch(sb, "b", v, v, round == 0 ? "" : "0123456789abcdef");
+        link_encode_history(
+            sb, &(struct link_history_req){v, {"a.b", 3}, {"e", 1}, round != 1, v, round != 2});
+        link_encode_histr(
+            sb, &(struct link_history_reply){v, {"a.b", 3}, {"e", round}, v, round == 1, v});
+        *nframes += 16;
     }
     link_encode_msg(sb, "big", 3, 1, big, sizeof(big));
     link_encode_ping(sb, 42);
@@ -648,7 +795,7 @@ static const struct bad_case bad_cases[] = {
     {"map", {0x81, 0x01, 0x02}, 3, 64, 0, -1, "frame is not an array"},
     {"empty array", {0x90}, 1, 64, 0, -1, "empty frame"},
     {"unknown type 0", {0x91, 0x00}, 2, 64, 0, -1, "unknown frame type"},
-    {"unknown type 13", {0x92, 0x0d, 0x01}, 3, 64, 0, -1, "unknown frame type"},
+    {"unknown type 15", {0x92, 0x0f, 0x01}, 3, 64, 0, -1, "unknown frame type"},
     {"unknown type 255", {0x91, 0xcc, 0xff}, 3, 64, 0, -1, "unknown frame type"},
     {"type as string",
      {0x92, 0xa1, '8', 0x01},
@@ -709,6 +856,52 @@ static const struct bad_case bad_cases[] = {
      "wrong element count"},
     {"ERR topic as int", {0x94, 0x0a, 0xa1, 'c', 0xa1, 't', 0x01}, 7, 64, 0, -1, "expected string"},
     {"STATSR text as int", {0x92, 0x0c, 0x01}, 3, 64, 0, -1, "expected string"},
+    /* [13, 1, "t", nil]: HISTORY without after. */
+    {"HISTORY missing after",
+     {0x94, 0x0d, 0x01, 0xa1, 't', 0xc0},
+     6,
+     64,
+     0,
+     -1,
+     "wrong element count"},
+    {"HISTORY topic nil", {0x95, 0x0d, 0x01, 0xc0, 0xc0, 0xc0}, 6, 64, 0, -1, "expected string"},
+    {"HISTORY epoch as int",
+     {0x95, 0x0d, 0x01, 0xa1, 't', 0x01, 0xc0},
+     7,
+     64,
+     0,
+     -1,
+     "expected string"},
+    {"HISTORY after negative",
+     {0x95, 0x0d, 0x01, 0xa1, 't', 0xc0, 0xff},
+     7,
+     64,
+     0,
+     -1,
+     "negative integer"},
+    /* [14, 1, "t", "e", 3, 1, 0]: recovered must be a boolean. */
+    {"HISTR recovered as int",
+     {0x97, 0x0e, 0x01, 0xa1, 't', 0xa1, 'e', 0x03, 0x01, 0x00},
+     10,
+     64,
+     0,
+     -1,
+     "expected boolean"},
+    {"HISTR epoch nil",
+     {0x97, 0x0e, 0x01, 0xa1, 't', 0xc0, 0x03, 0xc3, 0x00},
+     9,
+     64,
+     0,
+     -1,
+     "expected string"},
+    {"HISTR without count",
+     {0x96, 0x0e, 0x01, 0xa1, 't', 0xa1, 'e', 0x03, 0xc3},
+     9,
+     64,
+     0,
+     -1,
+     "wrong element count"},
+    {"8 elements", {0x98, 0x0e, 1, 1, 1, 1, 1, 1, 1}, 9, 64, 0, -1, "wrong element count"},
     {"PUBACK missing field", {0x93, 0x06, 0x01, 0x02}, 4, 64, 0, -1, "wrong element count"},
     {"nested array", {0x92, 0x03, 0x91, 0x01}, 4, 64, 0, -1, "nested array or map"},
     /* A 32 GiB zone allocation if msgpack-c saw it (ASan would abort). */
@@ -878,6 +1071,9 @@ static Suite *link_codec_suite(void)
 
     tcase_add_test(rt, hello_with_and_without_secret);
     tcase_add_test(rt, welcome_edge_epochs);
+    tcase_add_test(rt, welcome_history_epoch);
+    tcase_add_test(rt, history_with_and_without_position);
+    tcase_add_test(rt, histr_recovered_and_not);
     tcase_add_test(rt, sub_unsub_patterns);
     tcase_add_test(rt, pub_req_id_and_payloads);
     tcase_add_test(rt, puback_edge_values);
