@@ -72,7 +72,7 @@
  * a callback on the socket's BIO (OpenSSL alone would buffer a ClientHello
  * of up to 128 KiB; a real one is a few hundred bytes, and no client
  * certificate is asked for), and the same callback refuses a ClientHello
- * header declaring more than LINKSRV_TLS_HELLO_MAX (hello_scan: OpenSSL
+ * header declaring more than TLS_HELLO_MAX (hello_scan: OpenSSL
  * allocates what it declares), so it holds at most that plus one record; a
  * TLS record that has started arriving counts for request-timeout like a
  * partial frame (SSL_has_pending), so a trickled record cannot pin its
@@ -129,9 +129,6 @@
 #define LINKSRV_STATS_MAX     2048
 #define LINKSRV_TLS_HANDSHAKE                                                                      \
     (16 << 10) /* bytes a TLS client may send before its handshake is done */
-#define LINKSRV_TLS_HELLO_MAX                                                                      \
-    16380 /* the largest ClientHello declared: a record's 16 KiB less 4                            \
-           */
 
 /*
  * The pre-handshake record reader of hello_scan(): where the client's byte
@@ -828,7 +825,7 @@ static void lconn_on_event(struct bufferevent *bev, short what, void *arg)
  * Follows p[0..n), bytes the socket BIO just read, through the client's
  * records. A plaintext handshake record read while OpenSSL waits for a
  * ClientHello (the first, or the second after a HelloRetryRequest) must
- * open with a ClientHello header declaring at most LINKSRV_TLS_HELLO_MAX
+ * open with a ClientHello header declaring at most TLS_HELLO_MAX
  * bytes: OpenSSL allocates what the header declares (up to 131,396 bytes,
  * ~210 KB with its buffer's growth) as soon as it has read it, and keeps it
  * until the handshake ends, so nine bytes would otherwise pin that much.
@@ -870,8 +867,7 @@ static bool hello_scan(struct hello_scan *h, const SSL *ssl, const uint8_t *p, s
                 return false; /* a ClientHello header split across records */
             continue;
         }
-        if (h->hdr[5] != 1 ||
-            ((size_t)h->hdr[6] << 16 | (size_t)h->hdr[7] << 8 | h->hdr[8]) > LINKSRV_TLS_HELLO_MAX)
+        if (tls_hello_check(h->hdr) != NULL)
             return false;
         h->left = (uint32_t)(rec_len - 4);
         h->have = 0;

@@ -179,3 +179,15 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen)
     }
     return ctx;
 }
+
+const char *tls_hello_check(const uint8_t h[9])
+{
+    size_t rec_len = (size_t)h[3] << 8 | h[4];
+    size_t hello_len = (size_t)h[6] << 16 | (size_t)h[7] << 8 | h[8];
+
+    if (h[0] != 22 || h[1] != 3 || h[5] != 1 || rec_len < 4)
+        return "not a TLS ClientHello";
+    if (hello_len > TLS_HELLO_MAX)
+        return "ClientHello larger than 16380 bytes";
+    return NULL;
+}

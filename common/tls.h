@@ -68,6 +68,19 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char *err, size_t errlen);
  */
 int tls_client_set_name(SSL *ssl, const char *name);
 
+/* The largest ClientHello a server here lets OpenSSL read: one record's 16 KiB less its header. */
+#define TLS_HELLO_MAX 16380
+
+/*
+ * Judges the first 9 bytes of a client's plaintext handshake record: a
+ * record header (type 22, version 3.x, at least 4 bytes long) and the
+ * handshake header of a ClientHello declaring at most TLS_HELLO_MAX bytes.
+ * OpenSSL allocates what a ClientHello declares as soon as it has read
+ * these bytes (~210 KB for 131,396), so the edge and the broker's link ask
+ * this first. Returns NULL when OpenSSL may read on, else why not (static).
+ */
+const char *tls_hello_check(const uint8_t h[9]);
+
 /* Writes OpenSSL's queued errors (and clears the queue) as one line into buf. */
 void tls_error_text(char *buf, size_t len);
 

@@ -50,7 +50,7 @@
  * ClientHello (the first bytes of a connection, and the second ClientHello
  * after a HelloRetryRequest) the socket is peeked: a handshake record whose
  * first segment holds the record header and the ClientHello header,
- * declaring at most CLIENT_TLS_HELLO_MAX bytes (the 16 KiB OpenSSL's
+ * declaring at most TLS_HELLO_MAX (common/tls.h) bytes (the 16 KiB OpenSSL's
  * handshake buffer starts with), or the connection is refused. With it a
  * stalled handshake holds ~72 KB until the timeout. Real clients write their
  * ClientHello at once (1 to 2 KiB today, post-quantum key shares
@@ -96,10 +96,9 @@
 #include "edge/client.h"
 #include "edge/hub.h"
 
-#define REC_CCS         20 /* TLS record content types */
-#define REC_HANDSHAKE   22
-#define HS_CLIENT_HELLO 1
-#define PEER_MAX        64
+#define REC_CCS       20 /* TLS record content types */
+#define REC_HANDSHAKE 22
+#define PEER_MAX      64
 
 /* Gathers a record's bytes that span evbuffer chains (one per worker thread). */
 static _Thread_local uint8_t stage[CLIENT_TLS_RECORD];
@@ -234,21 +233,13 @@ static ssize_t tls_over(struct client *c, int err, int sys)
 /* Judges the first record peeked (b[0..n)): NULL when OpenSSL may read it, else why not. */
 static const char *judge_record(const uint8_t *b, size_t n, bool first)
 {
-    size_t rec_len, hello_len;
-
     if (n < 5)
         return "TLS record header split across segments";
     if (b[0] != REC_HANDSHAKE)
         return first ? "not a TLS handshake" : NULL; /* later: encrypted records, alerts */
     if (n < 9)
         return "ClientHello header split across segments";
-    rec_len = (size_t)b[3] << 8 | b[4];
-    hello_len = (size_t)b[6] << 16 | (size_t)b[7] << 8 | b[8];
-    if (b[1] != 3 || b[5] != HS_CLIENT_HELLO || rec_len < 4)
-        return "not a TLS ClientHello";
-    if (hello_len > CLIENT_TLS_HELLO_MAX)
-        return "ClientHello larger than 16380 bytes";
-    return NULL;
+    return tls_hello_check(b);
 }
 
 /*

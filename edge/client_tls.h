@@ -47,7 +47,7 @@ void client_tls_detach(struct client *c);
  * OpenSSL already holds, which no socket event would announce. Before
  * OpenSSL reads the connection's first byte, the first 9 bytes are checked
  * without consuming them: a TLS handshake record holding a ClientHello of
- * at most CLIENT_TLS_HELLO_MAX bytes, its header whole in the first
+ * at most TLS_HELLO_MAX (common/tls.h) bytes, its header whole in the first
  * segment (OpenSSL would allocate what a ClientHello declares, up to
  * 128 KiB and a third more, as soon as it reads those bytes).
  * Returns the bytes read; 0 when nothing is readable yet (then, when
@@ -82,7 +82,6 @@ int client_tls_close_notify(struct client *c);
 /* True when c's last TLS call is waiting for the socket to become writable. */
 bool client_tls_wants_write(const struct client *c);
 
-#define CLIENT_TLS_RECORD    16384                   /* largest TLS plaintext record */
-#define CLIENT_TLS_HELLO_MAX (CLIENT_TLS_RECORD - 4) /* largest ClientHello body accepted */
+#define CLIENT_TLS_RECORD 16384 /* largest TLS plaintext record */
 
 #endif
